@@ -1,0 +1,370 @@
+/**
+ * The XAPI calls the simulator answers, with XAPI's argument lists and error codes.
+ *
+ * Generic per class: get_all, get_all_records, get_record, get_by_uuid, get_by_name_label, a getter
+ * per field, add_to_/remove_from_other_config. Special: session, event, system.listMethods, the HA
+ * calls, VM power operations, host.power_on, the master hand-over calls.
+ * Arguments are validated with zod; XAPI ints arrive as numbers (JSON-RPC) or strings (XML-RPC).
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { NULL_REF, xapiInt } from '../../core/model/xapi-records.ts';
+import type { HostRuntime, SimulatedPool } from '../pool.ts';
+import { formatToken, parseToken, type XapiRecordData, type XapiValue } from './database.ts';
+import { failure, XapiFailure } from './errors.ts';
+import { computeMaxFailuresPlaceholder } from './ha-placeholder.ts';
+import { SIM_CLASSES } from '../build.ts';
+
+export interface CallContext {
+  pool: SimulatedPool;
+  /** The host whose listener took the request. */
+  host: HostRuntime;
+  password: string;
+  sessions: Map<string, { user: string; since: number }>;
+  signal: AbortSignal;
+}
+
+type Handler = (ctx: CallContext, args: unknown[]) => XapiValue | Promise<XapiValue>;
+
+interface MethodDef {
+  /** Argument schemas after the session (or all arguments for calls without one). */
+  args: z.ZodType[];
+  /** Trailing arguments that may be left out. */
+  optional?: number;
+  /** No session argument (login, listMethods). */
+  noSession?: boolean;
+  /** Answered by a slave too (XAPI's emergency calls run on the host they reach). */
+  onSlave?: boolean;
+  run: Handler;
+}
+
+const str = z.string();
+const ref = z.string();
+const bool = z.boolean();
+const num = z.number();
+const int = xapiInt;
+
+const NAME_LABEL_CLASSES = new Set(['pool', 'host', 'VM', 'SR', 'VDI', 'network']);
+
+/** Looks up a record of a class, HANDLE_INVALID otherwise. */
+function rec(ctx: CallContext, cls: string, r: unknown): XapiRecordData {
+  return ctx.pool.built.db.peek(cls, String(r)) as XapiRecordData;
+}
+
+function hostRuntime(ctx: CallContext, r: string): HostRuntime {
+  rec(ctx, 'host', r);
+  return ctx.pool.hostByRef(r)!;
+}
+
+function liveHost(ctx: CallContext, h: HostRuntime): boolean {
+  return ctx.pool.built.db.peek('host_metrics', h.built.metricsRef).live === true && ctx.pool.isUp(h);
+}
+
+function vmMemoryNeed(vm: XapiRecordData): number {
+  return (vm.memory_static_max as number) + (vm.memory_overhead as number);
+}
+
+function assertStartable(ctx: CallContext, vmRef: string, vm: XapiRecordData): void {
+  if (vm.is_control_domain || vm.is_a_template || vm.is_a_snapshot) {
+    throw new XapiFailure('OPERATION_NOT_ALLOWED', ['The VM is a control domain, template or snapshot']);
+  }
+  if (vm.power_state !== 'Halted') throw failure.vmBadPowerState(vmRef, 'halted', vm.power_state as string);
+}
+
+/** A VM whose disk sits on a host-local SR can only start on that host. */
+function requiredLocalSr(ctx: CallContext, vm: XapiRecordData): { sr: string; host: string } | null {
+  const db = ctx.pool.built.db;
+  for (const vbd of vm.VBDs as string[]) {
+    const vdi = db.peek('VBD', vbd).VDI as string;
+    if (vdi === NULL_REF || !db.has('VDI', vdi)) continue;
+    const sr = db.peek('VDI', vdi).SR as string;
+    const srRec = db.peek('SR', sr);
+    if (!srRec.shared) {
+      const pbd = (srRec.PBDs as string[])[0];
+      return { sr, host: pbd ? (db.peek('PBD', pbd).host as string) : NULL_REF };
+    }
+  }
+  return null;
+}
+
+function startOn(ctx: CallContext, vmRef: string, h: HostRuntime, paused: boolean): void {
+  const db = ctx.pool.built.db;
+  const vm = rec(ctx, 'VM', vmRef);
+  assertStartable(ctx, vmRef, vm);
+  if (!liveHost(ctx, h)) throw failure.hostOffline(h.built.ref);
+  if (db.peek('host', h.built.ref).enabled !== true) throw new XapiFailure('HOST_DISABLED', [h.built.ref]);
+  const local = requiredLocalSr(ctx, vm);
+  if (local && local.host !== h.built.ref) throw new XapiFailure('VM_REQUIRES_SR', [vmRef, local.sr]);
+  const need = vmMemoryNeed(vm);
+  const free = ctx.pool.memoryFree(h);
+  if (need > free) throw new XapiFailure('HOST_NOT_ENOUGH_FREE_MEMORY', [String(need), String(free)]);
+  db.update('VM', vmRef, {
+    power_state: paused ? 'Paused' : 'Running', resident_on: h.built.ref, memory_target: vm.memory_dynamic_max as number, domid: 1,
+  });
+  db.update('host', h.built.ref, { resident_VMs: [...(db.peek('host', h.built.ref).resident_VMs as string[]), vmRef] });
+  db.update('host_metrics', h.built.metricsRef, { memory_free: ctx.pool.memoryFree(h) });
+  ctx.pool.record('vm', h, { action: 'start', vm: vm.name_label as string });
+}
+
+function haltVm(ctx: CallContext, vmRef: string, action: string): void {
+  const db = ctx.pool.built.db;
+  const vm = rec(ctx, 'VM', vmRef);
+  const host = vm.resident_on as string;
+  db.update('VM', vmRef, { power_state: 'Halted', resident_on: NULL_REF, memory_target: 0, domid: -1 });
+  const h = ctx.pool.hostByRef(host);
+  if (h) {
+    db.update('host', host, { resident_VMs: (db.peek('host', host).resident_VMs as string[]).filter((r) => r !== vmRef) });
+    db.update('host_metrics', h.built.metricsRef, { memory_free: ctx.pool.memoryFree(h) });
+  }
+  ctx.pool.record('vm', h, { action, vm: vm.name_label as string });
+}
+
+function poolRecalculateHa(ctx: CallContext): void {
+  const db = ctx.pool.built.db;
+  const p = db.peek('pool', ctx.pool.built.poolRef);
+  const max = computeMaxFailuresPlaceholder(ctx.pool);
+  const want = p.ha_host_failures_to_tolerate as number;
+  db.update('pool', ctx.pool.built.poolRef, { ha_overcommitted: max < want, ha_plan_exists_for: Math.min(want, max) });
+}
+
+const special: Record<string, MethodDef> = {
+  'session.login_with_password': {
+    noSession: true, args: [str, str, str, str], optional: 2,
+    run: (ctx, [user, password]) => {
+      if (user !== 'root' || password !== ctx.password) throw failure.sessionAuthenticationFailed();
+      const session = `OpaqueRef:${randomUUID()}`;
+      ctx.sessions.set(session, { user: String(user), since: Date.now() });
+      return session;
+    },
+  },
+  'session.logout': { args: [], run: () => '' },
+  'session.get_this_host': { args: [ref], run: (ctx) => ctx.host.built.ref },
+  'system.listMethods': { noSession: true, args: [], onSlave: true, run: () => listMethods() },
+  'event.from': {
+    args: [z.array(str), str, z.union([num, z.string().regex(/^\d+(\.\d+)?$/).transform(Number)])],
+    run: (ctx, [classes, token, timeout]) =>
+      ctx.pool.built.db.waitForEvents(classes as string[], parseToken(token as string), Math.min(Number(timeout), 3600) * 1000, ctx.signal) as unknown as XapiValue,
+  },
+  'event.inject': {
+    args: [str, ref],
+    run: (ctx, [cls, r]) => {
+      const db = ctx.pool.built.db;
+      const c = db.resolveClasses([cls as string])[0];
+      if (!c) throw failure.handleInvalid(String(cls), String(r));
+      db.touch(c, String(r));
+      return formatToken(db.currentGeneration - 1);
+    },
+  },
+  'pool.ha_compute_max_host_failures_to_tolerate': { args: [], run: (ctx) => computeMaxFailuresPlaceholder(ctx.pool) },
+  'pool.ha_compute_hypothetical_max_host_failures_to_tolerate': {
+    args: [z.record(z.string(), z.enum(['restart', 'best-effort', '']))],
+    run: (ctx, [configuration]) => computeMaxFailuresPlaceholder(ctx.pool, configuration as Record<string, string>),
+  },
+  'pool.ha_failover_plan_exists': { args: [int], run: (ctx, [n]) => Number(n) <= computeMaxFailuresPlaceholder(ctx.pool) },
+  'pool.set_ha_host_failures_to_tolerate': {
+    args: [ref, int],
+    run: (ctx, [self, value]) => {
+      const db = ctx.pool.built.db;
+      const p = rec(ctx, 'pool', self);
+      const v = Number(value);
+      if (v < 0) throw new XapiFailure('INVALID_VALUE', ['ha_host_failures_to_tolerate', String(v)]);
+      if (p.ha_enabled && !p.ha_allow_overcommit && (p.ha_plan_exists_for as number) > 0 && v > computeMaxFailuresPlaceholder(ctx.pool)) {
+        throw new XapiFailure('HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN', []);
+      }
+      db.update('pool', String(self), { ha_host_failures_to_tolerate: v });
+      poolRecalculateHa(ctx);
+      return '';
+    },
+  },
+  'pool.designate_new_master': {
+    args: [ref],
+    run: (ctx, [h]) => {
+      const target = hostRuntime(ctx, String(h));
+      if (!liveHost(ctx, target)) throw failure.hostOffline(target.built.ref);
+      ctx.pool.setMaster(target, 'designate_new_master');
+      return '';
+    },
+  },
+  'pool.emergency_transition_to_master': {
+    args: [], onSlave: true,
+    run: (ctx) => {
+      ctx.pool.setMaster(ctx.host, 'emergency_transition_to_master');
+      return '';
+    },
+  },
+  'pool.emergency_reset_master': {
+    args: [str], onSlave: true,
+    run: (ctx, [address]) => {
+      const target = ctx.pool.hosts.find((x) => x.built.addresses.includes(String(address)));
+      if (!target) throw new XapiFailure('HOST_CANNOT_SEE_PEER', [String(address)]);
+      if (ctx.pool.masterRef !== target.built.ref) ctx.pool.setMaster(target, 'emergency_reset_master');
+      return '';
+    },
+  },
+  'host.power_on': {
+    args: [ref],
+    run: (ctx, [h]) => {
+      const target = hostRuntime(ctx, String(h));
+      if (target.power === 'on') throw new XapiFailure('HOST_IS_LIVE', [target.built.ref]);
+      ctx.pool.writePowerFile(target, 'on');
+      return '';
+    },
+  },
+  'VM.start': {
+    args: [ref, bool, bool],
+    run: (ctx, [vmRef, paused]) => {
+      const vm = rec(ctx, 'VM', vmRef);
+      assertStartable(ctx, String(vmRef), vm);
+      const local = requiredLocalSr(ctx, vm);
+      const candidates = ctx.pool.hosts
+        .filter((h) => liveHost(ctx, h) && (!local || local.host === h.built.ref))
+        .sort((a, b) => (b.built.ref === vm.affinity ? 1 : 0) - (a.built.ref === vm.affinity ? 1 : 0) || ctx.pool.memoryFree(b) - ctx.pool.memoryFree(a));
+      const need = vmMemoryNeed(vm);
+      const h = candidates.find((c) => ctx.pool.memoryFree(c) >= need);
+      if (!h) throw new XapiFailure('NO_HOSTS_AVAILABLE', []);
+      startOn(ctx, String(vmRef), h, paused === true);
+      return '';
+    },
+  },
+  'VM.start_on': {
+    args: [ref, ref, bool, bool],
+    run: (ctx, [vmRef, h, paused]) => {
+      rec(ctx, 'VM', vmRef);
+      startOn(ctx, String(vmRef), hostRuntime(ctx, String(h)), paused === true);
+      return '';
+    },
+  },
+  'VM.hard_shutdown': {
+    args: [ref],
+    run: (ctx, [vmRef]) => {
+      const vm = rec(ctx, 'VM', vmRef);
+      if (vm.is_control_domain) throw new XapiFailure('OPERATION_NOT_ALLOWED', ['The VM is a control domain']);
+      if (vm.power_state === 'Halted') throw failure.vmBadPowerState(String(vmRef), 'running;paused;suspended', 'halted');
+      const h = ctx.pool.hostByRef(vm.resident_on as string);
+      // The call is forwarded to the resident host: a dead host cannot shut its VM down.
+      if (vm.power_state !== 'Suspended' && h && !liveHost(ctx, h)) throw failure.hostOffline(h.built.ref);
+      haltVm(ctx, String(vmRef), 'hard_shutdown');
+      return '';
+    },
+  },
+  'VM.power_state_reset': {
+    args: [ref],
+    run: (ctx, [vmRef]) => {
+      const vm = rec(ctx, 'VM', vmRef);
+      if (vm.is_control_domain) throw new XapiFailure('OPERATION_NOT_ALLOWED', ['The VM is a control domain']);
+      const h = ctx.pool.hostByRef(vm.resident_on as string);
+      // Refused while the VM may really run: its host is live and says it runs it.
+      if (vm.power_state !== 'Halted' && h && liveHost(ctx, h)) {
+        throw failure.vmBadPowerState(String(vmRef), 'halted', vm.power_state as string);
+      }
+      haltVm(ctx, String(vmRef), 'power_state_reset');
+      return '';
+    },
+  },
+};
+
+/** Field getters, record reads and map edits for every class the simulator serves. */
+function generic(method: string): MethodDef | undefined {
+  const dot = method.indexOf('.');
+  if (dot < 0) return undefined;
+  const cls = method.slice(0, dot);
+  const op = method.slice(dot + 1);
+  if (!(SIM_CLASS_SET as Set<string>).has(cls)) return undefined;
+  switch (op) {
+    case 'get_all':
+      return { args: [], run: (ctx) => ctx.pool.built.db.refs(cls) };
+    case 'get_all_records':
+      return {
+        args: [],
+        run: (ctx) => Object.fromEntries(ctx.pool.built.db.refs(cls).map((r) => [r, ctx.pool.built.db.get(cls, r)])),
+      };
+    case 'get_record':
+      return { args: [ref], run: (ctx, [r]) => ctx.pool.built.db.get(cls, String(r)) };
+    case 'get_by_uuid':
+      return { args: [str], run: (ctx, [u]) => ctx.pool.built.db.byUuid(cls, String(u)) };
+    case 'get_by_name_label':
+      if (!NAME_LABEL_CLASSES.has(cls)) return undefined;
+      return { args: [str], run: (ctx, [n]) => ctx.pool.built.db.all(cls).filter(([, r]) => r.name_label === n).map(([r]) => r) };
+    case 'add_to_other_config':
+      return {
+        args: [ref, str, str],
+        run: (ctx, [r, key, value]) => {
+          const oc = rec(ctx, cls, r).other_config as Record<string, string>;
+          if (Object.hasOwn(oc, String(key))) throw failure.mapDuplicateKey(cls, 'other_config', String(r), String(key));
+          ctx.pool.built.db.update(cls, String(r), { other_config: { ...oc, [String(key)]: String(value) } });
+          return '';
+        },
+      };
+    case 'remove_from_other_config':
+      return {
+        args: [ref, str],
+        run: (ctx, [r, key]) => {
+          const oc = { ...(rec(ctx, cls, r).other_config as Record<string, string>) };
+          delete oc[String(key)];
+          ctx.pool.built.db.update(cls, String(r), { other_config: oc });
+          return '';
+        },
+      };
+    default:
+      if (op.startsWith('get_')) {
+        const field = op.slice(4);
+        return {
+          args: [ref],
+          run: (ctx, [r]) => {
+            const record = ctx.pool.built.db.get(cls, String(r));
+            if (!(field in record)) throw failure.methodUnknown(method);
+            return record[field]!;
+          },
+        };
+      }
+      return undefined;
+  }
+}
+
+const SIM_CLASS_SET = new Set<string>(SIM_CLASSES);
+
+let methodList: string[] | undefined;
+/** system.listMethods: every call answered, field getters included (from a sample of each class). */
+export function listMethods(): string[] {
+  methodList ??= [
+    ...Object.keys(special),
+    ...SIM_CLASSES.flatMap((c) => [
+      `${c}.get_all`, `${c}.get_all_records`, `${c}.get_record`, `${c}.get_by_uuid`,
+      ...(NAME_LABEL_CLASSES.has(c) ? [`${c}.get_by_name_label`] : []),
+      `${c}.add_to_other_config`, `${c}.remove_from_other_config`,
+    ]),
+  ].sort();
+  return methodList;
+}
+
+/**
+ * Runs one call as the host that took it: authentication, slave redirection, arity and argument
+ * checks, then the handler. Throws XapiFailure for every XAPI-level error.
+ */
+export async function dispatch(ctx: CallContext, method: string, params: unknown[]): Promise<XapiValue> {
+  const def = special[method] ?? generic(method);
+  if (!def) throw failure.methodUnknown(method);
+  const isMaster = ctx.pool.masterRef === ctx.host.built.ref;
+  if (!isMaster && !def.onSlave) {
+    // A slave answers every normal call, login included, with the master's address.
+    throw failure.hostIsSlave(ctx.pool.master.built.addresses[0]);
+  }
+  let args = params;
+  if (!def.noSession) {
+    const session = params[0];
+    if (typeof session !== 'string' || !ctx.sessions.has(session)) throw failure.sessionInvalid(String(session ?? ''));
+    args = params.slice(1);
+    if (method === 'session.logout') ctx.sessions.delete(session);
+  }
+  const max = def.args.length;
+  const min = max - (def.optional ?? 0);
+  if (args.length < min || args.length > max) {
+    throw failure.parameterCountMismatch(method, def.noSession ? max : max + 1, def.noSession ? args.length : args.length + 1);
+  }
+  const parsed = args.map((a, i) => {
+    const r = def.args[i]!.safeParse(a);
+    if (!r.success) throw failure.fieldTypeError(`${method} argument ${i + (def.noSession ? 1 : 2)}`);
+    return r.data;
+  });
+  return def.run(ctx, parsed);
+}

@@ -1,0 +1,41 @@
+// xen-api ships no types; this is the part xenha uses (vatesfr/xen-orchestra packages/xen-api).
+declare module 'xen-api' {
+  export interface XapiOptions {
+    url: string;
+    auth?: { user: string; password: string } | { sessionId: string };
+    allowUnauthorized?: boolean;
+    readOnly?: boolean;
+    transport?: 'auto' | 'json-rpc' | 'xml-rpc';
+    watchEvents?: boolean | string[];
+    callTimeout?: number;
+    httpInactivityTimeout?: number;
+    debounce?: number;
+    eventPollDelay?: number;
+  }
+  export interface XapiObject {
+    $type: string;
+    $ref: string;
+    $id: string;
+    [field: string]: unknown;
+  }
+  export interface XapiCollection {
+    all: Record<string, XapiObject>;
+    on(event: 'add' | 'update' | 'remove', listener: (objects: Record<string, XapiObject>) => void): this;
+  }
+  export class Xapi {
+    constructor(o: XapiOptions);
+    readonly status: 'disconnected' | 'connecting' | 'connected';
+    readonly pool: XapiObject;
+    readonly objects: XapiCollection;
+    readonly objectsFetched: Promise<void>;
+    on(event: string, listener: (...args: any[]) => void): this;
+    once(event: string, listener: (...args: any[]) => void): this;
+    connect(): Promise<void>;
+    disconnect(): Promise<void>;
+    call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
+    getAllRecords<T = Record<string, unknown>>(type: string): Promise<T[]>;
+    getRecord<T = Record<string, unknown>>(type: string, ref: string): Promise<T>;
+    getObject<T = XapiObject>(idOrRef: string, defaultValue?: T): T;
+  }
+  export function createClient(o: XapiOptions): Xapi;
+}

@@ -54,8 +54,8 @@ export function hostAddresses(base: string, index: number): [string, string] {
 
 const MiB = 2 ** 20;
 
-export function buildPool(spec: PoolSpec, addressBase: string, now: () => number = Date.now): BuiltPool {
-  const db = new XapiDatabase(SIM_CLASSES, now);
+export function buildPool(spec: PoolSpec, addressBase: string): BuiltPool {
+  const db = new XapiDatabase(SIM_CLASSES);
   const uuid = () => randomUUID();
   const poolUuid = spec.uuid ?? uuid();
 
@@ -124,7 +124,7 @@ export function buildPool(spec: PoolSpec, addressBase: string, now: () => number
       resident_VMs: [dom0Ref], control_domain: dom0Ref, edition: h.haLicensed ? 'premium' : 'free',
       license_params: { restrict_ha: h.haLicensed ? 'false' : 'true', sku_type: h.haLicensed ? 'premium' : 'free' },
       software_version: { product_brand: 'XenServer', product_version: '8.4.0', xapi: '25.6' },
-      API_version_major: 2, API_version_minor: 21, power_on_mode: 'fence_dummy',
+      API_version_major: 2, API_version_minor: 21, power_on_mode: 'IPMI',
       power_on_config: {}, other_config: { multipathing: 'true' }, logging: {}, tags: [],
     }, ref);
     return { name: h.name, uuid: hostUuid, ref, metricsRef, dom0Ref, addresses, heartbeatPbdRef, localSrRef };

@@ -16,7 +16,7 @@ export const byteSize = z.union([
     const m = /^(\d+(?:\.\d+)?)\s*(\w+)$/.exec(s)!;
     return Math.round(Number(m[1]) * UNITS[m[2]!]!);
   }),
-]);
+], { error: 'expected a size: bytes as an integer, or a string like "16GiB" (B, KiB, MiB, GiB, TiB)' });
 
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a lower-case UUID');
 

@@ -26,16 +26,20 @@ export interface SimTiming {
   statefileIntervalMs: number;
   /** From power-on to live and enabled. */
   bootMs: number;
-  /** When set, a live host takes the master role this long after the master is lost (xhad's election). */
+  /**
+   * When set, a live host takes the master role this long after the master is lost, as xhad's master
+   * lock does; null = never (the master stays lost until a call hands the role over).
+   */
   autoElectMasterMs: number | null;
 }
 
-export function defaultTiming(haTimeoutSeconds: number): SimTiming {
+/** Timers as xapi derives them from the HA timeout T; with HA on, xhad elects a new master after T. */
+export function defaultTiming(haTimeoutSeconds: number, haEnabled: boolean): SimTiming {
   return {
     tickMs: 250,
     statefileIntervalMs: Math.max(2, haTimeoutSeconds / 20) * 1000,
     bootMs: 3000,
-    autoElectMasterMs: null,
+    autoElectMasterMs: haEnabled ? haTimeoutSeconds * 1000 : null,
   };
 }
 
@@ -108,7 +112,7 @@ export class SimulatedPool extends EventEmitter {
     this.now = opts.now ?? Date.now;
     this.timing = opts.timing;
     this.stateDir = opts.stateDir;
-    this.built = buildPool(opts.spec, opts.addressBase, this.now);
+    this.built = buildPool(opts.spec, opts.addressBase);
     const order = hostIndexOrder(this.built.hosts.map((h) => h.uuid));
     const t = this.now();
     this.hosts = this.built.hosts.map((b) => ({

@@ -62,7 +62,7 @@ export class Simulator {
 
   constructor(private readonly opts: SimulatorOptions) {
     this.log = opts.log ?? pino({ level: 'silent' });
-    const timing = { ...defaultTiming(opts.spec.haTimeout), ...opts.timing };
+    const timing = { ...defaultTiming(opts.spec.haTimeout, opts.spec.haEnabled), ...opts.timing };
     const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'xenha-sim-'));
     this.pool = new SimulatedPool({ spec: opts.spec, stateDir, addressBase: opts.addressBase ?? '127.0.0.1', timing, now: opts.now });
     this.shared = { pool: this.pool, password: opts.password ?? 'xenha', sessions: new Map(), log: this.log, callCounts: new Map() };

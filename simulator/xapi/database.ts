@@ -64,10 +64,7 @@ export class XapiDatabase {
   private generation = 0;
   private waiters = new Set<() => void>();
 
-  constructor(
-    readonly classes: readonly string[],
-    private readonly now: () => number = Date.now,
-  ) {
+  constructor(readonly classes: readonly string[]) {
     for (const c of classes) this.byClass.set(c, new Map());
   }
 
@@ -173,7 +170,7 @@ export class XapiDatabase {
     if (since < this.tombstoneFloor) throw failure.eventsLost();
     const wanted = this.resolveClasses(classes);
     const events: XapiEvent[] = [];
-    const timestamp = (this.now() / 1000).toFixed(6);
+    const timestamp = '0.0'; // what xapi's event.from sends
     for (const cls of wanted) {
       for (const [ref, obj] of this.classMap(cls)) {
         if (obj.gen > since) {
@@ -191,7 +188,8 @@ export class XapiDatabase {
     }
     events.sort((a, b) => Number(a.id) - Number(b.id));
     const valid_ref_counts: Record<string, number> = {};
-    for (const cls of wanted) valid_ref_counts[cls.toLowerCase()] = this.classMap(cls).size;
+    // xapi counts every table, whatever classes were asked for.
+    for (const cls of this.classes) valid_ref_counts[cls.toLowerCase()] = this.classMap(cls).size;
     return { events, valid_ref_counts, token: formatToken(this.generation) };
   }
 

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { HostRuntime, SimulatedPool } from '../pool.ts';
 import { dispatch, type CallContext } from './methods.ts';
 import { XapiFailure } from './errors.ts';
-import { jsonRpcResponse, parseJsonRpcCall, parseXmlRpcCall, WireError, xmlRpcResponse } from './wire.ts';
+import { jsonRpcResponse, parseJsonRpcCall, parseXmlRpcCall, WireError, xmlRpcResponse, xmlRpcValueResponse } from './wire.ts';
 import type { XapiValue } from './database.ts';
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -85,15 +85,16 @@ export function xapiRequestHandler(shared: XapiHttpShared, host: HostRuntime) {
         const outcome = await outcomeOf(ctx, call.method, call.params, shared);
         await delay(shared.pool.latencyFor(host), abort.signal);
         if (abort.signal.aborted) return;
-        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' });
         res.end(jsonRpcResponse(call, outcome));
       } else {
         const call = parseXmlRpcCall(body);
         const outcome = await outcomeOf(ctx, call.method, call.params, shared);
         await delay(shared.pool.latencyFor(host), abort.signal);
         if (abort.signal.aborted) return;
-        res.writeHead(200, { 'Content-Type': 'text/xml' });
-        res.end(xmlRpcResponse(outcome));
+        res.writeHead(200, { 'Content-Type': 'text/xml', 'Access-Control-Allow-Origin': '*' });
+        // system.listMethods is the one answer xapi sends without the Status wrapper.
+        res.end(call.method === 'system.listMethods' && 'value' in outcome ? xmlRpcValueResponse(outcome.value) : xmlRpcResponse(outcome));
       }
     } catch (e) {
       if (!(e instanceof WireError)) shared.log.error({ err: e }, 'XAPI request failed');

@@ -60,15 +60,19 @@ function liveHost(ctx: CallContext, h: HostRuntime): boolean {
   return ctx.pool.built.db.peek('host_metrics', h.built.metricsRef).live === true && ctx.pool.isUp(h);
 }
 
+function haEnabled(ctx: CallContext): boolean {
+  return ctx.pool.built.db.peek('pool', ctx.pool.built.poolRef).ha_enabled === true;
+}
+
 function vmMemoryNeed(vm: XapiRecordData): number {
   return (vm.memory_static_max as number) + (vm.memory_overhead as number);
 }
 
 function assertStartable(ctx: CallContext, vmRef: string, vm: XapiRecordData): void {
-  if (vm.is_control_domain || vm.is_a_template || vm.is_a_snapshot) {
-    throw new XapiFailure('OPERATION_NOT_ALLOWED', ['The VM is a control domain, template or snapshot']);
-  }
+  // xapi_vm_lifecycle.ml check order: power state first, then templates.
   if (vm.power_state !== 'Halted') throw failure.vmBadPowerState(vmRef, 'halted', vm.power_state as string);
+  if (vm.is_a_template) throw new XapiFailure('VM_IS_TEMPLATE', [vmRef, 'start']);
+  if (vm.is_a_snapshot) throw new XapiFailure('VM_IS_SNAPSHOT', [vmRef, 'start']);
 }
 
 /** A VM whose disk sits on a host-local SR can only start on that host. */
@@ -91,7 +95,7 @@ function startOn(ctx: CallContext, vmRef: string, h: HostRuntime, paused: boolea
   const db = ctx.pool.built.db;
   const vm = rec(ctx, 'VM', vmRef);
   assertStartable(ctx, vmRef, vm);
-  if (!liveHost(ctx, h)) throw failure.hostOffline(h.built.ref);
+  if (!liveHost(ctx, h)) throw new XapiFailure('HOST_NOT_LIVE', []);
   if (db.peek('host', h.built.ref).enabled !== true) throw new XapiFailure('HOST_DISABLED', [h.built.ref]);
   const local = requiredLocalSr(ctx, vm);
   if (local && local.host !== h.built.ref) throw new XapiFailure('VM_REQUIRES_SR', [vmRef, local.sr]);
@@ -149,9 +153,9 @@ const special: Record<string, MethodDef> = {
     args: [str, ref],
     run: (ctx, [cls, r]) => {
       const db = ctx.pool.built.db;
-      const c = db.resolveClasses([cls as string])[0];
-      if (!c) throw failure.handleInvalid(String(cls), String(r));
-      db.touch(c, String(r));
+      // The class must be the table name exactly (case-sensitive), unlike event.from's.
+      if (!db.classes.includes(String(cls))) throw failure.handleInvalid(String(cls), String(r));
+      db.touch(String(cls), String(r));
       return formatToken(db.currentGeneration - 1);
     },
   },
@@ -181,6 +185,8 @@ const special: Record<string, MethodDef> = {
     run: (ctx, [h]) => {
       const target = hostRuntime(ctx, String(h));
       if (!liveHost(ctx, target)) throw failure.hostOffline(target.built.ref);
+      if (ctx.pool.masterRef === target.built.ref) return '';
+      if (haEnabled(ctx)) throw new XapiFailure('HA_IS_ENABLED', []);
       ctx.pool.setMaster(target, 'designate_new_master');
       return '';
     },
@@ -188,6 +194,8 @@ const special: Record<string, MethodDef> = {
   'pool.emergency_transition_to_master': {
     args: [], onSlave: true,
     run: (ctx) => {
+      // With HA armed, xhad elects the master; xapi refuses a manual transition (xapi_pool.ml).
+      if (haEnabled(ctx)) throw new XapiFailure('HA_IS_ENABLED', []);
       ctx.pool.setMaster(ctx.host, 'emergency_transition_to_master');
       return '';
     },
@@ -195,6 +203,7 @@ const special: Record<string, MethodDef> = {
   'pool.emergency_reset_master': {
     args: [str], onSlave: true,
     run: (ctx, [address]) => {
+      if (haEnabled(ctx)) throw new XapiFailure('HA_IS_ENABLED', []);
       const target = ctx.pool.hosts.find((x) => x.built.addresses.includes(String(address)));
       if (!target) throw new XapiFailure('HOST_CANNOT_SEE_PEER', [String(address)]);
       if (ctx.pool.masterRef !== target.built.ref) ctx.pool.setMaster(target, 'emergency_reset_master');
@@ -206,6 +215,7 @@ const special: Record<string, MethodDef> = {
     run: (ctx, [h]) => {
       const target = hostRuntime(ctx, String(h));
       if (target.power === 'on') throw new XapiFailure('HOST_IS_LIVE', [target.built.ref]);
+      if (rec(ctx, 'host', h).power_on_mode === '') throw new XapiFailure('HOST_POWER_ON_MODE_DISABLED', []);
       ctx.pool.writePowerFile(target, 'on');
       return '';
     },
@@ -238,8 +248,8 @@ const special: Record<string, MethodDef> = {
     args: [ref],
     run: (ctx, [vmRef]) => {
       const vm = rec(ctx, 'VM', vmRef);
-      if (vm.is_control_domain) throw new XapiFailure('OPERATION_NOT_ALLOWED', ['The VM is a control domain']);
-      if (vm.power_state === 'Halted') throw failure.vmBadPowerState(String(vmRef), 'running;paused;suspended', 'halted');
+      if (vm.power_state === 'Halted') throw failure.vmBadPowerState(String(vmRef), 'paused, suspended, running', 'halted');
+      if (vm.is_control_domain) throw new XapiFailure('OPERATION_NOT_ALLOWED', ['This operation is not allowed on a control domain']);
       const h = ctx.pool.hostByRef(vm.resident_on as string);
       // The call is forwarded to the resident host: a dead host cannot shut its VM down.
       if (vm.power_state !== 'Suspended' && h && !liveHost(ctx, h)) throw failure.hostOffline(h.built.ref);
@@ -251,11 +261,11 @@ const special: Record<string, MethodDef> = {
     args: [ref],
     run: (ctx, [vmRef]) => {
       const vm = rec(ctx, 'VM', vmRef);
-      if (vm.is_control_domain) throw new XapiFailure('OPERATION_NOT_ALLOWED', ['The VM is a control domain']);
+      if (vm.is_control_domain) throw new XapiFailure('CANNOT_RESET_CONTROL_DOMAIN', [String(vmRef)]);
       const h = ctx.pool.hostByRef(vm.resident_on as string);
-      // Refused while the VM may really run: its host is live and says it runs it.
-      if (vm.power_state !== 'Halted' && h && liveHost(ctx, h)) {
-        throw failure.vmBadPowerState(String(vmRef), 'halted', vm.power_state as string);
+      // Refused while the VM may really run: its host is alive (xapi_vm.ml power_state_reset).
+      if ((vm.power_state === 'Running' || vm.power_state === 'Paused') && h && liveHost(ctx, h)) {
+        throw new XapiFailure('HOST_IS_LIVE', [h.built.ref]);
       }
       haltVm(ctx, String(vmRef), 'power_state_reset');
       return '';
@@ -359,7 +369,8 @@ export async function dispatch(ctx: CallContext, method: string, params: unknown
   const max = def.args.length;
   const min = max - (def.optional ?? 0);
   if (args.length < min || args.length > max) {
-    throw failure.parameterCountMismatch(method, def.noSession ? max : max + 1, def.noSession ? args.length : args.length + 1);
+    // Counts exclude the session, and `expected` counts only the arguments without defaults.
+    throw failure.parameterCountMismatch(method, min, args.length);
   }
   const parsed = args.map((a, i) => {
     const r = def.args[i]!.safeParse(a);

@@ -142,6 +142,10 @@ function encodeValue(v: unknown): string {
   throw new Error(`cannot encode ${String(v)} in XML-RPC`);
 }
 
+export function xmlRpcValueResponse(value: XapiValue): string {
+  return `<?xml version="1.0"?><methodResponse><params><param>${encodeValue(value)}</param></params></methodResponse>`;
+}
+
 export function xmlRpcResponse(outcome: { value: XapiValue } | { failure: XapiFailure }): string {
   const result = 'value' in outcome
     ? { Status: 'Success', Value: outcome.value }

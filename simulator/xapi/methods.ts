@@ -131,17 +131,19 @@ function poolRecalculateHa(ctx: CallContext): void {
   db.update('pool', ctx.pool.built.poolRef, { ha_overcommitted: max < want, ha_plan_exists_for: Math.min(want, max) });
 }
 
+function login(ctx: CallContext, [user, password]: unknown[]): string {
+  if (user !== 'root' || password !== ctx.password) throw failure.sessionAuthenticationFailed();
+  const session = `OpaqueRef:${randomUUID()}`;
+  ctx.sessions.set(session, { user: String(user), since: Date.now() });
+  return session;
+}
+
 const special: Record<string, MethodDef> = {
-  'session.login_with_password': {
-    noSession: true, args: [str, str, str, str], optional: 2,
-    run: (ctx, [user, password]) => {
-      if (user !== 'root' || password !== ctx.password) throw failure.sessionAuthenticationFailed();
-      const session = `OpaqueRef:${randomUUID()}`;
-      ctx.sessions.set(session, { user: String(user), since: Date.now() });
-      return session;
-    },
-  },
-  'session.logout': { args: [], run: () => '' },
+  // (uname, pwd, version, originator): the last two may be left out, as the npm client does.
+  'session.login_with_password': { noSession: true, args: [str, str, str, str], optional: 2, run: login },
+  // The emergency login a slave accepts, for the calls it answers itself (emergency transition).
+  'session.slave_local_login_with_password': { noSession: true, args: [str, str], onSlave: true, run: login },
+  'session.logout': { args: [], onSlave: true, run: () => '' },
   'session.get_this_host': { args: [ref], run: (ctx) => ctx.host.built.ref },
   'system.listMethods': { noSession: true, args: [], onSlave: true, run: () => listMethods() },
   'event.from': {

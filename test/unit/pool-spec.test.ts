@@ -72,3 +72,13 @@ vms:
     expect(() => generatePoolSpec({ hosts: 65, vms: 1, seed: 1 })).toThrow(/--hosts must be 1..64/);
   });
 });
+
+describe('the example pool file', () => {
+  it('loads and says what its comments say', async () => {
+    const { loadPoolSpecFile } = await import('../../simulator/pool-spec.ts');
+    const spec = loadPoolSpecFile(new URL('../../deploy/sim-pool.example.yaml', import.meta.url).pathname);
+    expect(spec.hosts.map((h) => h.ipConfiguration)).toEqual(['Static', 'Static', 'DHCP']);
+    expect(spec.vms.find((v) => v.name === 'build-1')).toMatchObject({ localStorage: true, host: 'xs-c' });
+    expect(spec.vms.find((v) => v.name === 'spare')!.host).toBeUndefined();
+  });
+});

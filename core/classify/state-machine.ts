@@ -1,0 +1,281 @@
+/**
+ * The host classification state machine: from the samples of both liveness paths (every home, every
+ * probe) and the time, one state per host and an observer verdict per pool. Pure: data and time in,
+ * data out; the exporter, the webhook, the CLI and the benchmarks run this same code.
+ *
+ * The rules, in order (docs/classification.md):
+ * - A path is `up` when any sample of it says up, `degraded` when some home is down as well, `down`
+ *   when every sample says down, `unknown` when no probe could tell (no sample or only nulls).
+ * - The pool is `observer_isolated` when the monitor reaches no host on the network (every
+ *   observer-side sample down) while slots advance on the statefile and the hosts hear each other.
+ *   Then the monitor's own network samples are set aside (they say something about the monitor),
+ *   and no host is called dead.
+ * - Per host: both paths down → `suspect`, then `dead` once both have been down continuously for
+ *   dead-after; network down and storage alive → `network_isolated` (what a network-only monitor
+ *   would wrongly call dead); storage down and network alive → `storage_lost`; a home lost on either
+ *   path, or a path without evidence next to a live one → `degraded`; else `healthy`. A path without
+ *   evidence next to a dead one → `suspect`, never `dead`: one path's word is not enough.
+ * - Hysteresis: a new state needs `confirmSamples` consecutive rounds saying so; a round without
+ *   evidence changes nothing. Too many changes of the raw verdict within the flap window → `flapping`.
+ */
+
+export const HOST_STATES = ['healthy', 'degraded', 'network_isolated', 'storage_lost', 'suspect', 'dead', 'flapping'] as const;
+export type HostState = (typeof HOST_STATES)[number];
+export type PathName = 'network' | 'storage';
+export type PathStatus = 'up' | 'degraded' | 'down' | 'unknown';
+
+/** One probe's word on one path of one host, on one home. `up: null` = the probe could not tell. */
+export interface Sample {
+  probe: string;
+  path: PathName;
+  home: string;
+  up: boolean | null;
+  latencySeconds: number | null;
+  detail: string;
+  /**
+   * The sample measures the monitor's own reach to the host (a TCP connect from the exporter), not
+   * what the pool sees. Under observer isolation these are set aside.
+   */
+  observerSide: boolean;
+}
+
+export interface HostObservation {
+  host: string;
+  samples: Sample[];
+}
+
+export interface PoolObservation {
+  /** Milliseconds on a monotonic clock. */
+  at: number;
+  hosts: HostObservation[];
+}
+
+export interface ClassifyPolicy {
+  /** Consecutive rounds a new verdict needs before it becomes the state (≥ 1). */
+  confirmSamples: number;
+  /** Both paths continuously down this long → dead. */
+  deadAfterMs: number;
+  flapWindowMs: number;
+  /** Raw verdict changes within the window that make a host flapping. */
+  flapThreshold: number;
+}
+
+export const DEFAULT_POLICY: ClassifyPolicy = { confirmSamples: 2, deadAfterMs: 30_000, flapWindowMs: 60_000, flapThreshold: 6 };
+
+/** What the samples of one round say, before hysteresis. `none` = no evidence at all. */
+export type RawVerdict = Exclude<HostState, 'dead' | 'flapping'> | 'none';
+
+export interface Decision {
+  state: HostState;
+  rule: string;
+  reason: string;
+}
+
+export interface HostMemory {
+  host: string;
+  state: HostState;
+  rule: string;
+  reason: string;
+  /** When the current state began. */
+  since: number;
+  /** The verdict waiting for confirmation and how many consecutive rounds said it. */
+  pending: { verdict: RawVerdict; count: number } | null;
+  /** Start of the current run of rounds with both paths down; null when a path was up since. */
+  bothDownSince: number | null;
+  /** Times of raw verdict changes within the flap window. */
+  rawChanges: number[];
+  lastRaw: RawVerdict;
+  lastRawDecision: Decision;
+  network: PathStatus;
+  storage: PathStatus;
+  /** The samples of the last round that had any. */
+  lastSamples: Sample[];
+  lastSampleAt: number | null;
+  /** Last time each path had an up sample (heartbeat age). */
+  lastUp: { network: number | null; storage: number | null };
+  transitions: number;
+}
+
+export interface PoolMemory {
+  at: number;
+  observerIsolated: boolean;
+  observerReason: string;
+  /** Rounds in a row without the isolation evidence, to clear it with hysteresis. */
+  observerClearCount: number;
+  hosts: Record<string, HostMemory>;
+}
+
+export interface StateChange {
+  host: string;
+  from: HostState | null;
+  to: HostState;
+  rule: string;
+  reason: string;
+  at: number;
+}
+
+export function assessPath(samples: readonly Sample[], path: PathName, ignoreObserverSide: boolean): { status: PathStatus; up: Sample[]; down: Sample[] } {
+  const known = samples.filter((s) => s.path === path && s.up !== null && !(ignoreObserverSide && s.observerSide));
+  const up = known.filter((s) => s.up === true);
+  const down = known.filter((s) => s.up === false);
+  if (known.length === 0) return { status: 'unknown', up, down };
+  if (up.length === 0) return { status: 'down', up, down };
+  return { status: down.length > 0 ? 'degraded' : 'up', up, down };
+}
+
+function names(samples: readonly Sample[]): string {
+  return samples.map((s) => `${s.probe}[${s.home}]`).join(', ');
+}
+
+/** The verdict of one round for one host, with the rule and a reason a person can read. */
+export function rawVerdict(samples: readonly Sample[], observerIsolated: boolean): Decision & { verdict: RawVerdict; network: PathStatus; storage: PathStatus } {
+  const net = assessPath(samples, 'network', observerIsolated);
+  const sto = assessPath(samples, 'storage', false);
+  const base = { network: net.status, storage: sto.status };
+  if (net.status === 'unknown' && sto.status === 'unknown') {
+    return { ...base, verdict: 'none', state: 'healthy', rule: 'no-evidence', reason: 'no probe could tell anything this round' };
+  }
+  if (net.status === 'down' && sto.status === 'down') {
+    return { ...base, verdict: 'suspect', state: 'suspect', rule: 'both-paths-down', reason: `every sample of both paths is down (${names([...net.down, ...sto.down])})` };
+  }
+  if ((net.status === 'down' && sto.status === 'unknown') || (net.status === 'unknown' && sto.status === 'down')) {
+    const [d, u] = net.status === 'down' ? ['network', 'storage'] : ['storage', 'network'];
+    return { ...base, verdict: 'suspect', state: 'suspect', rule: 'one-path-down-other-unknown', reason: `${d} path down, no evidence on the ${u} path: never dead on one path's word` };
+  }
+  if (net.status === 'down') {
+    return { ...base, verdict: 'network_isolated', state: 'network_isolated', rule: 'network-down-storage-alive', reason: `network down (${names(net.down)}) while the storage path is alive (${names(sto.up)}): a network-only monitor would call it dead` };
+  }
+  if (sto.status === 'down') {
+    return { ...base, verdict: 'storage_lost', state: 'storage_lost', rule: 'storage-down-network-alive', reason: `storage down (${names(sto.down)}) while the network path is alive (${names(net.up)})` };
+  }
+  if (net.status === 'up' && sto.status === 'up') {
+    return { ...base, verdict: 'healthy', state: 'healthy', rule: 'both-paths-up', reason: 'both paths up on every home' };
+  }
+  const lost = [...net.down, ...sto.down];
+  const missing = [net.status === 'unknown' ? 'network' : null, sto.status === 'unknown' ? 'storage' : null].filter(Boolean);
+  return {
+    ...base, verdict: 'degraded', state: 'degraded', rule: lost.length > 0 ? 'home-lost' : 'path-without-evidence',
+    reason: lost.length > 0 ? `alive on both paths, but down on ${names(lost)}` : `alive, but no evidence on the ${missing.join(' and ')} path`,
+  };
+}
+
+/**
+ * The pool-level verdict: is the monitor itself cut off? Evidence: observer-side samples exist and
+ * none is up, while some host's storage path is up and some host is heard by its peers (one-host
+ * pools: storage alone).
+ */
+export function observerIsolation(obs: PoolObservation): { isolated: boolean; reason: string } {
+  const all = obs.hosts.flatMap((h) => h.samples);
+  const observerSide = all.filter((s) => s.observerSide && s.up !== null);
+  if (observerSide.length === 0) return { isolated: false, reason: 'no observer-side samples' };
+  if (observerSide.some((s) => s.up)) return { isolated: false, reason: 'the monitor reaches at least one host' };
+  const storageUp = obs.hosts.filter((h) => assessPath(h.samples, 'storage', false).up.length > 0).length;
+  const peerHeard = obs.hosts.filter((h) => h.samples.some((s) => s.path === 'network' && !s.observerSide && s.up === true)).length;
+  if (storageUp > 0 && (peerHeard > 0 || obs.hosts.length === 1)) {
+    return { isolated: true, reason: `the monitor reaches no host on the network, yet ${storageUp} host(s) write the statefile and ${peerHeard} are heard by their peers` };
+  }
+  return { isolated: false, reason: 'the monitor reaches no host, and neither does anything else' };
+}
+
+function newHost(host: string, at: number): HostMemory {
+  const d: Decision = { state: 'healthy', rule: 'initial', reason: 'no sample yet' };
+  return {
+    host, state: 'healthy', rule: 'initial', reason: 'no sample yet', since: at, pending: null, bothDownSince: null,
+    rawChanges: [], lastRaw: 'none', lastRawDecision: d, network: 'unknown', storage: 'unknown', lastSamples: [], lastSampleAt: null,
+    lastUp: { network: null, storage: null }, transitions: 0,
+  };
+}
+
+function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, observerIsolated: boolean, policy: ClassifyPolicy): { next: HostMemory; change: StateChange | null } {
+  const raw = rawVerdict(samples, observerIsolated);
+  // Dead counts every sample, the monitor's own included, even while they are set aside for the verdict.
+  const bothDown = raw.network === 'down' && raw.storage === 'down' && assessPath(samples, 'network', false).status === 'down';
+  // Continuous evidence: any round with evidence that is not "both paths down" restarts the count.
+  const bothDownSince = bothDown ? (prev.bothDownSince ?? at) : samples.some((s) => s.up !== null) ? null : prev.bothDownSince;
+  if (raw.verdict === 'none') {
+    // A round without a verdict changes no state (a dropped sample).
+    return { next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince }, change: null };
+  }
+  const next: HostMemory = {
+    ...prev, network: raw.network, storage: raw.storage, lastSamples: [...samples], lastSampleAt: at,
+    lastRawDecision: { state: raw.state, rule: raw.rule, reason: raw.reason },
+    lastUp: {
+      network: raw.network === 'up' || raw.network === 'degraded' ? at : prev.lastUp.network,
+      storage: raw.storage === 'up' || raw.storage === 'degraded' ? at : prev.lastUp.storage,
+    },
+  };
+  const anyUp = [raw.network, raw.storage].some((s) => s === 'up' || s === 'degraded');
+  next.bothDownSince = bothDownSince;
+  next.rawChanges = prev.rawChanges.filter((t) => at - t < policy.flapWindowMs);
+  if (prev.lastRaw !== 'none' && prev.lastRaw !== raw.verdict) next.rawChanges.push(at);
+  next.lastRaw = raw.verdict;
+
+  let decision: Decision;
+  if (next.rawChanges.length >= policy.flapThreshold) {
+    decision = { state: 'flapping', rule: 'flapping', reason: `${next.rawChanges.length} verdict changes within ${policy.flapWindowMs / 1000} s (threshold ${policy.flapThreshold})` };
+    next.pending = null;
+  } else {
+    const count = prev.pending?.verdict === raw.verdict ? prev.pending.count + 1 : 1;
+    next.pending = { verdict: raw.verdict, count };
+    const confirmed = count >= policy.confirmSamples || prev.state === raw.verdict;
+    const rawDecision: Decision = { state: raw.state, rule: raw.rule, reason: raw.reason };
+    decision = confirmed ? rawDecision : { state: prev.state, rule: prev.rule, reason: prev.reason };
+    // Dead ends at once, without confirmation, on any up sample or when the monitor is cut off.
+    if (decision.state === 'dead' && (anyUp || observerIsolated)) decision = rawDecision;
+    const downFor = next.bothDownSince === null ? 0 : at - next.bothDownSince;
+    if (bothDown && !observerIsolated && (confirmed || prev.state === 'dead') && next.bothDownSince !== null && downFor >= policy.deadAfterMs) {
+      decision = prev.state === 'dead' ? { state: 'dead', rule: prev.rule, reason: prev.reason } : {
+        state: 'dead', rule: 'dead-after',
+        reason: `both paths down on every home for ${(downFor / 1000).toFixed(1)} s (dead-after ${policy.deadAfterMs / 1000} s): ${raw.reason}`,
+      };
+    }
+    if (decision.state === 'suspect' && raw.verdict === 'suspect' && observerIsolated) {
+      decision = { state: 'suspect', rule: 'observer-isolated', reason: `${raw.reason}; the monitor is cut off from the pool, so no host is called dead` };
+    }
+  }
+  if (decision.state === prev.state) {
+    next.rule = decision.rule;
+    next.reason = decision.reason;
+    return { next, change: null };
+  }
+  next.state = decision.state;
+  next.rule = decision.rule;
+  next.reason = decision.reason;
+  next.since = at;
+  next.transitions = prev.transitions + 1;
+  return { next, change: { host: prev.host, from: prev.state, to: decision.state, rule: decision.rule, reason: decision.reason, at } };
+}
+
+/** One round for a whole pool: the previous memory, this round's samples, the time → the next memory and the changes. */
+export function classifyPool(prev: PoolMemory | undefined, obs: PoolObservation, policy: ClassifyPolicy = DEFAULT_POLICY): { next: PoolMemory; changes: StateChange[] } {
+  // A round in which no probe could tell anything (every sample dropped) changes nothing, pool included.
+  if (prev && !obs.hosts.some((h) => h.samples.some((s) => s.up !== null))) {
+    return { next: { ...prev, at: obs.at }, changes: [] };
+  }
+  const iso = observerIsolation(obs);
+  const wasIsolated = prev?.observerIsolated ?? false;
+  // Isolation is asserted at once (the safe direction) and cleared only after confirmSamples rounds.
+  const clearCount = iso.isolated ? 0 : (prev?.observerClearCount ?? 0) + 1;
+  const isolated = iso.isolated || (wasIsolated && clearCount < policy.confirmSamples);
+  const hosts: Record<string, HostMemory> = {};
+  const changes: StateChange[] = [];
+  for (const h of obs.hosts) {
+    const before = prev?.hosts[h.host] ?? newHost(h.host, obs.at);
+    const { next, change } = stepHost(before, h.samples, obs.at, isolated, policy);
+    hosts[h.host] = next;
+    if (change) changes.push(change);
+  }
+  // Hosts no longer in the pool are dropped with the round. None stays dead while the monitor is cut off.
+  if (isolated) {
+    for (const mem of Object.values(hosts)) {
+      if (mem.state !== 'dead') continue;
+      const reason = 'the monitor is cut off from the pool, so no host is called dead';
+      changes.push({ host: mem.host, from: 'dead', to: 'suspect', rule: 'observer-isolated', reason, at: obs.at });
+      hosts[mem.host] = { ...mem, state: 'suspect', rule: 'observer-isolated', reason, since: obs.at, transitions: mem.transitions + 1 };
+    }
+  }
+  return {
+    next: { at: obs.at, observerIsolated: isolated, observerReason: isolated && !iso.isolated ? `clearing: ${iso.reason}` : iso.reason, observerClearCount: clearCount, hosts },
+    changes,
+  };
+}

@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { registerSimulate } from './simulate.ts';
 import { registerFault } from './fault.ts';
+import { registerExporter } from './exporter.ts';
+import { registerExplain } from './explain.ts';
 
 const program = new Command('xenha')
   .description('HA monitoring and safe auto-remediation for XenServer / XCP-ng pools')
@@ -10,6 +12,8 @@ const program = new Command('xenha')
 
 registerSimulate(program);
 registerFault(program);
+registerExporter(program);
+registerExplain(program);
 
 try {
   await program.parseAsync(process.argv);

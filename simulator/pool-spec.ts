@@ -2,9 +2,8 @@
  * The simulated pool's description: generated from a seed or loaded from YAML (docs/simulator.md).
  * Validated with zod; errors name the key and, for YAML files, the line.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { parseDocument, LineCounter, isMap, isSeq, type Node } from 'yaml';
+import { loadYamlFile, parseYaml, ConfigError } from '../core/config/yaml.ts';
 import { xoroshiro128plus, unsafeUniformIntDistribution, type RandomGenerator } from 'pure-rand';
 
 const UNITS: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
@@ -84,44 +83,15 @@ export type PoolSpecInput = z.input<typeof poolSpec>;
 export type HostSpec = PoolSpec['hosts'][number];
 export type VmSpec = PoolSpec['vms'][number];
 
-export class SpecError extends Error {}
-
-/** Finds the line of a key path in a YAML document, for error messages. */
-function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, path: readonly PropertyKey[]): number | undefined {
-  let node: Node | null | undefined = doc.contents as Node | null;
-  let found = node;
-  for (const key of path) {
-    if (isMap(node)) node = node.get(key as string, true) as Node | undefined;
-    else if (isSeq(node)) node = node.get(Number(key), true) as Node | undefined;
-    else break;
-    if (node) found = node;
-  }
-  const start = found?.range?.[0];
-  return start === undefined ? undefined : counter.linePos(start).line;
-}
+export { ConfigError as SpecError } from '../core/config/yaml.ts';
 
 /** Parses and validates a YAML pool file. Errors name the key path and the line. */
 export function parsePoolSpecYaml(text: string, source = 'pool file'): PoolSpec {
-  const counter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: true });
-  if (doc.errors.length > 0) throw new SpecError(`${source}: ${doc.errors.map((e) => e.message).join('; ')}`);
-  const r = poolSpec.safeParse(doc.toJS());
-  if (r.success) return r.data;
-  const lines = r.error.issues.map((iss) => {
-    const line = lineOf(doc, counter, iss.path);
-    return `  ${iss.path.join('.') || '(top)'}${line ? ` (line ${line})` : ''}: ${iss.message}`;
-  });
-  throw new SpecError(`${source} is invalid:\n${lines.join('\n')}`);
+  return parseYaml(poolSpec, text, source);
 }
 
 export function loadPoolSpecFile(path: string): PoolSpec {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new SpecError(`cannot read pool file ${path}: ${(e as Error).message}`);
-  }
-  return parsePoolSpecYaml(text, path);
+  return loadYamlFile(poolSpec, path);
 }
 
 // ---------------------------------------------------------------- seeded generation
@@ -160,8 +130,8 @@ function pick<T>(rng: RandomGenerator, items: readonly T[]): T {
  * a VM that fits nowhere stays Halted. The same seed gives the same pool, UUIDs included.
  */
 export function generatePoolSpec({ hosts, vms, seed }: GenerateOptions): PoolSpec {
-  if (!Number.isInteger(hosts) || hosts < 1 || hosts > 64) throw new SpecError(`--hosts must be 1..64, got ${hosts}`);
-  if (!Number.isInteger(vms) || vms < 0 || vms > 10_000) throw new SpecError(`--vms must be 0..10000, got ${vms}`);
+  if (!Number.isInteger(hosts) || hosts < 1 || hosts > 64) throw new ConfigError(`--hosts must be 1..64, got ${hosts}`);
+  if (!Number.isInteger(vms) || vms < 0 || vms > 10_000) throw new ConfigError(`--vms must be 0..10000, got ${vms}`);
   const rng = xoroshiro128plus(seed);
   const hostSpecs = Array.from({ length: hosts }, (_, i) => ({
     name: `host-${String(i + 1).padStart(2, '0')}`,

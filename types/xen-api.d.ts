@@ -1,5 +1,6 @@
 // xen-api ships no types; this is the part xenha uses (vatesfr/xen-orchestra packages/xen-api).
 declare module 'xen-api' {
+  import { EventEmitter } from 'node:events';
   export interface XapiOptions {
     url: string;
     auth?: { user: string; password: string } | { sessionId: string };
@@ -22,14 +23,12 @@ declare module 'xen-api' {
     all: Record<string, XapiObject>;
     on(event: 'add' | 'update' | 'remove', listener: (objects: Record<string, XapiObject>) => void): this;
   }
-  export class Xapi {
+  export class Xapi extends EventEmitter {
     constructor(o: XapiOptions);
     readonly status: 'disconnected' | 'connecting' | 'connected';
     readonly pool: XapiObject;
     readonly objects: XapiCollection;
     readonly objectsFetched: Promise<void>;
-    on(event: string, listener: (...args: any[]) => void): this;
-    once(event: string, listener: (...args: any[]) => void): this;
     connect(): Promise<void>;
     disconnect(): Promise<void>;
     call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;

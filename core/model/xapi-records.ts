@@ -113,6 +113,13 @@ export const vdiRecord = z.looseObject({
   other_config: stringMap,
 });
 
+export const vbdRecord = z.looseObject({
+  uuid: z.string(),
+  VM: xapiRef,
+  VDI: xapiRef,
+  currently_attached: z.boolean(),
+});
+
 export const pifRecord = z.looseObject({
   uuid: z.string(),
   device: z.string(),
@@ -143,6 +150,7 @@ export type SrRecord = z.output<typeof srRecord>;
 export type PbdRecord = z.output<typeof pbdRecord>;
 export type VdiRecord = z.output<typeof vdiRecord>;
 export type PifRecord = z.output<typeof pifRecord>;
+export type VbdRecord = z.output<typeof vbdRecord>;
 export type NetworkRecord = z.output<typeof networkRecord>;
 export type VmPowerState = z.output<typeof vmPowerState>;
 export type HaRestartPriority = z.output<typeof haRestartPriority>;
@@ -157,6 +165,7 @@ export const recordSchemas = {
   PBD: pbdRecord,
   VDI: vdiRecord,
   PIF: pifRecord,
+  VBD: vbdRecord,
   network: networkRecord,
 } as const;
 

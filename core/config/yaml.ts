@@ -1,0 +1,43 @@
+/** YAML files validated with zod, with errors that name the key path and its line. */
+import { readFileSync } from 'node:fs';
+import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import type { z } from 'zod';
+
+export class ConfigError extends Error {}
+
+function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  let node: Node | null | undefined = doc.contents as Node | null;
+  let found = node;
+  for (const key of path) {
+    if (isMap(node)) node = node.get(key as string, true) as Node | undefined;
+    else if (isSeq(node)) node = node.get(Number(key), true) as Node | undefined;
+    else break;
+    if (node) found = node;
+  }
+  const start = found?.range?.[0];
+  return start === undefined ? undefined : counter.linePos(start).line;
+}
+
+/** Parses YAML text and validates it; throws ConfigError listing every issue with its line. */
+export function parseYaml<S extends z.ZodType>(schema: S, text: string, source: string): z.output<S> {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: true });
+  if (doc.errors.length > 0) throw new ConfigError(`${source}: ${doc.errors.map((e) => e.message).join('; ')}`);
+  const r = schema.safeParse(doc.toJS());
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((iss) => {
+    const line = lineOf(doc, counter, iss.path);
+    return `  ${iss.path.join('.') || '(top)'}${line ? ` (line ${line})` : ''}: ${iss.message}`;
+  });
+  throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
+}
+
+export function loadYamlFile<S extends z.ZodType>(schema: S, path: string): z.output<S> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  return parseYaml(schema, text, path);
+}

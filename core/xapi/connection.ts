@@ -1,0 +1,236 @@
+/**
+ * The one place that talks to a pool: Xen Orchestra's `xen-api` client, kept connected to whichever
+ * host is master, with the pool's records mirrored through its `event.from` long poll (no polling of
+ * get_all_records), address failover and bounded backoff. Never throws from the background loop:
+ * errors become state (`status`, `lastError`) and counters.
+ *
+ * Failover: the client follows HOST_IS_SLAVE by itself at login; when the current address stops
+ * answering (the master died, a network cut), the next candidate is tried — the configured addresses,
+ * then every management address of every host seen in the pool.
+ */
+import { EventEmitter } from 'node:events';
+import { Xapi, type XapiObject } from 'xen-api';
+import type { Logger } from 'pino';
+import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
+
+/** Classes mirrored from the pool. */
+export const WATCHED_CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VDI', 'VM', 'VBD'] as const;
+
+/** Counts every call the client makes, by method (xen-api exposes no hook, so its `_call` is wrapped). */
+class CountingXapi extends Xapi {
+  onCall: (method: string) => void = () => {};
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  _call(method: string, ...rest: unknown[]): Promise<unknown> {
+    this.onCall(method);
+    // @ts-expect-error the private method of the untyped client
+    return super._call(method, ...rest);
+  }
+}
+
+export interface ConnectionOptions {
+  name: string;
+  /** Configured XAPI URLs, e.g. http://10.0.0.1 or https://xs1.example:443. */
+  urls: string[];
+  user: string;
+  password: string;
+  allowUnauthorized: boolean;
+  callTimeoutMs: number;
+  /** Backoff between failed rounds over every candidate. */
+  retryMinMs: number;
+  retryMaxMs: number;
+  log: Logger;
+}
+
+export type ConnectionStatus = 'connecting' | 'connected' | 'disconnected';
+
+export class PoolConnection extends EventEmitter {
+  status: ConnectionStatus = 'disconnected';
+  currentUrl: string | null = null;
+  lastError: string | null = null;
+  readonly calls = new Map<string, number>();
+  readonly errors = new Map<string, number>();
+  connects = 0;
+  private client: CountingXapi | null = null;
+  private stopped = false;
+  private snapshotCache: PoolSnapshot | null = null;
+  private dirty = true;
+  private knownAddresses: string[] = [];
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private failoverRequested = false;
+
+  constructor(private readonly o: ConnectionOptions) {
+    super();
+    if (o.urls.length === 0) throw new Error(`pool ${o.name}: no XAPI address`);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.dropClient();
+    await this.loop;
+  }
+
+  /** The latest snapshot of the pool, rebuilt lazily after events; null before the first fetch. */
+  snapshot(): PoolSnapshot | null {
+    if (this.status !== 'connected' && this.snapshotCache === null) return null;
+    if (this.dirty && this.client && this.status === 'connected') {
+      try {
+        this.snapshotCache = buildSnapshot(this.records(this.client));
+        this.knownAddresses = this.snapshotCache.hosts.flatMap((h) => h.homes);
+      } catch (e) {
+        this.lastError = `snapshot: ${(e as Error).message}`;
+      }
+      this.dirty = false;
+    }
+    return this.snapshotCache;
+  }
+
+  /** Asks for a reconnect through another address (e.g. the master's addresses stopped answering). */
+  requestFailover(reason: string): void {
+    if (this.status !== 'connected' || this.failoverRequested) return;
+    this.failoverRequested = true;
+    this.o.log.warn({ pool: this.o.name, reason }, 'XAPI failover requested');
+    void this.dropClient().then(() => this.wake?.());
+  }
+
+  private records(c: Xapi): RecordsByClass {
+    const out: Record<string, Record<string, unknown>> = {};
+    for (const cls of WATCHED_CLASSES) out[cls] = {};
+    for (const obj of Object.values(c.objects.all) as XapiObject[]) {
+      const bucket = out[obj.$type];
+      if (bucket) bucket[obj.$ref] = obj;
+    }
+    return out as RecordsByClass;
+  }
+
+  /** Configured URLs first, then known host addresses on the first URL's scheme and port. */
+  candidates(): string[] {
+    const first = new URL(this.o.urls[0]!);
+    const extra = this.knownAddresses.map((a) => {
+      const u = new URL(first.toString());
+      u.hostname = a;
+      return u.toString().replace(/\/$/, '');
+    });
+    return [...new Set([...this.o.urls.map((u) => u.replace(/\/$/, '')), ...extra])];
+  }
+
+  private count(map: Map<string, number>, key: string): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+
+  private async dropClient(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    if (this.status === 'connected') this.emit('disconnected');
+    this.status = 'disconnected';
+    if (c) {
+      c.removeAllListeners();
+      await Promise.race([c.disconnect().catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async tryConnect(url: string): Promise<CountingXapi> {
+    const c = new CountingXapi({
+      url, auth: { user: this.o.user, password: this.o.password }, allowUnauthorized: this.o.allowUnauthorized,
+      readOnly: true, watchEvents: [...WATCHED_CLASSES], callTimeout: this.o.callTimeoutMs,
+      httpInactivityTimeout: 90_000, eventPollDelay: 1000, debounce: 200,
+    });
+    c.onCall = (m) => this.count(this.calls, m);
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await Promise.race([
+        c.objectsFetched,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('timed out fetching the pool records')), this.o.callTimeoutMs * 3)),
+      ]);
+      return c;
+    } catch (e) {
+      c.removeAllListeners();
+      void c.disconnect().catch(() => {});
+      throw e;
+    }
+  }
+
+  private async run(): Promise<void> {
+    let backoff = this.o.retryMinMs;
+    while (!this.stopped) {
+      if (this.client) {
+        await this.sleep(60_000); // connected: woken by a failover or stop
+        continue;
+      }
+      this.status = 'connecting';
+      this.failoverRequested = false;
+      let connected = false;
+      const list = this.candidates();
+      // Start after the address that just failed, so a dead master is not retried first.
+      const start = this.currentUrl ? (list.indexOf(this.currentUrl) + 1) % list.length : 0;
+      for (let i = 0; i < list.length && !this.stopped; i++) {
+        const url = list[(start + i) % list.length]!;
+        try {
+          const c = await this.tryConnect(url);
+          if (this.stopped) {
+            void c.disconnect().catch(() => {});
+            break;
+          }
+          this.client = c;
+          this.currentUrl = url;
+          this.status = 'connected';
+          this.lastError = null;
+          this.connects++;
+          this.dirty = true;
+          c.objects.on('add', () => this.markDirty());
+          c.objects.on('update', () => this.markDirty());
+          c.objects.on('remove', () => this.markDirty());
+          c.on('eventFetchingError', (err: { code?: string; message?: string }) => this.onEventError(err));
+          c.on('disconnected', () => this.requestFailover('client disconnected'));
+          this.o.log.info({ pool: this.o.name, url }, 'connected to XAPI');
+          this.emit('connected', url);
+          connected = true;
+          break;
+        } catch (e) {
+          const err = e as { code?: string; message?: string };
+          this.lastError = `${url}: ${err.code ?? err.message ?? String(e)}`;
+          this.count(this.errors, err.code ?? 'CONNECTION_FAILED');
+          this.o.log.debug({ pool: this.o.name, url, err: this.lastError }, 'XAPI connect failed');
+        }
+      }
+      if (connected) {
+        backoff = this.o.retryMinMs;
+        this.markDirty();
+        continue;
+      }
+      this.status = 'disconnected';
+      await this.sleep(backoff);
+      backoff = Math.min(backoff * 2, this.o.retryMaxMs);
+    }
+    this.status = 'disconnected';
+  }
+
+  private markDirty(): void {
+    this.dirty = true;
+    this.emit('change');
+  }
+
+  private onEventError(err: { code?: string; message?: string }): void {
+    this.count(this.errors, err.code ?? 'EVENT_FETCH_FAILED');
+    this.lastError = `event.from: ${err.code ?? err.message ?? 'failed'}`;
+    // A XAPI error (it answered) is the client's to handle; a network failure means this address is gone.
+    if (err.code === undefined || /^E[A-Z]+$|^UND_ERR/.test(err.code)) this.requestFailover(this.lastError);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The exporter's config file (YAML, validated with zod; errors name the key and the line).
+ * See docs/exporter.md for every key. Credentials come from an environment variable or a file, never
+ * inline: a read-only XAPI account is enough.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { loadYamlFile, parseYaml, ConfigError } from '../core/config/yaml.ts';
+import { probeDefinition, probeNames } from '../plugins/probes/index.ts';
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration: "500ms", "1s", "2m", or a number of seconds. Out: milliseconds. */
+export const duration = z.union([
+  z.number().nonnegative().transform((s) => Math.round(s * 1000)),
+  z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/).transform((v) => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)!;
+    return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
+  }),
+], { error: 'expected a duration like "500ms", "1s", "2m", or a number of seconds' });
+
+const timing = z.strictObject({
+  sampleInterval: duration.default(1000),
+  probeTimeout: duration.default(800),
+  xapiTimeout: duration.default(10_000),
+  deadAfter: duration.default(30_000),
+  flapWindow: duration.default(60_000),
+  flapThreshold: z.number().int().min(2).default(6),
+  confirmSamples: z.number().int().min(1).max(10).default(2),
+}).refine((t) => t.probeTimeout < t.sampleInterval, { error: 'probeTimeout must be shorter than sampleInterval', path: ['probeTimeout'] })
+  .refine((t) => t.sampleInterval >= 100, { error: 'sampleInterval must be at least 100ms', path: ['sampleInterval'] });
+
+const DEFAULT_PROBES = { 'network-tcp': {}, 'network-xapi': {}, 'storage-xapi': {} };
+
+const pool = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-" only (it becomes a label value)'),
+  /** Every address the exporter may reach XAPI on, so it finds the master after a master change. */
+  urls: z.array(z.url({ protocol: /^https?$/ })).min(1),
+  user: z.string().min(1).default('root'),
+  passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  passwordFile: z.string().min(1).optional(),
+  allowUnauthorized: z.boolean().default(false),
+  probes: z.record(z.string(), z.unknown()).default(DEFAULT_PROBES),
+  timing: timing.prefault({}),
+}).superRefine((p, ctx) => {
+  if ((p.passwordEnv === undefined) === (p.passwordFile === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['passwordEnv'], message: 'set exactly one of passwordEnv and passwordFile (no inline passwords)' });
+  }
+  for (const [name, opts] of Object.entries(p.probes)) {
+    const def = probeDefinition(name);
+    if (!def) {
+      ctx.addIssue({ code: 'custom', path: ['probes', name], message: `unknown probe "${name}" (available: ${probeNames().join(', ')})` });
+      continue;
+    }
+    const r = def.options.safeParse(opts ?? {});
+    if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ ...iss, path: ['probes', name, ...iss.path] } as never);
+  }
+});
+
+export const exporterConfig = z.strictObject({
+  listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port').default('127.0.0.1:9945'),
+  pools: z.array(pool).min(1),
+}).superRefine((c, ctx) => {
+  const seen = new Set<string>();
+  c.pools.forEach((p, i) => {
+    if (seen.has(p.name)) ctx.addIssue({ code: 'custom', path: ['pools', i, 'name'], message: `duplicate pool name ${p.name}` });
+    seen.add(p.name);
+  });
+});
+
+export type ExporterConfig = z.output<typeof exporterConfig>;
+export type PoolConfig = ExporterConfig['pools'][number];
+
+export function parseExporterConfig(text: string, source = 'config'): ExporterConfig {
+  return parseYaml(exporterConfig, text, source);
+}
+
+export function loadExporterConfig(path: string): ExporterConfig {
+  return loadYamlFile(exporterConfig, path);
+}
+
+/** The pool's password from its environment variable or file; a clear error when neither gives one. */
+export function resolvePassword(p: PoolConfig, env: NodeJS.ProcessEnv = process.env): string {
+  if (p.passwordEnv !== undefined) {
+    const v = env[p.passwordEnv];
+    if (v === undefined || v === '') throw new ConfigError(`pool ${p.name}: environment variable ${p.passwordEnv} is not set`);
+    return v;
+  }
+  try {
+    return readFileSync(p.passwordFile!, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new ConfigError(`pool ${p.name}: cannot read passwordFile ${p.passwordFile}: ${(e as Error).message}`);
+  }
+}
+
+/** The validated options of each probe the pool enables. */
+export function probeOptions(p: PoolConfig): { name: string; options: unknown }[] {
+  return Object.entries(p.probes).map(([name, opts]) => ({ name, options: probeDefinition(name)!.options.parse(opts ?? {}) }));
+}

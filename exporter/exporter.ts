@@ -1,0 +1,40 @@
+/** Starts the exporter: one sampler per pool, the metrics registry, the HTTP server. */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { ExporterConfig } from './config.ts';
+import { createRegistry } from './metrics.ts';
+import { PoolSampler } from './sampler.ts';
+import { exporterApp } from './server.ts';
+
+export interface RunningExporter {
+  samplers: PoolSampler[];
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startExporter(config: ExporterConfig, log: Logger): Promise<RunningExporter> {
+  const now = () => performance.now();
+  const samplers = config.pools.map((p) => new PoolSampler(p, log.child({ pool: p.name }), now));
+  const reg = createRegistry(samplers, now);
+  const server: Server = createServer(exporterApp(samplers, reg, now));
+  const [host, port] = [config.listen.slice(0, config.listen.lastIndexOf(':')), Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))];
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  for (const s of samplers) s.start();
+  const addr = server.address() as AddressInfo;
+  const url = `http://${addr.address}:${addr.port}`;
+  log.info({ url, pools: config.pools.map((p) => p.name) }, 'exporter listening');
+  return {
+    samplers, url,
+    async stop() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await Promise.all(samplers.map((s) => s.stop()));
+    },
+  };
+}

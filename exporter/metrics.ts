@@ -1,0 +1,241 @@
+/**
+ * The exporter's metric families (prom-client). Every value is read from the samplers' latest state at
+ * scrape time, so a scrape never waits on a pool, and series of hosts that left a pool vanish with
+ * them. Names follow Prometheus conventions: `xenha_` prefix, base units, `_total` counters, bounded
+ * labels (pool, host name, path, probe, home, state, check, XAPI method and error code).
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { HOST_STATES } from '../core/classify/state-machine.ts';
+import type { PoolSampler } from './sampler.ts';
+
+export function createRegistry(samplers: readonly PoolSampler[], now: () => number = () => performance.now(), withProcessMetrics = true): Registry {
+  const reg = new Registry();
+  if (withProcessMetrics) collectDefaultMetrics({ register: reg });
+
+  const hostName = (s: PoolSampler, uuid: string) => s.state.snapshot?.hosts.find((h) => h.uuid === uuid)?.name ?? uuid;
+
+  new Gauge({
+    name: 'xenha_host_path_up', help: 'Whether a probe saw the host alive on a path and home (1) or not (0); absent when it could not tell.',
+    labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
+          for (const x of h.lastSamples) {
+            if (x.up !== null) this.set({ pool: s.config.name, host: hostName(s, h.host), path: x.path, probe: x.probe, home: x.home }, x.up ? 1 : 0);
+          }
+        }
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'xenha_host_path_latency_seconds', help: 'Latency of the last successful probe of a path and home.',
+    labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
+          for (const x of h.lastSamples) {
+            if (x.up === true && x.latencySeconds !== null) {
+              this.set({ pool: s.config.name, host: hostName(s, h.host), path: x.path, probe: x.probe, home: x.home }, x.latencySeconds);
+            }
+          }
+        }
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'xenha_host_heartbeat_age_seconds', help: 'Seconds since the path last had evidence of life.',
+    labelNames: ['pool', 'host', 'path'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      const t = now();
+      for (const s of samplers) {
+        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
+          for (const path of ['network', 'storage'] as const) {
+            const last = h.lastUp[path];
+            if (last !== null) this.set({ pool: s.config.name, host: hostName(s, h.host), path }, Math.max(0, (t - last) / 1000));
+          }
+        }
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'xenha_host_state', help: 'Host classification: 1 on the current state, 0 on the others.',
+    labelNames: ['pool', 'host', 'state'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
+          for (const st of HOST_STATES) this.set({ pool: s.config.name, host: hostName(s, h.host), state: st }, h.state === st ? 1 : 0);
+        }
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'xenha_host_state_seconds', help: 'Seconds the host has been in its current state.',
+    labelNames: ['pool', 'host'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      const t = now();
+      for (const s of samplers) {
+        for (const h of Object.values(s.state.memory?.hosts ?? {})) this.set({ pool: s.config.name, host: hostName(s, h.host) }, Math.max(0, (t - h.since) / 1000));
+      }
+    },
+  });
+
+  new Counter({
+    name: 'xenha_host_state_transitions_total', help: 'Host state changes.',
+    labelNames: ['pool', 'host'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) for (const [uuid, n] of s.counters.transitions) this.inc({ pool: s.config.name, host: hostName(s, uuid) }, n);
+    },
+  });
+
+  new Counter({
+    name: 'xenha_false_positives_averted_total', help: 'Times one path alone would have declared a live host dead (the host was alive on the other path).',
+    labelNames: ['pool', 'path'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        this.inc({ pool: s.config.name, path: 'network' }, s.counters.falsePositivesAverted.network);
+        this.inc({ pool: s.config.name, path: 'storage' }, s.counters.falsePositivesAverted.storage);
+      }
+    },
+  });
+
+  new Counter({
+    name: 'xenha_host_path_flaps_total', help: 'Changes of a path between alive and down.',
+    labelNames: ['pool', 'host', 'path'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        for (const [key, n] of s.counters.pathFlaps) {
+          const [uuid, path] = key.split('/') as [string, string];
+          this.inc({ pool: s.config.name, host: hostName(s, uuid), path }, n);
+        }
+      }
+    },
+  });
+
+  const poolGauge = (name: string, help: string, value: (s: PoolSampler) => number | null) =>
+    new Gauge({
+      name, help, labelNames: ['pool'] as const, registers: [reg],
+      collect() {
+        this.reset();
+        for (const s of samplers) {
+          const v = value(s);
+          if (v !== null) this.set({ pool: s.config.name }, v);
+        }
+      },
+    });
+
+  poolGauge('xenha_pool_observer_isolated', 'Whether the evidence says the monitor itself is cut off from the pool (then no host is called dead).', (s) => (s.state.memory ? (s.state.memory.observerIsolated ? 1 : 0) : null));
+  poolGauge('xenha_xapi_up', 'Whether the exporter holds a working XAPI session with the pool master.', (s) => (s.connection.status === 'connected' ? 1 : 0));
+  poolGauge('xenha_pool_ha_enabled', 'pool.ha_enabled.', (s) => (s.state.snapshot ? (s.state.snapshot.haEnabled ? 1 : 0) : null));
+  poolGauge('xenha_pool_ha_host_failures_to_tolerate', 'pool.ha_host_failures_to_tolerate: the configured number of host failures to tolerate.', (s) => s.state.snapshot?.haHostFailuresToTolerate ?? null);
+  poolGauge('xenha_pool_ha_plan_exists_for', 'pool.ha_plan_exists_for: host failures XAPI\'s planner has a plan for.', (s) => s.state.snapshot?.haPlanExistsFor ?? null);
+  poolGauge('xenha_pool_ha_overcommitted', 'pool.ha_overcommitted.', (s) => (s.state.snapshot ? (s.state.snapshot.haOvercommitted ? 1 : 0) : null));
+  poolGauge('xenha_pool_hosts', 'Hosts in the pool.', (s) => s.state.snapshot?.hosts.length ?? null);
+  poolGauge('xenha_exporter_last_sample_age_seconds', 'Seconds since the pool\'s last sampling round.', (s) => (s.state.lastRoundAt === null ? null : Math.max(0, (now() - s.state.lastRoundAt) / 1000)));
+  poolGauge('xenha_exporter_sample_duration_seconds', 'Duration of the pool\'s last sampling round.', (s) => s.state.lastRoundSeconds);
+  poolGauge('xenha_exporter_invalid_records', 'XAPI records that failed validation in the last snapshot (left out).', (s) => s.state.snapshot?.invalid.length ?? null);
+
+  new Gauge({
+    name: 'xenha_pool_master_info', help: 'The pool master (1 on the master host).',
+    labelNames: ['pool', 'host'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        const m = s.state.snapshot?.hosts.find((h) => h.ref === s.state.snapshot?.masterRef);
+        if (m) this.set({ pool: s.config.name, host: m.name }, 1);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'xenha_preflight_check', help: 'HA requirement checks: 1 ok, 0 failed (see xenha explain or /api/v1/state for the reason).',
+    labelNames: ['pool', 'check'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) for (const r of s.state.preflight) this.set({ pool: s.config.name, check: r.check }, r.ok ? 1 : 0);
+    },
+  });
+
+  new Gauge({
+    name: 'xenha_statefile_slot_sequence', help: 'The host\'s statefile slot sequence number as last read.',
+    labelNames: ['pool', 'host'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        for (const [uuid, e] of s.state.extras.get('storage-statefile') ?? []) if (e.sequence !== undefined) this.set({ pool: s.config.name, host: hostName(s, uuid) }, e.sequence);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'xenha_statefile_slot_peers', help: 'Hosts the host\'s statefile slot says it sees: on the network heartbeat (network) or alive on the statefile (storage).',
+    labelNames: ['pool', 'host', 'domain'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        for (const [uuid, e] of s.state.extras.get('storage-statefile') ?? []) {
+          if (e.hbdomain !== undefined) this.set({ pool: s.config.name, host: hostName(s, uuid), domain: 'network' }, e.hbdomain);
+          if (e.sfdomain !== undefined) this.set({ pool: s.config.name, host: hostName(s, uuid), domain: 'storage' }, e.sfdomain);
+        }
+      }
+    },
+  });
+
+  new Counter({
+    name: 'xenha_xapi_calls_total', help: 'XAPI calls made, by method.',
+    labelNames: ['pool', 'method'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) for (const [method, n] of s.connection.calls) this.inc({ pool: s.config.name, method }, n);
+    },
+  });
+
+  new Counter({
+    name: 'xenha_xapi_errors_total', help: 'XAPI failures (connects, event fetches), by error code.',
+    labelNames: ['pool', 'code'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) for (const [code, n] of s.connection.errors) this.inc({ pool: s.config.name, code }, n);
+    },
+  });
+
+  new Counter({
+    name: 'xenha_xapi_connects_total', help: 'Successful XAPI connections (a new one after a master change or a lost session).',
+    labelNames: ['pool'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) this.inc({ pool: s.config.name }, s.connection.connects);
+    },
+  });
+
+  new Counter({
+    name: 'xenha_exporter_sample_rounds_total', help: 'Sampling rounds run.',
+    labelNames: ['pool'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) this.inc({ pool: s.config.name }, s.counters.rounds);
+    },
+  });
+
+  new Counter({
+    name: 'xenha_exporter_probe_errors_total', help: 'Probe runs that failed outright (not a host found down).',
+    labelNames: ['pool', 'probe'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) for (const [probe, n] of s.counters.probeErrors) this.inc({ pool: s.config.name, probe }, n);
+    },
+  });
+
+  return reg;
+}

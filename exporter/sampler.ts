@@ -1,0 +1,155 @@
+/**
+ * One pool's sampling loop: every interval, run the enabled probes in parallel (each bounded by the
+ * probe timeout), turn their samples into one observation, step the classification state machine, and
+ * keep the result for /metrics (which never waits on a pool). Liveness is a series of heartbeats, so
+ * this runs in the background, not at scrape time.
+ */
+import type { Logger } from 'pino';
+import {
+  classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange,
+} from '../core/classify/state-machine.ts';
+import type { PoolSnapshot } from '../core/model/snapshot.ts';
+import { preflight, type PreflightResult } from '../core/preflight.ts';
+import { PoolConnection } from '../core/xapi/connection.ts';
+import { probeDefinition, type Probe } from '../plugins/probes/index.ts';
+import { probeOptions, resolvePassword, type PoolConfig } from './config.ts';
+
+export interface SamplerCounters {
+  /** State transitions per host. */
+  transitions: Map<string, number>;
+  /** Each time one path alone would have declared a live host dead, by that path. */
+  falsePositivesAverted: { network: number; storage: number };
+  /** Raw path up/down changes per host and path (flaps). */
+  pathFlaps: Map<string, number>;
+  rounds: number;
+  probeErrors: Map<string, number>;
+}
+
+export interface PoolState {
+  memory: PoolMemory | undefined;
+  snapshot: PoolSnapshot | null;
+  preflight: PreflightResult[];
+  lastRoundAt: number | null;
+  lastRoundSeconds: number | null;
+  /** Per probe, per host UUID: figures the probe keeps (e.g. statefile sequence, peers seen). */
+  extras: Map<string, Map<string, Record<string, number>>>;
+}
+
+export class PoolSampler {
+  readonly connection: PoolConnection;
+  readonly probes: Probe[];
+  readonly counters: SamplerCounters = {
+    transitions: new Map(), falsePositivesAverted: { network: 0, storage: 0 }, pathFlaps: new Map(), rounds: 0, probeErrors: new Map(),
+  };
+  readonly state: PoolState = { memory: undefined, snapshot: null, preflight: [], lastRoundAt: null, lastRoundSeconds: null, extras: new Map() };
+  readonly changes: StateChange[] = [];
+  readonly policy: ClassifyPolicy;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private masterDownRounds = 0;
+  private lastPathUp = new Map<string, boolean>();
+
+  constructor(readonly config: PoolConfig, readonly log: Logger, private readonly clock: () => number = () => performance.now()) {
+    this.connection = new PoolConnection({
+      name: config.name, urls: config.urls, user: config.user, password: resolvePassword(config), allowUnauthorized: config.allowUnauthorized,
+      callTimeoutMs: config.timing.xapiTimeout, retryMinMs: 500, retryMaxMs: 10_000, log,
+    });
+    this.probes = probeOptions(config).map(({ name, options }) => probeDefinition(name)!.create(options, { log, pool: config.name }));
+    this.policy = {
+      confirmSamples: config.timing.confirmSamples, deadAfterMs: config.timing.deadAfter,
+      flapWindowMs: config.timing.flapWindow, flapThreshold: config.timing.flapThreshold,
+    };
+  }
+
+  start(): void {
+    this.connection.start();
+    const tick = () => {
+      if (this.stopped) return;
+      // A round that overruns is not stacked: the next one starts when it ends.
+      this.running ??= this.round().catch((e) => this.log.error({ err: e, pool: this.config.name }, 'sampling round failed')).finally(() => (this.running = null));
+    };
+    this.timer = setInterval(tick, this.config.timing.sampleInterval);
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+    await this.connection.stop();
+  }
+
+  /** Ready once XAPI answered and a round classified the hosts. */
+  get ready(): boolean {
+    return this.state.snapshot !== null && this.state.memory !== undefined;
+  }
+
+  /** One sampling round; public so tests and benchmarks can drive it. */
+  async round(): Promise<void> {
+    const started = this.clock();
+    const snapshot = this.connection.snapshot();
+    const xapiConnected = this.connection.status === 'connected';
+    if (snapshot) {
+      this.state.snapshot = snapshot;
+      this.state.preflight = preflight(snapshot);
+    }
+    const s = this.state.snapshot;
+    if (!s) return;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), this.config.timing.probeTimeout);
+    const ctx = {
+      pool: this.config.name, snapshot: s, xapiConnected, xapiUrl: new URL(this.config.urls[0]!), now: started,
+      timeoutMs: this.config.timing.probeTimeout, signal: ac.signal,
+    };
+    const results = await Promise.all(this.probes.map(async (p) => {
+      try {
+        return await p.sample(ctx);
+      } catch (e) {
+        this.counters.probeErrors.set(p.name, (this.counters.probeErrors.get(p.name) ?? 0) + 1);
+        this.log.warn({ err: e, pool: this.config.name, probe: p.name }, 'probe failed');
+        return new Map<string, Sample[]>();
+      }
+    }));
+    clearTimeout(timer);
+    for (const p of this.probes) if (p.extras) this.state.extras.set(p.name, p.extras());
+    const hosts = s.hosts.map((h) => ({ host: h.uuid, samples: results.flatMap((r) => r.get(h.uuid) ?? []) }));
+    const { next, changes } = classifyPool(this.state.memory, { at: started, hosts }, this.policy);
+    this.state.memory = next;
+    this.state.lastRoundAt = started;
+    this.state.lastRoundSeconds = (this.clock() - started) / 1000;
+    this.counters.rounds++;
+    this.account(changes, next);
+    this.watchMaster(s, hosts);
+  }
+
+  private account(changes: StateChange[], mem: PoolMemory): void {
+    for (const c of changes) {
+      this.counters.transitions.set(c.host, (this.counters.transitions.get(c.host) ?? 0) + 1);
+      if (c.to === 'network_isolated') this.counters.falsePositivesAverted.network++;
+      if (c.to === 'storage_lost') this.counters.falsePositivesAverted.storage++;
+      this.changes.push(c);
+      this.log.info({ pool: this.config.name, host: c.host, from: c.from, to: c.to, rule: c.rule }, c.reason);
+    }
+    if (this.changes.length > 1000) this.changes.splice(0, this.changes.length - 1000);
+    for (const h of Object.values(mem.hosts)) {
+      for (const path of ['network', 'storage'] as const) {
+        const status = h[path];
+        if (status === 'unknown') continue;
+        const up = status !== 'down';
+        const key = `${h.host}/${path}`;
+        const was = this.lastPathUp.get(key);
+        if (was !== undefined && was !== up) this.counters.pathFlaps.set(key, (this.counters.pathFlaps.get(key) ?? 0) + 1);
+        this.lastPathUp.set(key, up);
+      }
+    }
+  }
+
+  /** The master's addresses stopped answering for two rounds: look for the master elsewhere. */
+  private watchMaster(s: PoolSnapshot, hosts: { host: string; samples: Sample[] }[]): void {
+    const master = s.hosts.find((h) => h.ref === s.masterRef);
+    const tcp = hosts.find((h) => h.host === master?.uuid)?.samples.filter((x) => x.probe === 'network-tcp' && x.up !== null) ?? [];
+    this.masterDownRounds = tcp.length > 0 && tcp.every((x) => x.up === false) ? this.masterDownRounds + 1 : 0;
+    if (this.masterDownRounds >= 2) this.connection.requestFailover(`master ${master?.name} unreachable on every address`);
+  }
+}

@@ -10,7 +10,11 @@ import type { PoolSampler } from './sampler.ts';
 
 export function createRegistry(samplers: readonly PoolSampler[], now: () => number = () => performance.now(), withProcessMetrics = true): Registry {
   const reg = new Registry();
-  if (withProcessMetrics) collectDefaultMetrics({ register: reg });
+  if (withProcessMetrics) {
+    collectDefaultMetrics({ register: reg });
+    // prom-client names these gauges `_total`, which `promtool check metrics` rejects; they go.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) reg.removeSingleMetric(name);
+  }
 
   const hostName = (s: PoolSampler, uuid: string) => s.state.snapshot?.hosts.find((h) => h.uuid === uuid)?.name ?? uuid;
 
@@ -110,7 +114,7 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   });
 
   new Counter({
-    name: 'xenha_host_path_flaps_total', help: 'Changes of a path between alive and down.',
+    name: 'xenha_host_path_flaps_total', help: 'Changes of a path\'s status between up, degraded (a home lost) and down.',
     labelNames: ['pool', 'host', 'path'] as const, registers: [reg],
     collect() {
       this.reset();

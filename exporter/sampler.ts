@@ -19,7 +19,7 @@ export interface SamplerCounters {
   transitions: Map<string, number>;
   /** Each time one path alone would have declared a live host dead, by that path. */
   falsePositivesAverted: { network: number; storage: number };
-  /** Raw path up/down changes per host and path (flaps). */
+  /** Changes of a path's status (up, degraded, down) per host and path: flaps. */
   pathFlaps: Map<string, number>;
   rounds: number;
   probeErrors: Map<string, number>;
@@ -48,7 +48,7 @@ export class PoolSampler {
   private running: Promise<void> | null = null;
   private stopped = false;
   private masterDownRounds = 0;
-  private lastPathUp = new Map<string, boolean>();
+  private lastPathStatus = new Map<string, string>();
 
   constructor(readonly config: PoolConfig, readonly log: Logger, private readonly clock: () => number = () => performance.now()) {
     this.connection = new PoolConnection({
@@ -136,11 +136,10 @@ export class PoolSampler {
       for (const path of ['network', 'storage'] as const) {
         const status = h[path];
         if (status === 'unknown') continue;
-        const up = status !== 'down';
         const key = `${h.host}/${path}`;
-        const was = this.lastPathUp.get(key);
-        if (was !== undefined && was !== up) this.counters.pathFlaps.set(key, (this.counters.pathFlaps.get(key) ?? 0) + 1);
-        this.lastPathUp.set(key, up);
+        const was = this.lastPathStatus.get(key);
+        if (was !== undefined && was !== status) this.counters.pathFlaps.set(key, (this.counters.pathFlaps.get(key) ?? 0) + 1);
+        this.lastPathStatus.set(key, status);
       }
     }
   }

@@ -40,20 +40,21 @@ const pool = z.strictObject({
   passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
   passwordFile: z.string().min(1).optional(),
   allowUnauthorized: z.boolean().default(false),
-  probes: z.record(z.string(), z.unknown()).default(DEFAULT_PROBES),
+  probes: z.record(z.string(), z.unknown()).default(DEFAULT_PROBES).superRefine((probes, ctx) => {
+    for (const [name, opts] of Object.entries(probes)) {
+      const def = probeDefinition(name);
+      if (!def) {
+        ctx.addIssue({ code: 'custom', path: [name], message: `unknown probe "${name}" (available: ${probeNames().join(', ')})` });
+        continue;
+      }
+      const r = def.options.safeParse(opts ?? {});
+      if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...iss.path], message: iss.message });
+    }
+  }),
   timing: timing.prefault({}),
 }).superRefine((p, ctx) => {
   if ((p.passwordEnv === undefined) === (p.passwordFile === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['passwordEnv'], message: 'set exactly one of passwordEnv and passwordFile (no inline passwords)' });
-  }
-  for (const [name, opts] of Object.entries(p.probes)) {
-    const def = probeDefinition(name);
-    if (!def) {
-      ctx.addIssue({ code: 'custom', path: ['probes', name], message: `unknown probe "${name}" (available: ${probeNames().join(', ')})` });
-      continue;
-    }
-    const r = def.options.safeParse(opts ?? {});
-    if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ ...iss, path: ['probes', name, ...iss.path] } as never);
   }
 });
 

@@ -13,8 +13,11 @@ import { Xapi, type XapiObject } from 'xen-api';
 import type { Logger } from 'pino';
 import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
 
-/** Classes mirrored from the pool. */
-export const WATCHED_CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VDI', 'VM', 'VBD'] as const;
+/**
+ * Classes mirrored from the pool through event.from. VDIs are not mirrored (a pool has thousands);
+ * the few on the heartbeat SR are fetched by query after a connect and when an SR or the pool changes.
+ */
+export const WATCHED_CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR'] as const;
 
 /** Counts every call the client makes, by method (xen-api exposes no hook, so its `_call` is wrapped). */
 class CountingXapi extends Xapi {
@@ -58,6 +61,8 @@ export class PoolConnection extends EventEmitter {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private failoverRequested = false;
+  private heartbeatVdis: Record<string, unknown> = {};
+  private vdiFetch: { running: boolean; again: boolean } = { running: false, again: false };
 
   constructor(private readonly o: ConnectionOptions) {
     super();
@@ -105,7 +110,38 @@ export class PoolConnection extends EventEmitter {
       const bucket = out[obj.$type];
       if (bucket) bucket[obj.$ref] = obj;
     }
+    out.VDI = this.heartbeatVdis;
     return out as RecordsByClass;
+  }
+
+  /**
+   * The VDIs of the heartbeat SR (statefile and metadata volumes): two queries, not a mirror of
+   * every VDI. Coalesced: a change during a fetch runs one more fetch after it.
+   */
+  private async fetchHeartbeatVdis(c: Xapi): Promise<void> {
+    if (this.vdiFetch.running) {
+      this.vdiFetch.again = true;
+      return;
+    }
+    this.vdiFetch.running = true;
+    try {
+      do {
+        this.vdiFetch.again = false;
+        const statefiles = await c.call<Record<string, { SR: string }>>('VDI.get_all_records_where', 'field "type" = "ha_statefile"');
+        const poolRec = Object.values(c.objects.all).find((o) => o.$type === 'pool') as { ha_statefiles?: string[] } | undefined;
+        const chosen = poolRec?.ha_statefiles?.find((r) => statefiles[r]) ?? Object.keys(statefiles)[0];
+        const sr = chosen ? statefiles[chosen]!.SR : undefined;
+        const onSr = sr && /^OpaqueRef:[\w-]+$/.test(sr) ? await c.call<Record<string, unknown>>('VDI.get_all_records_where', `field "SR" = "${sr}"`) : {};
+        this.heartbeatVdis = { ...statefiles, ...onSr };
+        this.markDirty();
+      } while (this.vdiFetch.again && this.client === c);
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      this.count(this.errors, err.code ?? 'VDI_FETCH_FAILED');
+      this.lastError = `heartbeat VDIs: ${err.code ?? err.message}`;
+    } finally {
+      this.vdiFetch.running = false;
+    }
   }
 
   /** Configured URLs first, then known host addresses on the first URL's scheme and port. */
@@ -194,9 +230,14 @@ export class PoolConnection extends EventEmitter {
           this.lastError = null;
           this.connects++;
           this.dirty = true;
-          c.objects.on('add', () => this.markDirty());
-          c.objects.on('update', () => this.markDirty());
-          c.objects.on('remove', () => this.markDirty());
+          const onObjects = (objs: Record<string, XapiObject>) => {
+            this.markDirty();
+            if (Object.values(objs).some((o) => o.$type === 'SR' || o.$type === 'pool')) void this.fetchHeartbeatVdis(c);
+          };
+          c.objects.on('add', onObjects);
+          c.objects.on('update', onObjects);
+          c.objects.on('remove', onObjects);
+          await this.fetchHeartbeatVdis(c);
           c.on('eventFetchingError', (err: { code?: string; message?: string }) => this.onEventError(err));
           c.on('disconnected', () => this.requestFailover('client disconnected'));
           this.o.log.info({ pool: this.o.name, url }, 'connected to XAPI');

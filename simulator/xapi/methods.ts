@@ -290,6 +290,14 @@ function generic(method: string): MethodDef | undefined {
         args: [],
         run: (ctx) => Object.fromEntries(ctx.pool.built.db.refs(cls).map((r) => [r, ctx.pool.built.db.get(cls, r)])),
       };
+    case 'get_all_records_where':
+      return {
+        args: [str],
+        run: (ctx, [expr]) => {
+          const match = whereMatcher(String(expr));
+          return Object.fromEntries(ctx.pool.built.db.refs(cls).map((r) => [r, ctx.pool.built.db.get(cls, r)]).filter(([, rec]) => match(rec as XapiRecordData)));
+        },
+      };
     case 'get_record':
       return { args: [ref], run: (ctx, [r]) => ctx.pool.built.db.get(cls, String(r)) };
     case 'get_by_uuid':
@@ -333,6 +341,20 @@ function generic(method: string): MethodDef | undefined {
   }
 }
 
+/**
+ * The subset of xapi's query language the simulator understands: `true`, and `field "name" = "value"`
+ * terms joined by `and`. Anything else is refused with a clear error rather than answered wrongly.
+ */
+function whereMatcher(expr: string): (r: XapiRecordData) => boolean {
+  if (expr.trim() === 'true' || expr.trim() === '') return () => true;
+  const terms = expr.split(/\s+and\s+/i).map((t) => {
+    const m = /^\s*field\s+"([^"]+)"\s*=\s*"([^"]*)"\s*$/.exec(t);
+    if (!m) throw new XapiFailure('INVALID_VALUE', ['expr', expr]);
+    return [m[1]!, m[2]!] as const;
+  });
+  return (r) => terms.every(([f, v]) => String(r[f] ?? '') === v);
+}
+
 const SIM_CLASS_SET = new Set<string>(SIM_CLASSES);
 
 let methodList: string[] | undefined;
@@ -341,7 +363,7 @@ export function listMethods(): string[] {
   methodList ??= [
     ...Object.keys(special),
     ...SIM_CLASSES.flatMap((c) => [
-      `${c}.get_all`, `${c}.get_all_records`, `${c}.get_record`, `${c}.get_by_uuid`,
+      `${c}.get_all`, `${c}.get_all_records`, `${c}.get_all_records_where`, `${c}.get_record`, `${c}.get_by_uuid`,
       ...(NAME_LABEL_CLASSES.has(c) ? [`${c}.get_by_name_label`] : []),
       `${c}.add_to_other_config`, `${c}.remove_from_other_config`,
     ]),

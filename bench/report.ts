@@ -1,0 +1,20 @@
+/** Writes one benchmark's section into BENCHMARKS.md between its markers, keeping the others. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+
+const FILE = new URL('../BENCHMARKS.md', import.meta.url);
+
+export function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
+}
+
+export function writeSection(name: string, body: string): void {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  let text = existsSync(FILE) ? readFileSync(FILE, 'utf8') : '# Benchmarks\n\nProduced by `npm run bench` (all) or `npm run bench -- <name>`; each section says its command and machine.\n';
+  const section = `${begin}\n${body.trim()}\n${end}`;
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(FILE, text);
+}

@@ -1,0 +1,14 @@
+/** `npm run bench [-- name …]`: runs the benchmarks and writes their figures into BENCHMARKS.md. */
+import { benchExporter } from './exporter.ts';
+
+const suites: Record<string, () => Promise<void>> = { exporter: benchExporter };
+const wanted = process.argv.slice(2).filter((a) => a !== '--');
+for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
+  const run = suites[name];
+  if (!run) {
+    process.stderr.write(`unknown benchmark ${name} (known: ${Object.keys(suites).join(', ')})\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`== ${name}\n`);
+  await run();
+}

@@ -146,18 +146,28 @@ export async function benchExporter(): Promise<void> {
           return false;
         }
       });
-      await new Promise((r) => setTimeout(r, 15_000)); // settle: several rounds, GC
-      const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]);
+      // Steady state: RSS sampled every 5 s for 30 s (its maximum is the figure), CPU over the window.
+      const cpu = () => readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
+      const rssOf = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]);
+      await new Promise((r) => setTimeout(r, 5_000));
+      const cpu0 = cpu();
+      const rssSamples: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 5_000));
+        rssSamples.push(rssOf());
+      }
+      const cpuShare = (cpu() - cpu0) / 100 / 30; // clock ticks at 100 Hz, over 30 s
+      const rssKiB = Math.max(...rssSamples);
       const t = performance.now();
       const scrape = await (await fetch('http://127.0.0.1:19947/metrics')).text();
       const scrapeMs = performance.now() - t;
       const series = scrape.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
       lines.push(
-        '### Resident memory, one exporter process, 10 pools × 64 hosts × 1000 VMs, every probe',
+        '### Resident memory, one exporter process, 10 pools × 64 hosts × 1000 VMs, every probe, sampling every 1 s',
         '',
-        '| RSS after 15 s steady | series per scrape | one scrape over HTTP | goal |',
-        '|---|---|---|---|',
-        `| **${(rssKiB / 1024).toFixed(1)} MiB** | ${series} | ${scrapeMs.toFixed(1)} ms | ≤ 150 MiB |`,
+        '| RSS, max of 6 samples over 30 s steady | CPU (one core = 100 %) | series per scrape | one scrape over HTTP | goal |',
+        '|---|---|---|---|---|',
+        `| **${(rssKiB / 1024).toFixed(1)} MiB** (${rssSamples.map((k) => (k / 1024).toFixed(0)).join(', ')}) | ${(cpuShare * 100).toFixed(0)} % | ${series} | ${scrapeMs.toFixed(1)} ms | ≤ 150 MiB |`,
         '',
       );
     } finally {

@@ -56,6 +56,12 @@ describe('exporter over HTTP', () => {
     expect(r.code).toBe(0);
   });
 
+  it('deploy/prometheus.yml passes promtool check config', async () => {
+    requireFile(PROMTOOL, 'apt-get install prometheus');
+    const r = await run(PROMTOOL, ['check', 'config', join(import.meta.dirname, '../../deploy/prometheus.yml')]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
   it('keeps a live pool\'s metrics while another pool is unreachable, and says which pool is not ready', async () => {
     const text = await (await fetch(`${exporter.url}/metrics`)).text();
     expect(metricValue(text, 'xenha_xapi_up', { pool: 'sim' })).toBe(1);

@@ -123,6 +123,20 @@ describe('exporter against the simulator, fault by fault', () => {
     expect(['host-01', 'host-02', 'host-03'].map((h) => l.state(h))).toEqual(['healthy', 'healthy', 'healthy']);
   });
 
+  it('a lost session (XAPI restarted: every session invalid) → the exporter logs in again and keeps following events', async () => {
+    loop = await startLoop();
+    await ready(loop);
+    const l = loop;
+    const s = l.exporter.samplers[0]!;
+    const logins = s.connection.calls.get('session.login_with_password') ?? 0;
+    l.sim.shared.sessions.clear();
+    applyFault(l.sim.pool, { kind: 'storage-down', host: 'host-02' }); // changes host records: events must flow
+    await waitFor('a new login', () => (s.connection.calls.get('session.login_with_password') ?? 0) > logins, { timeoutMs: 20_000 });
+    await waitFor('host-02 storage_lost', () => l.state('host-02') === 'storage_lost');
+    await waitFor('ha_statefiles seen empty through XAPI', () => s.state.snapshot?.hosts.find((h) => h.name === 'host-02')?.haStatefiles.length === 0);
+    expect(metricValue(await l.metrics(), 'xenha_xapi_up', { pool: 'sim' })).toBe(1);
+  });
+
   it('master crash → the exporter finds the new master after the hand-over; the old master goes dead', async () => {
     loop = await startLoop({ timing: { autoElectMasterMs: 800 }, spec: generatePoolSpec({ hosts: 3, vms: 6, seed: 21 }) });
     await ready(loop);

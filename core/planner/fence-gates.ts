@@ -1,0 +1,89 @@
+/**
+ * Which dead hosts may be fenced now. Pure. Every refusal carries its reason. The gates, in order:
+ * only hosts classified dead; never a host with any path up (checked again, whatever its state
+ * says); never while the monitor is cut off (observer isolation); quorum — when more than a share of
+ * the pool looks dead at once, suspect the observer or a partition and refuse unless an operator
+ * overrides; never a second fence of a host already fenced; a cooldown per host; storm limits — at
+ * most N fences in flight and at most M within a window (as medik8s's NHC does).
+ */
+import type { PlannerSnapshot } from './model.ts';
+
+export interface FencePolicy {
+  /** Refuse when more than this share of the pool's hosts looks dead at once (0..1). */
+  quorumFraction: number;
+  /** An operator's override of the quorum gate. */
+  overrideQuorum: boolean;
+  maxConcurrentFences: number;
+  maxFencesInWindow: number;
+  fenceWindowMs: number;
+  /** No new fence of a host within this long of its last one. */
+  cooldownMs: number;
+}
+
+export const DEFAULT_FENCE_POLICY: FencePolicy = {
+  quorumFraction: 0.5, overrideQuorum: false, maxConcurrentFences: 1, maxFencesInWindow: 3, fenceWindowMs: 3_600_000, cooldownMs: 900_000,
+};
+
+export interface FenceHistory {
+  /** Fences started (host UUID, time in ms), completed or not. */
+  fences: { host: string; at: number }[];
+  /** Hosts whose fence is running now. */
+  inFlight: string[];
+}
+
+export interface FenceDecision {
+  /** Dead hosts to fence now, in order (the master first). */
+  fence: string[];
+  /** Dead hosts already fenced: recovery goes on without a second fence. */
+  alreadyFenced: string[];
+  refused: { host: string; gate: string; reason: string }[];
+}
+
+export function decideFences(s: PlannerSnapshot, observerIsolated: boolean, history: FenceHistory, policy: FencePolicy, now: number): FenceDecision {
+  const out: FenceDecision = { fence: [], alreadyFenced: [], refused: [] };
+  const dead = s.hosts.filter((h) => (h.state ?? (h.live ? 'healthy' : 'dead')) === 'dead')
+    .sort((a, b) => (a.uuid === s.pool.master ? -1 : b.uuid === s.pool.master ? 1 : a.uuid.localeCompare(b.uuid)));
+  const refuse = (host: string, gate: string, reason: string) => out.refused.push({ host, gate, reason });
+  if (observerIsolated) {
+    for (const h of dead) refuse(h.uuid, 'observer-isolated', 'the monitor is cut off from the pool: what looks dead may be the monitor\'s own isolation');
+    return out;
+  }
+  const share = dead.length / s.hosts.length;
+  if (dead.length > 0 && share > policy.quorumFraction && !policy.overrideQuorum) {
+    for (const h of dead) refuse(h.uuid, 'quorum', `${dead.length} of ${s.hosts.length} hosts look dead at once (> ${Math.round(policy.quorumFraction * 100)} %): suspect the observer or a partition; an operator may override`);
+    return out;
+  }
+  let inFlight = history.inFlight.length;
+  let inWindow = history.fences.filter((f) => now - f.at < policy.fenceWindowMs).length;
+  for (const h of dead) {
+    if (h.anyPathUp === true) {
+      refuse(h.uuid, 'path-up', 'classified dead, but a sample of one of its paths says it is alive');
+      continue;
+    }
+    if (h.fenced) {
+      out.alreadyFenced.push(h.uuid);
+      continue;
+    }
+    if (history.inFlight.includes(h.uuid)) {
+      refuse(h.uuid, 'in-flight', 'a fence of this host is already running');
+      continue;
+    }
+    const last = Math.max(-Infinity, ...history.fences.filter((f) => f.host === h.uuid).map((f) => f.at));
+    if (now - last < policy.cooldownMs) {
+      refuse(h.uuid, 'cooldown', `fenced ${Math.round((now - last) / 1000)} s ago; cooldown ${policy.cooldownMs / 1000} s`);
+      continue;
+    }
+    if (inFlight >= policy.maxConcurrentFences) {
+      refuse(h.uuid, 'storm-concurrent', `${inFlight} fence(s) in flight, limit ${policy.maxConcurrentFences}`);
+      continue;
+    }
+    if (inWindow >= policy.maxFencesInWindow) {
+      refuse(h.uuid, 'storm-window', `${inWindow} fence(s) within ${policy.fenceWindowMs / 1000} s, limit ${policy.maxFencesInWindow}`);
+      continue;
+    }
+    out.fence.push(h.uuid);
+    inFlight++;
+    inWindow++;
+  }
+  return out;
+}

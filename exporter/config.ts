@@ -27,6 +27,8 @@ const timing = z.strictObject({
   flapWindow: duration.default(60_000),
   flapThreshold: z.number().int().min(2).default(6),
   confirmSamples: z.number().int().min(1).max(10).default(2),
+  /** How often VMs are fetched for the capacity figures (failures tolerable); 0 turns them off. */
+  capacityInterval: duration.default(30_000),
 }).refine((t) => t.probeTimeout < t.sampleInterval, { error: 'probeTimeout must be shorter than sampleInterval', path: ['probeTimeout'] })
   .refine((t) => t.sampleInterval >= 100, { error: 'sampleInterval must be at least 100ms', path: ['sampleInterval'] });
 

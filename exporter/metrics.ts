@@ -151,6 +151,25 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   poolGauge('xenha_exporter_invalid_records', 'XAPI records that failed validation in the last snapshot (left out).', (s) => s.state.snapshot?.invalid.length ?? null);
 
   new Gauge({
+    name: 'xenha_pool_failures_tolerable', help: 'Host failures the pool can absorb with every protected VM restarted: a proven lower bound, a proven upper bound, and the exact figure where the planner could compute it.',
+    labelNames: ['pool', 'bound'] as const, registers: [reg],
+    collect() {
+      this.reset();
+      for (const s of samplers) {
+        const c = s.state.capacity;
+        if (!c) continue;
+        this.set({ pool: s.config.name, bound: 'lower' }, c.lower);
+        this.set({ pool: s.config.name, bound: 'upper' }, c.upper);
+        if (c.exact !== null) this.set({ pool: s.config.name, bound: 'exact' }, c.exact);
+      }
+    },
+  });
+  poolGauge('xenha_pool_capacity_overcommitted', 'Whether the failures the pool provably tolerates (lower bound) are fewer than the configured failures to tolerate.',
+    (s) => (s.state.capacity && s.state.snapshot ? (s.state.capacity.lower < s.state.snapshot.haHostFailuresToTolerate ? 1 : 0) : null));
+  poolGauge('xenha_pool_failover_plan_exists_now', 'Whether the protected VMs of hosts already down fit on the survivors now.',
+    (s) => (s.state.capacity ? (s.state.capacity.planExistsNow ? 1 : 0) : null));
+
+  new Gauge({
     name: 'xenha_pool_master_info', help: 'The pool master (1 on the master host).',
     labelNames: ['pool', 'host'] as const, registers: [reg],
     collect() {

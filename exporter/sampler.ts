@@ -10,6 +10,8 @@ import {
 } from '../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { preflight, type PreflightResult } from '../core/preflight.ts';
+import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
+import { fromPoolSnapshot } from '../core/planner/model.ts';
 import { PoolConnection } from '../core/xapi/connection.ts';
 import { probeDefinition, type Probe } from '../plugins/probes/index.ts';
 import { probeOptions, resolvePassword, type PoolConfig } from './config.ts';
@@ -33,6 +35,8 @@ export interface PoolState {
   lastRoundSeconds: number | null;
   /** Per probe, per host UUID: figures the probe keeps (e.g. statefile sequence, peers seen). */
   extras: Map<string, Map<string, Record<string, number>>>;
+  /** Failures the pool can absorb, from the planner; null until VMs were fetched. */
+  capacity: Capacity | null;
 }
 
 export class PoolSampler {
@@ -41,7 +45,9 @@ export class PoolSampler {
   readonly counters: SamplerCounters = {
     transitions: new Map(), falsePositivesAverted: { network: 0, storage: 0 }, pathFlaps: new Map(), rounds: 0, probeErrors: new Map(),
   };
-  readonly state: PoolState = { memory: undefined, snapshot: null, preflight: [], lastRoundAt: null, lastRoundSeconds: null, extras: new Map() };
+  readonly state: PoolState = { memory: undefined, snapshot: null, preflight: [], lastRoundAt: null, lastRoundSeconds: null, extras: new Map(), capacity: null };
+  private capacityKey = '';
+  private snapshotSeen: PoolSnapshot | null = null;
   readonly changes: StateChange[] = [];
   readonly policy: ClassifyPolicy;
   private timer: NodeJS.Timeout | undefined;
@@ -53,7 +59,7 @@ export class PoolSampler {
   constructor(readonly config: PoolConfig, readonly log: Logger, private readonly clock: () => number = () => performance.now()) {
     this.connection = new PoolConnection({
       name: config.name, urls: config.urls, user: config.user, password: resolvePassword(config), allowUnauthorized: config.allowUnauthorized,
-      callTimeoutMs: config.timing.xapiTimeout, retryMinMs: 500, retryMaxMs: 10_000, log,
+      callTimeoutMs: config.timing.xapiTimeout, vmRefreshMs: config.timing.capacityInterval, retryMinMs: 500, retryMaxMs: 10_000, log,
     });
     this.probes = probeOptions(config).map(({ name, options }) => probeDefinition(name)!.create(options, { log, pool: config.name }));
     this.policy = {
@@ -121,6 +127,22 @@ export class PoolSampler {
     this.counters.rounds++;
     this.account(changes, next);
     this.watchMaster(s, hosts);
+    this.updateCapacity(s, next);
+  }
+
+  /** Recomputes the capacity figures when the snapshot or a host's state changed. */
+  private updateCapacity(s: PoolSnapshot, mem: PoolMemory): void {
+    if (this.connection.vmsFetchedAt === null) return;
+    const states = Object.fromEntries(Object.values(mem.hosts).map((h) => [h.host, { state: h.state, anyPathUp: h.network === 'up' || h.network === 'degraded' || h.storage === 'up' || h.storage === 'degraded' }]));
+    const key = `${this.connection.vmsFetchedAt}|${JSON.stringify(states)}`;
+    if (this.snapshotSeen === s && key === this.capacityKey) return;
+    this.snapshotSeen = s;
+    this.capacityKey = key;
+    try {
+      this.state.capacity = failuresToTolerate(fromPoolSnapshot(s, states));
+    } catch (e) {
+      this.log.warn({ err: e, pool: this.config.name }, 'capacity computation failed');
+    }
   }
 
   private account(changes: StateChange[], mem: PoolMemory): void {

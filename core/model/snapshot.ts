@@ -167,15 +167,16 @@ export function buildSnapshot(records: RecordsByClass): PoolSnapshot {
     };
   }).sort((a, b) => a.name.localeCompare(b.name));
 
-  const localSrHost = new Map<string, string>();
-  for (const [ref, sr] of srs) {
+  // A disk on a host-local SR ties its VM to that host. SR.VDIs says which VDIs an SR holds, so
+  // no VDI records are needed for this.
+  const localVdiHost = new Map<string, string>();
+  for (const sr of srs.values()) {
     if (sr.shared) continue;
     const host = sr.PBDs.map((r) => pbds.get(r)?.host).find((x) => x !== undefined);
-    if (host) localSrHost.set(ref, host);
+    if (host) for (const vdi of sr.VDIs) localVdiHost.set(vdi, host);
   }
-  const vmViews: VmView[] = [...vms.entries()].map(([ref, v]) => {
-    const pinnedTo = v.VBDs.map((r) => vbds.get(r)?.VDI).map((vdi) => (vdi ? vdis.get(vdi)?.SR : undefined))
-      .map((sr) => (sr ? localSrHost.get(sr) : undefined)).find((x) => x !== undefined) ?? null;
+  const vmViews: VmView[] = [...vms.entries()].filter(([, v]) => !v.is_a_template && !v.is_a_snapshot).map(([ref, v]) => {
+    const pinnedTo = v.VBDs.map((r) => vbds.get(r)?.VDI).map((vdi) => (vdi ? localVdiHost.get(vdi) : undefined)).find((x) => x !== undefined) ?? null;
     return {
       ref, uuid: v.uuid, name: v.name_label, powerState: v.power_state, residentOn: v.resident_on === NULL_REF ? null : v.resident_on,
       haRestartPriority: v.ha_restart_priority, haAlwaysRun: v.ha_always_run, order: v.order, startDelay: v.start_delay,

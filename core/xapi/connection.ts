@@ -12,6 +12,16 @@ import { EventEmitter } from 'node:events';
 import { Xapi, type XapiObject } from 'xen-api';
 import type { Logger } from 'pino';
 import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
+import { vbdRecord, vmRecord } from '../model/xapi-records.ts';
+
+/** Keeps only the fields a schema names (the rest of a XAPI record is dropped to save memory). */
+function pick(record: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (k in record) out[k] = record[k];
+  return out;
+}
+const VM_FIELDS = Object.keys(vmRecord.shape);
+const VBD_FIELDS = Object.keys(vbdRecord.shape);
 
 /**
  * Classes mirrored from the pool through event.from. VDIs are not mirrored (a pool has thousands);
@@ -38,6 +48,8 @@ export interface ConnectionOptions {
   password: string;
   allowUnauthorized: boolean;
   callTimeoutMs: number;
+  /** How often VMs and VBDs are fetched for the capacity figures (they are not mirrored); 0 = never. */
+  vmRefreshMs: number;
   /** Backoff between failed rounds over every candidate. */
   retryMinMs: number;
   retryMaxMs: number;
@@ -62,6 +74,10 @@ export class PoolConnection extends EventEmitter {
   private loop: Promise<void> | null = null;
   private failoverRequested = false;
   private heartbeatVdis: Record<string, unknown> = {};
+  private vmRecords: { VM: Record<string, unknown>; VBD: Record<string, unknown> } | null = null;
+  private vmTimer: NodeJS.Timeout | undefined;
+  /** When VMs were last fetched (ms since the epoch), null before the first fetch. */
+  vmsFetchedAt: number | null = null;
   private vdiFetch: { running: boolean; again: boolean } = { running: false, again: false };
 
   constructor(private readonly o: ConnectionOptions) {
@@ -75,6 +91,7 @@ export class PoolConnection extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.vmTimer);
     this.wake?.();
     await this.dropClient();
     await this.loop;
@@ -111,7 +128,36 @@ export class PoolConnection extends EventEmitter {
       if (bucket) bucket[obj.$ref] = obj;
     }
     out.VDI = this.heartbeatVdis;
+    if (this.vmRecords) {
+      out.VM = this.vmRecords.VM;
+      out.VBD = this.vmRecords.VBD;
+    }
     return out as RecordsByClass;
+  }
+
+  /**
+   * VMs and VBDs for the capacity figures, fetched every `vmRefreshMs` rather than mirrored: a pool
+   * has thousands, their records are large, and capacity does not need them to the second. Templates
+   * and snapshots are dropped, and only the fields xenha reads are kept.
+   */
+  private async fetchVms(c: Xapi): Promise<void> {
+    try {
+      const [vms, vbds] = await Promise.all([
+        c.call<Record<string, Record<string, unknown>>>('VM.get_all_records'),
+        c.call<Record<string, Record<string, unknown>>>('VBD.get_all_records'),
+      ]);
+      const VM: Record<string, unknown> = {};
+      for (const [ref, r] of Object.entries(vms)) if (!r.is_a_template && !r.is_a_snapshot) VM[ref] = pick(r, VM_FIELDS);
+      const VBD: Record<string, unknown> = {};
+      for (const [ref, r] of Object.entries(vbds)) VBD[ref] = pick(r, VBD_FIELDS);
+      this.vmRecords = { VM, VBD };
+      this.vmsFetchedAt = Date.now();
+      this.markDirty();
+    } catch (e) {
+      const err = e as { code?: string; message?: string };
+      this.count(this.errors, err.code ?? 'VM_FETCH_FAILED');
+      this.lastError = `VMs: ${err.code ?? err.message}`;
+    }
   }
 
   /**
@@ -238,6 +284,13 @@ export class PoolConnection extends EventEmitter {
           c.objects.on('update', onObjects);
           c.objects.on('remove', onObjects);
           await this.fetchHeartbeatVdis(c);
+          if (this.o.vmRefreshMs > 0) {
+            await this.fetchVms(c);
+            clearInterval(this.vmTimer);
+            this.vmTimer = setInterval(() => {
+              if (this.client === c) void this.fetchVms(c);
+            }, this.o.vmRefreshMs);
+          }
           c.on('eventFetchingError', (err: { code?: string; message?: string }) => this.onEventError(err));
           c.on('disconnected', () => this.requestFailover('client disconnected'));
           this.o.log.info({ pool: this.o.name, url }, 'connected to XAPI');

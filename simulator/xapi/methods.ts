@@ -12,7 +12,7 @@ import { NULL_REF, xapiInt } from '../../core/model/xapi-records.ts';
 import type { HostRuntime, SimulatedPool } from '../pool.ts';
 import { formatToken, parseToken, type XapiRecordData, type XapiValue } from './database.ts';
 import { failure, XapiFailure } from './errors.ts';
-import { computeMaxFailuresPlaceholder } from './ha-placeholder.ts';
+import { computeMaxFailures } from './ha-planner.ts';
 import { SIM_CLASSES } from '../build.ts';
 
 export interface CallContext {
@@ -126,7 +126,7 @@ function haltVm(ctx: CallContext, vmRef: string, action: string): void {
 function poolRecalculateHa(ctx: CallContext): void {
   const db = ctx.pool.built.db;
   const p = db.peek('pool', ctx.pool.built.poolRef);
-  const max = computeMaxFailuresPlaceholder(ctx.pool);
+  const max = computeMaxFailures(ctx.pool);
   const want = p.ha_host_failures_to_tolerate as number;
   db.update('pool', ctx.pool.built.poolRef, { ha_overcommitted: max < want, ha_plan_exists_for: Math.min(want, max) });
 }
@@ -161,12 +161,12 @@ const special: Record<string, MethodDef> = {
       return formatToken(db.currentGeneration - 1);
     },
   },
-  'pool.ha_compute_max_host_failures_to_tolerate': { args: [], run: (ctx) => computeMaxFailuresPlaceholder(ctx.pool) },
+  'pool.ha_compute_max_host_failures_to_tolerate': { args: [], run: (ctx) => computeMaxFailures(ctx.pool) },
   'pool.ha_compute_hypothetical_max_host_failures_to_tolerate': {
     args: [z.record(z.string(), z.enum(['restart', 'best-effort', '']))],
-    run: (ctx, [configuration]) => computeMaxFailuresPlaceholder(ctx.pool, configuration as Record<string, string>),
+    run: (ctx, [configuration]) => computeMaxFailures(ctx.pool, configuration as Record<string, string>),
   },
-  'pool.ha_failover_plan_exists': { args: [int], run: (ctx, [n]) => Number(n) <= computeMaxFailuresPlaceholder(ctx.pool) },
+  'pool.ha_failover_plan_exists': { args: [int], run: (ctx, [n]) => Number(n) <= computeMaxFailures(ctx.pool) },
   'pool.set_ha_host_failures_to_tolerate': {
     args: [ref, int],
     run: (ctx, [self, value]) => {
@@ -174,7 +174,7 @@ const special: Record<string, MethodDef> = {
       const p = rec(ctx, 'pool', self);
       const v = Number(value);
       if (v < 0) throw new XapiFailure('INVALID_VALUE', ['ha_host_failures_to_tolerate', String(v)]);
-      if (p.ha_enabled && !p.ha_allow_overcommit && (p.ha_plan_exists_for as number) > 0 && v > computeMaxFailuresPlaceholder(ctx.pool)) {
+      if (p.ha_enabled && !p.ha_allow_overcommit && (p.ha_plan_exists_for as number) > 0 && v > computeMaxFailures(ctx.pool)) {
         throw new XapiFailure('HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN', []);
       }
       db.update('pool', String(self), { ha_host_failures_to_tolerate: v });

@@ -30,7 +30,7 @@ export function fastPoolConfig(sim: Simulator, overrides: Record<string, unknown
         'network-tcp': {}, 'network-xapi': {}, 'storage-xapi': {},
         'storage-statefile': { devices: [{ home: '0', path: info.statefile }], readMode: 'buffered', statefileTimeoutMs: 600, peerHeartbeatTimeoutMs: 400 },
       },
-      timing: { sampleInterval: '100ms', probeTimeout: '80ms', xapiTimeout: '2s', deadAfter: '1s', flapWindow: '3s', flapThreshold: 6, confirmSamples: 2 },
+      timing: { sampleInterval: '100ms', probeTimeout: '80ms', xapiTimeout: '2s', deadAfter: '1s', flapWindow: '3s', flapThreshold: 6, confirmSamples: 2, capacityInterval: '500ms' },
       ...overrides,
     }],
   }).pools[0]!;

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { startExporter, type RunningExporter } from '../../exporter/exporter.ts';
 import { exporterConfig } from '../../exporter/config.ts';
 import { applyFault } from '../../simulator/faults.ts';
+import { computeMaxFailures } from '../../simulator/xapi/ha-planner.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { EXPORTER_PASSWORD_ENV, fastPoolConfig, metricValue } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
@@ -80,6 +81,19 @@ describe('exporter over HTTP', () => {
     expect(metricValue(text, 'xenha_pool_master_info', { pool: 'sim', host: 'host-01' })).toBe(1);
     expect(metricValue(text, 'xenha_preflight_check', { pool: 'sim', check: 'static_ip_all_hosts' })).toBe(1);
     expect(metricValue(text, 'xenha_statefile_slot_peers', { pool: 'sim', host: 'host-01', domain: 'network' })).toBe(3);
+  });
+
+  it('exports the planner\'s failures tolerable, equal to what the pool\'s HA call answers', async () => {
+    await waitFor('capacity figures', () => exporter.samplers[0]!.state.capacity !== null);
+    const text = await (await fetch(`${exporter.url}/metrics`)).text();
+    const lower = metricValue(text, 'xenha_pool_failures_tolerable', { pool: 'sim', bound: 'lower' })!;
+    const upper = metricValue(text, 'xenha_pool_failures_tolerable', { pool: 'sim', bound: 'upper' })!;
+    const exact = metricValue(text, 'xenha_pool_failures_tolerable', { pool: 'sim', bound: 'exact' })!;
+    expect(lower).toBeLessThanOrEqual(exact);
+    expect(exact).toBeLessThanOrEqual(upper);
+    expect(exact).toBe(computeMaxFailures(sim.pool));
+    expect(metricValue(text, 'xenha_pool_capacity_overcommitted', { pool: 'sim' })).toBe(lower < 1 ? 1 : 0);
+    expect(exporter.samplers[0]!.connection.calls.get('VM.get_all_records') ?? 0).toBeGreaterThanOrEqual(1);
   });
 
   it('uses the event.from long poll, not polling of get_all_records', async () => {

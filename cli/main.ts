@@ -4,6 +4,7 @@ import { registerSimulate } from './simulate.ts';
 import { registerFault } from './fault.ts';
 import { registerExporter } from './exporter.ts';
 import { registerExplain } from './explain.ts';
+import { registerPlan } from './plan.ts';
 
 const program = new Command('xenha')
   .description('HA monitoring and safe auto-remediation for XenServer / XCP-ng pools')
@@ -14,6 +15,7 @@ registerSimulate(program);
 registerFault(program);
 registerExporter(program);
 registerExplain(program);
+registerPlan(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,145 @@
+/**
+ * `xenha plan` and `xenha what-if`: the planner on a snapshot file (docs/planner.md) or a live pool.
+ * JSON out by default; `--format table` for people.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { z } from 'zod';
+import { failuresToTolerate, whatIf, type Capacity } from '../core/planner/capacity.ts';
+import { DEFAULT_FENCE_POLICY } from '../core/planner/fence-gates.ts';
+import { fromPoolSnapshot, plannerSnapshot, type PlannerSnapshot } from '../core/planner/model.ts';
+import { planRecovery, type RecoveryPlan } from '../core/planner/plan.ts';
+import { fetchPoolSnapshot } from '../core/xapi/fetch-snapshot.ts';
+import { intArg } from './args.ts';
+
+interface SourceOptions {
+  input?: string;
+  pool?: string;
+  user: string;
+  passwordEnv: string;
+  allowUnauthorized?: boolean;
+  exporter?: string;
+  exporterPool?: string;
+}
+
+function sourceOptions(cmd: Command): Command {
+  return cmd
+    .option('--input <file>', 'a planner snapshot (JSON, see docs/planner.md)')
+    .option('--pool <url>', 'take the snapshot from a live pool (or the simulator) over XAPI')
+    .option('--user <name>', 'with --pool: XAPI user', 'root')
+    .option('--password-env <var>', 'with --pool: environment variable holding the password', 'XENHA_PASSWORD')
+    .option('--allow-unauthorized', 'with --pool: accept a self-signed certificate')
+    .option('--exporter <url>', 'with --pool: take each host\'s state and observer isolation from a running exporter')
+    .option('--exporter-pool <name>', 'with --exporter: the pool\'s name in the exporter (default: its only pool)');
+}
+
+const exporterState = z.object({
+  pools: z.array(z.object({
+    pool: z.string(),
+    observerIsolated: z.boolean().nullable(),
+    hosts: z.array(z.object({ uuid: z.string(), state: z.string().nullable(), network: z.string().nullable(), storage: z.string().nullable() })),
+  })),
+});
+
+/** The planner snapshot, and whether the observer is isolated, from the chosen source. */
+async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; observerIsolated: boolean; notes: string[] }> {
+  if ((o.input === undefined) === (o.pool === undefined)) throw new Error('give exactly one of --input <file> and --pool <url>');
+  if (o.input !== undefined) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(o.input, 'utf8'));
+    } catch (e) {
+      throw new Error(`cannot read ${o.input}: ${(e as Error).message}`);
+    }
+    const r = plannerSnapshot.safeParse(raw);
+    if (!r.success) throw new Error(`${o.input} is not a valid planner snapshot:\n${z.prettifyError(r.error)}`);
+    return { snapshot: r.data, observerIsolated: false, notes: [] };
+  }
+  const password = process.env[o.passwordEnv];
+  if (!password) throw new Error(`environment variable ${o.passwordEnv} is not set (the XAPI password)`);
+  const snap = await fetchPoolSnapshot(o.pool!, o.user, password, { allowUnauthorized: o.allowUnauthorized });
+  if (!o.exporter) {
+    return { snapshot: fromPoolSnapshot(snap), observerIsolated: false, notes: ['no --exporter: host states derived from host_metrics.live (not live = dead); the exporter\'s two-path classification is safer'] };
+  }
+  const res = await fetch(new URL('/api/v1/state', o.exporter), { signal: AbortSignal.timeout(10_000) });
+  const state = exporterState.parse(await res.json());
+  const p = o.exporterPool ? state.pools.find((x) => x.pool === o.exporterPool) : state.pools.length === 1 ? state.pools[0] : undefined;
+  if (!p) throw new Error(`pick the exporter's pool with --exporter-pool (pools: ${state.pools.map((x) => x.pool).join(', ')})`);
+  const alive = (s: string | null) => s === 'up' || s === 'degraded';
+  const states = Object.fromEntries(p.hosts.filter((h) => h.state).map((h) => [h.uuid, { state: h.state as never, anyPathUp: alive(h.network) || alive(h.storage) }]));
+  return { snapshot: fromPoolSnapshot(snap, states), observerIsolated: p.observerIsolated === true, notes: [] };
+}
+
+function hostsByName(s: PlannerSnapshot, list: string): string[] {
+  return list.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
+    const h = s.hosts.find((y) => y.name === x || y.uuid === x);
+    if (!h) throw new Error(`no host ${JSON.stringify(x)} (hosts: ${s.hosts.map((y) => y.name).join(', ')})`);
+    return h.uuid;
+  });
+}
+
+function capacityTable(s: PlannerSnapshot, c: Capacity): string[] {
+  const name = (u: string) => s.hosts.find((h) => h.uuid === u)?.name ?? u;
+  return [
+    `pool ${s.pool.name}: failures tolerable lower ${c.lower}, upper ${c.upper}, exact ${c.exact ?? 'not computed (over budget)'}; configured ${s.pool.hostFailuresToTolerate}${c.lower < s.pool.hostFailuresToTolerate ? '  ← OVERCOMMITTED' : ''}`,
+    ...(c.witness ? [`  fails with ${c.witness.hosts.map(name).join(', ') || 'no further failure'}: ${c.witness.reason}`] : []),
+    ...c.reasons.map((r) => `  note: ${r}`),
+  ];
+}
+
+function planTable(s: PlannerSnapshot, p: RecoveryPlan): string[] {
+  const host = (u: string) => s.hosts.find((h) => h.uuid === u)?.name ?? u;
+  const vm = (u: string) => s.vms.find((v) => v.uuid === u)?.name ?? u;
+  const rows = p.steps.map((st, i) => {
+    const what = st.kind === 'reset-power-state' ? `${vm(st.vm)} on ${host(st.host)}` : 'vm' in st ? `${vm(st.vm)} → ${host(st.host)}` : 'host' in st ? host(st.host) : st.kind === 'wait' ? `${st.seconds} s` : '';
+    return `${String(i + 1).padStart(3)}  ${st.kind.padEnd(22)} ${what.padEnd(32)} ${st.reason}`;
+  });
+  return [
+    p.steps.length === 0 ? 'no step: nothing to recover' : '  #  step                   target                           why',
+    ...rows,
+    ...p.fences.refused.map((r) => `  refused fence of ${host(r.host)} [${r.gate}]: ${r.reason}`),
+    ...p.unplaced.map((u) => `  not restarted: ${u.name}: ${u.reason}`),
+    ...(p.notRestarted.length > 0 ? [`  not restarted (no HA priority): ${p.notRestarted.map((v) => v.name).join(', ')}`] : []),
+  ];
+}
+
+export function registerPlan(program: Command): void {
+  sourceOptions(program.command('plan'))
+    .description('failures the pool can absorb, and the recovery plan for the hosts that are dead (fence, confirm, master hand-over, restarts)')
+    .addOption(new Option('--format <format>', 'output').choices(['json', 'table']).default('json'))
+    .option('--max-concurrent-fences <n>', 'storm limit: fences in flight', intArg(0, 64), DEFAULT_FENCE_POLICY.maxConcurrentFences)
+    .option('--override-quorum', 'fence even when most of the pool looks dead (an operator\'s decision)')
+    .action(async (o) => {
+      const { snapshot, observerIsolated, notes } = await load(o);
+      const capacity = failuresToTolerate(snapshot);
+      const plan = planRecovery(snapshot, {
+        observerIsolated, history: { fences: [], inFlight: [] }, now: Date.now(),
+        fencePolicy: { ...DEFAULT_FENCE_POLICY, maxConcurrentFences: o.maxConcurrentFences, overrideQuorum: o.overrideQuorum === true },
+      });
+      for (const n of notes) process.stderr.write(`xenha: ${n}\n`);
+      process.stdout.write(o.format === 'table'
+        ? `${[...capacityTable(snapshot, capacity), '', ...planTable(snapshot, plan)].join('\n')}\n`
+        : `${JSON.stringify({ capacity, plan }, null, 2)}\n`);
+    });
+
+  sourceOptions(program.command('what-if'))
+    .description('can the pool survive losing these hosts now, and with which placement of their protected VMs')
+    .requiredOption('--fail <hosts>', 'comma-separated host names or UUIDs')
+    .addOption(new Option('--format <format>', 'output').choices(['json', 'table']).default('json'))
+    .action(async (o) => {
+      const { snapshot, notes } = await load(o);
+      const r = whatIf(snapshot, hostsByName(snapshot, o.fail));
+      for (const n of notes) process.stderr.write(`xenha: ${n}\n`);
+      if (o.format === 'json') {
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        return;
+      }
+      const host = (u: string) => snapshot.hosts.find((h) => h.uuid === u)?.name ?? u;
+      const vm = (u: string) => snapshot.vms.find((v) => v.uuid === u)?.name ?? u;
+      process.stdout.write(`${[
+        `losing ${r.failed.map(host).join(', ')}: ${r.survives === true ? 'SURVIVES' : r.survives === false ? 'DOES NOT SURVIVE' : 'CANNOT TELL'} — ${r.reason}`,
+        ...Object.entries(r.placement).map(([v, h]) => `  ${vm(v)} → ${host(h)}`),
+      ].join('\n')}\n`);
+      if (r.survives === false) process.exitCode = 3;
+    });
+}

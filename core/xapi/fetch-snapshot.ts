@@ -1,0 +1,21 @@
+/** A one-shot pool snapshot over XAPI (for the CLI): login, every class xenha reads, logout. */
+import { createClient } from 'xen-api';
+import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
+
+export async function fetchPoolSnapshot(url: string, user: string, password: string, opts: { allowUnauthorized?: boolean; timeoutMs?: number } = {}): Promise<PoolSnapshot> {
+  const x = createClient({ url, auth: { user, password }, readOnly: true, watchEvents: false, allowUnauthorized: opts.allowUnauthorized ?? false, callTimeout: opts.timeoutMs ?? 30_000 });
+  try {
+    await x.connect();
+    const classes = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VM', 'VBD'] as const;
+    const records: Record<string, Record<string, unknown>> = {};
+    await Promise.all(classes.map(async (c) => {
+      records[c] = await x.call<Record<string, unknown>>(`${c}.get_all_records`);
+    }));
+    const statefiles = await x.call<Record<string, { SR: string }>>('VDI.get_all_records_where', 'field "type" = "ha_statefile"');
+    const sr = Object.values(statefiles)[0]?.SR;
+    records.VDI = { ...statefiles, ...(sr ? await x.call<Record<string, unknown>>('VDI.get_all_records_where', `field "SR" = "${sr}"`) : {}) };
+    return buildSnapshot(records as RecordsByClass);
+  } finally {
+    await x.disconnect().catch(() => {});
+  }
+}

@@ -155,13 +155,13 @@ function binomial(n: number, k: number): number {
   return Math.round(r);
 }
 
-/** Exhaustive: null when over budget. */
-function exact(m: Model, o: CapacityOptions): { k: number; witness: { hosts: string[]; reason: string } | null } | null {
+/** Exhaustive up to `maxK` (the upper bound + 1 is enough): null when over budget. */
+function exact(m: Model, o: CapacityOptions, maxK: number): { k: number; witness: { hosts: string[]; reason: string } | null } | null {
   const n = m.hosts.length;
   let sets = 0;
-  for (let k = 0; k <= n - 1; k++) {
-    sets += binomial(n, k);
-    if (sets > o.maxExactSets) return null;
+  for (let k = 0; k <= Math.min(maxK, n - 1); k++) sets += binomial(n, k);
+  if (sets > o.maxExactSets) return null;
+  for (let k = 0; k <= Math.min(maxK, n - 1); k++) {
     for (const c of combinations(n, k)) {
       const failed = new Set(c.map((i) => m.hosts[i]!));
       const { items, bins } = scenario(m, failed);
@@ -170,7 +170,12 @@ function exact(m: Model, o: CapacityOptions): { k: number; witness: { hosts: str
       if (r.result === 'infeasible') return { k: k - 1, witness: { hosts: [...failed], reason: provablyInfeasible(items, bins) ?? 'no placement exists (exhaustive search)' } };
     }
   }
-  return { k: n - 1, witness: null };
+  return { k: Math.min(maxK, n - 1), witness: null };
+}
+
+/** The lower bound alone: cheap (no search), for checks inside loops. */
+export function lowerBoundTolerable(s: PlannerSnapshot): number {
+  return Math.max(0, lowerBound(model(s)));
 }
 
 export function failuresToTolerate(s: PlannerSnapshot, o: CapacityOptions = DEFAULT_CAPACITY_OPTIONS, protectedOverride?: (v: PlannerVm) => boolean): Capacity {
@@ -205,7 +210,9 @@ export function failuresToTolerate(s: PlannerSnapshot, o: CapacityOptions = DEFA
       }
     }
   }
-  const ex = exact(m, o);
+  // The bounds meet: that is the exact figure. Else search every failure set up to upper + 1, if the
+  // number of sets stays within budget.
+  const ex = lower === upper && planExistsNow ? { k: lower, witness: null } : exact(m, o, upper + 1);
   if (ex) {
     if (ex.witness) witness = ex.witness;
     if (ex.k < 0) reasons.push('no plan even with no further failure');

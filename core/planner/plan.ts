@@ -10,7 +10,7 @@
  *    a survivor with room; then `best-effort` VMs while room lasts. Nothing is started on a host that
  *    is not confirmed fenced first, nothing beyond a host's free memory.
  */
-import { failuresToTolerate } from './capacity.ts';
+import { failuresToTolerate, lowerBoundTolerable } from './capacity.ts';
 import { decideFences, type FenceDecision, type FenceHistory, type FencePolicy } from './fence-gates.ts';
 import { canHost, hostFree, isResident, type PlannerSnapshot, type PlannerVm } from './model.ts';
 
@@ -123,8 +123,8 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
     let host: string | null = null;
     for (const h of options) {
       const trial = withPlacement(current, recovered, new Map([[v.uuid, h]]));
-      const c = failuresToTolerate(trial);
-      if ((keep.exact !== null ? c.exact ?? c.lower : c.lower) >= keepK) {
+      const after = keep.exact !== null ? (failuresToTolerate(trial).exact ?? lowerBoundTolerable(trial)) : lowerBoundTolerable(trial);
+      if (after >= keepK) {
         host = h;
         current = trial;
         break;

@@ -201,7 +201,9 @@ export function failuresToTolerate(s: PlannerSnapshot, o: CapacityOptions = DEFA
     search: for (let k = lower + 1; k <= n - 1; k++) {
       for (const f of witnessCandidates(m, k)) {
         const { items, bins } = scenario(m, new Set(f));
-        const why = provablyInfeasible(items, bins) ?? (items.length <= 40 && exactFeasible(items, bins, 20_000).result === 'infeasible' ? 'no placement exists (exhaustive search)' : null);
+        // Necessary conditions first; near the lower bound, a bounded exact search too.
+        const why = provablyInfeasible(items, bins)
+          ?? ((items.length <= 40 || k <= lower + 2) && exactFeasible(items, bins, 20_000).result === 'infeasible' ? 'no placement exists (exhaustive search)' : null);
         if (why) {
           upper = k - 1;
           witness = { hosts: f, reason: why };

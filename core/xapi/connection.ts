@@ -91,7 +91,7 @@ export class PoolConnection extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.vmTimer);
+    clearTimeout(this.vmTimer);
     this.wake?.();
     await this.dropClient();
     await this.loop;
@@ -133,6 +133,15 @@ export class PoolConnection extends EventEmitter {
       out.VBD = this.vmRecords.VBD;
     }
     return out as RecordsByClass;
+  }
+
+  /** The next VM fetch, jittered ±25 % so that many pools do not fetch (and hold the answers) at once. */
+  private scheduleVmFetch(c: Xapi): void {
+    clearTimeout(this.vmTimer);
+    this.vmTimer = setTimeout(() => {
+      if (this.client !== c || this.stopped) return;
+      void this.fetchVms(c).finally(() => this.scheduleVmFetch(c));
+    }, this.o.vmRefreshMs * (0.75 + Math.random() / 2));
   }
 
   /**
@@ -286,10 +295,7 @@ export class PoolConnection extends EventEmitter {
           await this.fetchHeartbeatVdis(c);
           if (this.o.vmRefreshMs > 0) {
             await this.fetchVms(c);
-            clearInterval(this.vmTimer);
-            this.vmTimer = setInterval(() => {
-              if (this.client === c) void this.fetchVms(c);
-            }, this.o.vmRefreshMs);
+            this.scheduleVmFetch(c);
           }
           c.on('eventFetchingError', (err: { code?: string; message?: string }) => this.onEventError(err));
           c.on('disconnected', () => this.requestFailover('client disconnected'));

@@ -5,7 +5,7 @@
  * labels (pool, host name, path, probe, home, state, check, XAPI method and error code).
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { HOST_STATES } from '../core/classify/state-machine.ts';
+import { HOST_STATES, type HostMemory } from '../core/classify/state-machine.ts';
 import type { PoolSampler } from './sampler.ts';
 
 export function createRegistry(samplers: readonly PoolSampler[], now: () => number = () => performance.now(), withProcessMetrics = true): Registry {
@@ -17,19 +17,19 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   }
 
   const hostName = (s: PoolSampler, uuid: string) => s.state.snapshot?.hosts.find((h) => h.uuid === uuid)?.name ?? uuid;
+  /** Every classified host of every pool, with its pool and host labels. */
+  const forHosts = (f: (s: PoolSampler, h: HostMemory, labels: { pool: string; host: string }) => void) => {
+    for (const s of samplers) for (const h of Object.values(s.state.memory?.hosts ?? {})) f(s, h, { pool: s.config.name, host: hostName(s, h.host) });
+  };
 
   new Gauge({
     name: 'xenha_host_path_up', help: 'Whether a probe saw the host alive on a path and home (1) or not (0); absent when it could not tell.',
     labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const, registers: [reg],
     collect() {
       this.reset();
-      for (const s of samplers) {
-        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
-          for (const x of h.lastSamples) {
-            if (x.up !== null) this.set({ pool: s.config.name, host: hostName(s, h.host), path: x.path, probe: x.probe, home: x.home }, x.up ? 1 : 0);
-          }
-        }
-      }
+      forHosts((_s, h, l) => {
+        for (const x of h.lastSamples) if (x.up !== null) this.set({ ...l, path: x.path, probe: x.probe, home: x.home }, x.up ? 1 : 0);
+      });
     },
   });
 
@@ -38,15 +38,9 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const, registers: [reg],
     collect() {
       this.reset();
-      for (const s of samplers) {
-        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
-          for (const x of h.lastSamples) {
-            if (x.up === true && x.latencySeconds !== null) {
-              this.set({ pool: s.config.name, host: hostName(s, h.host), path: x.path, probe: x.probe, home: x.home }, x.latencySeconds);
-            }
-          }
-        }
-      }
+      forHosts((_s, h, l) => {
+        for (const x of h.lastSamples) if (x.up === true && x.latencySeconds !== null) this.set({ ...l, path: x.path, probe: x.probe, home: x.home }, x.latencySeconds);
+      });
     },
   });
 
@@ -56,14 +50,12 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     collect() {
       this.reset();
       const t = now();
-      for (const s of samplers) {
-        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
-          for (const path of ['network', 'storage'] as const) {
-            const last = h.lastUp[path];
-            if (last !== null) this.set({ pool: s.config.name, host: hostName(s, h.host), path }, Math.max(0, (t - last) / 1000));
-          }
+      forHosts((_s, h, l) => {
+        for (const path of ['network', 'storage'] as const) {
+          const last = h.lastUp[path];
+          if (last !== null) this.set({ ...l, path }, Math.max(0, (t - last) / 1000));
         }
-      }
+      });
     },
   });
 
@@ -72,11 +64,9 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     labelNames: ['pool', 'host', 'state'] as const, registers: [reg],
     collect() {
       this.reset();
-      for (const s of samplers) {
-        for (const h of Object.values(s.state.memory?.hosts ?? {})) {
-          for (const st of HOST_STATES) this.set({ pool: s.config.name, host: hostName(s, h.host), state: st }, h.state === st ? 1 : 0);
-        }
-      }
+      forHosts((_s, h, l) => {
+        for (const st of HOST_STATES) this.set({ ...l, state: st }, h.state === st ? 1 : 0);
+      });
     },
   });
 
@@ -86,32 +76,34 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     collect() {
       this.reset();
       const t = now();
-      for (const s of samplers) {
-        for (const h of Object.values(s.state.memory?.hosts ?? {})) this.set({ pool: s.config.name, host: hostName(s, h.host) }, Math.max(0, (t - h.since) / 1000));
-      }
+      forHosts((_s, h, l) => this.set(l, Math.max(0, (t - h.since) / 1000)));
     },
   });
 
-  new Counter({
-    name: 'xenha_host_state_transitions_total', help: 'Host state changes.',
-    labelNames: ['pool', 'host'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) for (const [uuid, n] of s.counters.transitions) this.inc({ pool: s.config.name, host: hostName(s, uuid) }, n);
-    },
-  });
 
-  new Counter({
-    name: 'xenha_false_positives_averted_total', help: 'Times one path alone would have declared a live host dead (the host was alive on the other path).',
-    labelNames: ['pool', 'path'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) {
-        this.inc({ pool: s.config.name, path: 'network' }, s.counters.falsePositivesAverted.network);
-        this.inc({ pool: s.config.name, path: 'storage' }, s.counters.falsePositivesAverted.storage);
-      }
-    },
-  });
+
+  /** A counter per pool (and one more label), read from the samplers' own monotonic counts. */
+  const poolCounter = (name: string, help: string, label: string | null, values: (s: PoolSampler) => number | Iterable<readonly [string, number]>) =>
+    new Counter({
+      name, help, labelNames: label ? ['pool', label] : ['pool'], registers: [reg],
+      collect() {
+        this.reset();
+        for (const s of samplers) {
+          const v = values(s);
+          if (typeof v === 'number') this.inc({ pool: s.config.name }, v);
+          else for (const [k, n] of v) this.inc({ pool: s.config.name, [label!]: k }, n);
+        }
+      },
+    });
+
+  poolCounter('xenha_host_state_transitions_total', 'Host state changes.', 'host', (s) => [...s.counters.transitions].map(([uuid, n]) => [hostName(s, uuid), n] as const));
+  poolCounter('xenha_false_positives_averted_total', 'Times one path alone would have declared a live host dead (the host was alive on the other path).', 'path',
+    (s) => Object.entries(s.counters.falsePositivesAverted));
+  poolCounter('xenha_xapi_calls_total', 'XAPI calls made, by method.', 'method', (s) => s.connection.calls);
+  poolCounter('xenha_xapi_errors_total', 'XAPI failures (connects, event fetches, queries), by error code.', 'code', (s) => s.connection.errors);
+  poolCounter('xenha_xapi_connects_total', 'Successful XAPI connections (a new one after a master change or a lost session).', null, (s) => s.connection.connects);
+  poolCounter('xenha_exporter_sample_rounds_total', 'Sampling rounds run.', null, (s) => s.counters.rounds);
+  poolCounter('xenha_exporter_probe_errors_total', 'Probe runs that failed outright (not a host found down).', 'probe', (s) => s.counters.probeErrors);
 
   new Counter({
     name: 'xenha_host_path_flaps_total', help: 'Changes of a path\'s status between up, degraded (a home lost) and down.',
@@ -215,50 +207,10 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     },
   });
 
-  new Counter({
-    name: 'xenha_xapi_calls_total', help: 'XAPI calls made, by method.',
-    labelNames: ['pool', 'method'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) for (const [method, n] of s.connection.calls) this.inc({ pool: s.config.name, method }, n);
-    },
-  });
 
-  new Counter({
-    name: 'xenha_xapi_errors_total', help: 'XAPI failures (connects, event fetches), by error code.',
-    labelNames: ['pool', 'code'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) for (const [code, n] of s.connection.errors) this.inc({ pool: s.config.name, code }, n);
-    },
-  });
 
-  new Counter({
-    name: 'xenha_xapi_connects_total', help: 'Successful XAPI connections (a new one after a master change or a lost session).',
-    labelNames: ['pool'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) this.inc({ pool: s.config.name }, s.connection.connects);
-    },
-  });
 
-  new Counter({
-    name: 'xenha_exporter_sample_rounds_total', help: 'Sampling rounds run.',
-    labelNames: ['pool'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) this.inc({ pool: s.config.name }, s.counters.rounds);
-    },
-  });
 
-  new Counter({
-    name: 'xenha_exporter_probe_errors_total', help: 'Probe runs that failed outright (not a host found down).',
-    labelNames: ['pool', 'probe'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) for (const [probe, n] of s.counters.probeErrors) this.inc({ pool: s.config.name, probe }, n);
-    },
-  });
 
   return reg;
 }

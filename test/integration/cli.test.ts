@@ -1,21 +1,14 @@
 /** `xenha simulate` and `xenha fault` as a user runs them: separate processes, real ports. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SimulatorInfo } from '../../simulator/simulator.ts';
 import { tcpProbe } from '../helpers/sim.ts';
+import { xenha, XENHA_BIN as BIN } from '../helpers/run.ts';
 
-const BIN = join(import.meta.dirname, '../../bin/xenha.js');
 
-function xenha(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 let child: ChildProcess | undefined;
 let info: SimulatorInfo;

@@ -1,6 +1,5 @@
 /** The exporter's HTTP face: promtool on a real scrape, readiness, explain, a dead pool beside a live one. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +12,9 @@ import type { Simulator } from '../../simulator/simulator.ts';
 import { EXPORTER_PASSWORD_ENV, fastPoolConfig, metricValue } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { run, xenha } from '../helpers/run.ts';
 
 const PROMTOOL = '/usr/bin/promtool';
-const BIN = join(import.meta.dirname, '../../bin/xenha.js');
 
 let sim: Simulator;
 let exporter: RunningExporter;
@@ -33,26 +32,13 @@ afterAll(async () => {
   await sim?.stop();
 });
 
-function run(cmd: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
-    p.stdin.end(input ?? '');
-  });
-}
 
 describe('exporter over HTTP', () => {
   it('passes promtool check metrics on a real scrape', async () => {
     requireFile(PROMTOOL, 'apt-get install prometheus');
     const text = await (await fetch(`${exporter.url}/metrics`)).text();
     expect(text).toContain('xenha_host_state{');
-    const r = await run(PROMTOOL, ['check', 'metrics'], text);
+    const r = await run(PROMTOOL, ['check', 'metrics'], { input: text });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
@@ -109,13 +95,13 @@ describe('exporter over HTTP', () => {
   it('xenha explain prints why a host is in its state', async () => {
     applyFault(sim.pool, { kind: 'network-down', host: 'host-02' });
     await waitFor('host-02 network_isolated', () => exporter.samplers[0]!.state.memory?.hosts[sim.pool.host('host-02').built.uuid]?.state === 'network_isolated');
-    const r = await run(process.execPath, [BIN, 'explain', '--pool', 'sim', '--host', 'host-02', '--exporter', exporter.url]);
+    const r = await xenha(['explain', '--pool', 'sim', '--host', 'host-02', '--exporter', exporter.url]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('state      network_isolated');
     expect(r.stdout).toContain('rule       network-down-storage-alive');
     expect(r.stdout).toMatch(/network +network-tcp +0 +DOWN/);
     expect(r.stdout).toMatch(/storage +storage-statefile +0 +up/);
-    const missing = await run(process.execPath, [BIN, 'explain', '--pool', 'sim', '--host', 'host-99', '--exporter', exporter.url]);
+    const missing = await xenha(['explain', '--pool', 'sim', '--host', 'host-99', '--exporter', exporter.url]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no classified host host-99 in pool sim (hosts: host-01, host-02, host-03)');
     applyFault(sim.pool, { kind: 'heal' });
@@ -124,13 +110,13 @@ describe('exporter over HTTP', () => {
 
 describe('xenha exporter CLI', () => {
   it('fails clearly without a config, and on a bad one', async () => {
-    const none = await run(process.execPath, [BIN, 'exporter']);
+    const none = await xenha(['exporter']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('no config: pass --config <path>');
     const dir = mkdtempSync(join(tmpdir(), 'xenha-cfg-'));
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'pools:\n  - name: a\n    urls: [http://127.0.0.1:1]\n    passwordEnv: X\n    probes:\n      network-ping: {}\n');
-    const bad = await run(process.execPath, [BIN, 'exporter', '--config', file]);
+    const bad = await xenha(['exporter', '--config', file]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('pools.0.probes.network-ping (line 6): unknown probe "network-ping" (available: network-tcp, network-xapi, storage-statefile, storage-xapi)');
   });

@@ -1,6 +1,7 @@
 /** Power control through Debian's real fence_dummy agent, on the simulator's power-status files. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { run } from '../helpers/run.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { PASSWORD, requireFile, slotOf, startTestSim, tcpProbe } from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
@@ -19,17 +20,7 @@ function fenceCli(args: string[]): Promise<{ code: number; stdout: string }> {
 }
 
 /** Runs fence_dummy speaking the fence-agents stdin protocol (name=value lines). */
-function fenceStdin(lines: string[]): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(FENCE_DUMMY, [], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    let stdout = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout }); });
-    p.stdin.end(`${lines.join('\n')}\n`);
-  });
-}
+const fenceStdin = (lines: string[]) => run(FENCE_DUMMY, [], { input: `${lines.join('\n')}\n` });
 
 let sim: Simulator;
 beforeAll(async () => {

@@ -1,6 +1,5 @@
 /** `xenha plan` and `xenha what-if` as a user runs them, on a file and on a live (simulated) pool. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,18 +7,11 @@ import type { Simulator } from '../../simulator/simulator.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import { PASSWORD, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { xenha } from '../helpers/run.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 
-const BIN = join(import.meta.dirname, '../../bin/xenha.js');
 const EXAMPLE = join(import.meta.dirname, '../../deploy/planner-snapshot.example.json');
 
-function xenha(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 let sim: Simulator;
 beforeAll(async () => {

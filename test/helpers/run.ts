@@ -1,0 +1,33 @@
+/** Runs a program to completion (bounded in time) and collects its exit code and output. */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+export const XENHA_BIN = join(import.meta.dirname, '../../bin/xenha.js');
+
+/** The xenha CLI, as `node bin/xenha.js …`. */
+export function xenha(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return run(process.execPath, [XENHA_BIN, ...args], { env });
+}

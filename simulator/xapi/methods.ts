@@ -68,7 +68,7 @@ function vmMemoryNeed(vm: XapiRecordData): number {
   return (vm.memory_static_max as number) + (vm.memory_overhead as number);
 }
 
-function assertStartable(ctx: CallContext, vmRef: string, vm: XapiRecordData): void {
+function assertStartable(vmRef: string, vm: XapiRecordData): void {
   // xapi_vm_lifecycle.ml check order: power state first, then templates.
   if (vm.power_state !== 'Halted') throw failure.vmBadPowerState(vmRef, 'halted', vm.power_state as string);
   if (vm.is_a_template) throw new XapiFailure('VM_IS_TEMPLATE', [vmRef, 'start']);
@@ -94,7 +94,7 @@ function requiredLocalSr(ctx: CallContext, vm: XapiRecordData): { sr: string; ho
 function startOn(ctx: CallContext, vmRef: string, h: HostRuntime, paused: boolean): void {
   const db = ctx.pool.built.db;
   const vm = rec(ctx, 'VM', vmRef);
-  assertStartable(ctx, vmRef, vm);
+  assertStartable(vmRef, vm);
   if (!liveHost(ctx, h)) throw new XapiFailure('HOST_NOT_LIVE', []);
   if (db.peek('host', h.built.ref).enabled !== true) throw new XapiFailure('HOST_DISABLED', [h.built.ref]);
   const local = requiredLocalSr(ctx, vm);
@@ -226,7 +226,7 @@ const special: Record<string, MethodDef> = {
     args: [ref, bool, bool],
     run: (ctx, [vmRef, paused]) => {
       const vm = rec(ctx, 'VM', vmRef);
-      assertStartable(ctx, String(vmRef), vm);
+      assertStartable(String(vmRef), vm);
       const local = requiredLocalSr(ctx, vm);
       const candidates = ctx.pool.hosts
         .filter((h) => liveHost(ctx, h) && (!local || local.host === h.built.ref))

@@ -10,8 +10,8 @@
  *   failures. When FFD's first failure would be an item of size x, every survivor b has less than x
  *   left and everything placed is ≥ x: a survivor with free_b ≥ x holds more than free_b − x and at
  *   least one item, so at least g_x(b) = max(free_b − x, x) (0 when free_b < x), and the items placed
- *   weigh less than Σ(items ≥ x). Hence if, for every size x, Σ_{b∉F} g_x(b) ≥ Σ_{items of F ∪ dead,
- *   ≥ x}, FFD places everything. The worst F for one x is the k hosts with the largest g_x(h) + (their
+ *   weigh at most Σ(items ≥ x) − x (the failing item is not placed). Hence if, for every size x,
+ *   Σ_{b∉F} g_x(b) > Σ_{items of F ∪ dead, ≥ x} − x, FFD places everything. The worst F for one x is the k hosts with the largest g_x(h) + (their
  *   protected memory ≥ x): a top-k sum, so the bound costs O(sizes × hosts log hosts);
  * - upper bound: a failure set of k+1 hosts proven infeasible (total memory, a VM bigger than every
  *   survivor, counting slots per size, a pinned VM), searched among the adversarial candidates.
@@ -112,9 +112,9 @@ function lowerBound(m: Model): number {
     const G = g.reduce((a, b) => a + b, 0);
     const d = memAtLeast(deadSorted, x);
     const cost = m.hosts.map((h, i) => g[i]! + memAtLeast(sortedOn.get(h)!, x));
-    // Largest k with G − topK(cost, k) ≥ d (monotone in k).
+    // Largest k with G − topK(cost, k) > d − x (monotone in k).
     let k = -1;
-    while (k + 1 <= best && G - topK(cost, k + 1) >= d) k++;
+    while (k + 1 <= best && G - topK(cost, k + 1) > d - x) k++;
     best = Math.min(best, k);
     if (best < 0) return -1;
   }

@@ -59,7 +59,7 @@ async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; obse
   if (!password) throw new Error(`environment variable ${o.passwordEnv} is not set (the XAPI password)`);
   const snap = await fetchPoolSnapshot(o.pool!, o.user, password, { allowUnauthorized: o.allowUnauthorized });
   if (!o.exporter) {
-    return { snapshot: fromPoolSnapshot(snap), observerIsolated: false, notes: ['no --exporter: host states derived from host_metrics.live (not live = dead); the exporter\'s two-path classification is safer'] };
+    return { snapshot: fromPoolSnapshot(snap), observerIsolated: false, notes: ['no --exporter: host states derived from host_metrics.live (not live = dead), and no host is fenced without --allow-without-path-evidence; the exporter\'s two-path classification is safer'] };
   }
   const res = await fetch(new URL('/api/v1/state', o.exporter), { signal: AbortSignal.timeout(10_000) });
   const state = exporterState.parse(await res.json());
@@ -109,12 +109,16 @@ export function registerPlan(program: Command): void {
     .addOption(new Option('--format <format>', 'output').choices(['json', 'table']).default('json'))
     .option('--max-concurrent-fences <n>', 'storm limit: fences in flight', intArg(0, 64), DEFAULT_FENCE_POLICY.maxConcurrentFences)
     .option('--override-quorum', 'fence even when most of the pool looks dead (an operator\'s decision)')
+    .option('--allow-without-path-evidence', 'fence hosts that have no two-path classification (no --exporter): an operator\'s decision')
     .action(async (o) => {
       const { snapshot, observerIsolated, notes } = await load(o);
       const capacity = failuresToTolerate(snapshot);
       const plan = planRecovery(snapshot, {
         observerIsolated, history: { fences: [], inFlight: [] }, now: Date.now(),
-        fencePolicy: { ...DEFAULT_FENCE_POLICY, maxConcurrentFences: o.maxConcurrentFences, overrideQuorum: o.overrideQuorum === true },
+        fencePolicy: {
+          ...DEFAULT_FENCE_POLICY, maxConcurrentFences: o.maxConcurrentFences, overrideQuorum: o.overrideQuorum === true,
+          allowWithoutPathEvidence: o.allowWithoutPathEvidence === true,
+        },
       });
       for (const n of notes) process.stderr.write(`xenha: ${n}\n`);
       process.stdout.write(o.format === 'table'

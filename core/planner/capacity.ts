@@ -35,7 +35,7 @@ export interface Capacity {
   upper: number;
   /** The exact figure, when the exhaustive check completed within budget. */
   exact: number | null;
-  /** Hosts that can fail: live, enabled, not dead. */
+  /** Hosts that can fail: live and not dead (disabled ones included; they take no VM). */
   candidates: number;
   /** Whether the protected VMs of hosts already dead can be placed now (k = 0). */
   planExistsNow: boolean;
@@ -45,8 +45,11 @@ export interface Capacity {
 }
 
 interface Model {
-  hosts: string[]; // failure candidates (UUIDs), i.e. the possible survivors
+  /** Failure candidates (UUIDs): hosts up now. Disabled ones can fail too, but take no VM. */
+  hosts: string[];
+  /** Free memory of the hosts that can take VMs; 0 for disabled ones. */
   free: Map<string, number>;
+  canTake: Set<string>;
   itemsOn: Map<string, Item[]>; // protected VMs per candidate host
   deadItems: Item[]; // protected VMs on hosts that are already down
 }
@@ -57,9 +60,10 @@ function toItem(v: PlannerVm): Item {
 
 function model(s: PlannerSnapshot, protectedOverride?: (v: PlannerVm) => boolean): Model {
   const isProt = protectedOverride ?? isProtected;
-  const hosts = s.hosts.filter(canHost).map((h) => h.uuid).sort();
+  const hosts = s.hosts.filter((h) => h.live && !h.fenced && h.state !== 'dead').map((h) => h.uuid).sort();
   const hostSet = new Set(hosts);
-  const free = hostFree(s);
+  const canTake = new Set(s.hosts.filter(canHost).map((h) => h.uuid));
+  const free = new Map([...hostFree(s)].map(([h, f]) => [h, canTake.has(h) ? f : 0]));
   const itemsOn = new Map(hosts.map((h) => [h, [] as Item[]]));
   const deadItems: Item[] = [];
   for (const v of s.vms) {
@@ -67,7 +71,7 @@ function model(s: PlannerSnapshot, protectedOverride?: (v: PlannerVm) => boolean
     if (hostSet.has(v.residentOn!)) itemsOn.get(v.residentOn!)!.push(toItem(v));
     else deadItems.push(toItem(v));
   }
-  return { hosts, free, itemsOn, deadItems };
+  return { hosts, free, canTake, itemsOn, deadItems };
 }
 
 function scenario(m: Model, failed: ReadonlySet<string>): { items: Item[]; bins: Bin[] } {
@@ -75,7 +79,7 @@ function scenario(m: Model, failed: ReadonlySet<string>): { items: Item[]; bins:
   const bins: Bin[] = [];
   for (const h of m.hosts) {
     if (failed.has(h)) items.push(...m.itemsOn.get(h)!);
-    else bins.push({ id: h, free: Math.max(0, m.free.get(h)!) });
+    else if (m.canTake.has(h)) bins.push({ id: h, free: Math.max(0, m.free.get(h)!) });
   }
   return { items, bins };
 }
@@ -184,7 +188,7 @@ export function failuresToTolerate(s: PlannerSnapshot, o: CapacityOptions = DEFA
   const reasons: string[] = [];
   const pinned = s.vms.filter((v) => (protectedOverride ?? isProtected)(v) && v.pinnedTo !== null);
   if (pinned.length > 0) reasons.push(`${pinned.length} protected VM(s) on host-local storage cannot restart elsewhere (${pinned.slice(0, 3).map((v) => v.name).join(', ')}${pinned.length > 3 ? ', …' : ''}): their host's failure is not survivable, as xapi counts it`);
-  if (n === 0) return { lower: 0, upper: 0, exact: 0, candidates: 0, planExistsNow: m.deadItems.length === 0, witness: null, reasons: [...reasons, 'no live, enabled host'] };
+  if (n === 0) return { lower: 0, upper: 0, exact: 0, candidates: 0, planExistsNow: m.deadItems.length === 0, witness: null, reasons: [...reasons, 'no live host'] };
   const now = scenario(m, new Set());
   const nowCheck = exactFeasible(now.items, now.bins, o.maxNodesPerSet);
   const planExistsNow = nowCheck.result === 'feasible';

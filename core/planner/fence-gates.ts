@@ -3,7 +3,8 @@
  * only hosts classified dead; never a host with any path up (checked again, whatever its state
  * says); never while the monitor is cut off (observer isolation); quorum — when more than a share of
  * the pool looks dead at once, suspect the observer or a partition and refuse unless an operator
- * overrides; never a second fence of a host already fenced; a cooldown per host; storm limits — at
+ * overrides; never a host without two-path evidence (unless an operator allows it); never a second
+ * fence of a host already fenced; a cooldown per host; storm limits — at
  * most N fences in flight and at most M within a window (as medik8s's NHC does).
  */
 import type { PlannerSnapshot } from './model.ts';
@@ -18,10 +19,16 @@ export interface FencePolicy {
   fenceWindowMs: number;
   /** No new fence of a host within this long of its last one. */
   cooldownMs: number;
+  /**
+   * Fence a host whose paths' evidence is unknown (no `anyPathUp`: no two-path classification, e.g.
+   * a snapshot taken without the exporter). Off by default: never fence on one path's word.
+   */
+  allowWithoutPathEvidence: boolean;
 }
 
 export const DEFAULT_FENCE_POLICY: FencePolicy = {
   quorumFraction: 0.5, overrideQuorum: false, maxConcurrentFences: 1, maxFencesInWindow: 3, fenceWindowMs: 3_600_000, cooldownMs: 900_000,
+  allowWithoutPathEvidence: false,
 };
 
 export interface FenceHistory {
@@ -48,9 +55,10 @@ export function decideFences(s: PlannerSnapshot, observerIsolated: boolean, hist
     for (const h of dead) refuse(h.uuid, 'observer-isolated', 'the monitor is cut off from the pool: what looks dead may be the monitor\'s own isolation');
     return out;
   }
-  const share = dead.length / s.hosts.length;
-  if (dead.length > 0 && share > policy.quorumFraction && !policy.overrideQuorum) {
-    for (const h of dead) refuse(h.uuid, 'quorum', `${dead.length} of ${s.hosts.length} hosts look dead at once (> ${Math.round(policy.quorumFraction * 100)} %): suspect the observer or a partition; an operator may override`);
+  // Hosts already fenced are known to be down, not "looking dead": they do not count for quorum.
+  const looking = dead.filter((h) => !h.fenced).length;
+  if (looking > 0 && looking / s.hosts.length > policy.quorumFraction && !policy.overrideQuorum) {
+    for (const h of dead) refuse(h.uuid, 'quorum', `${looking} of ${s.hosts.length} hosts look dead at once (> ${Math.round(policy.quorumFraction * 100)} %): suspect the observer or a partition; an operator may override`);
     return out;
   }
   let inFlight = history.inFlight.length;
@@ -58,6 +66,10 @@ export function decideFences(s: PlannerSnapshot, observerIsolated: boolean, hist
   for (const h of dead) {
     if (h.anyPathUp === true) {
       refuse(h.uuid, 'path-up', 'classified dead, but a sample of one of its paths says it is alive');
+      continue;
+    }
+    if (h.anyPathUp === undefined && !h.fenced && !policy.allowWithoutPathEvidence) {
+      refuse(h.uuid, 'no-path-evidence', 'no two-path evidence for this host (no classification from the exporter): never fence on one path\'s word');
       continue;
     }
     if (h.fenced) {

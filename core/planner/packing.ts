@@ -99,6 +99,8 @@ export function exactFeasible(items: readonly Item[], bins: readonly Bin[], node
   for (let i = sorted.length - 1; i >= 0; i--) suffix[i] = suffix[i + 1]! + sorted[i]!.size;
   let nodes = 0;
   let exhausted = false;
+  // Two bins with equal free memory are interchangeable only if no item is pinned to one of them.
+  const symmetric = !sorted.some((it) => it.pinnedTo !== null);
   const dfs = (k: number, room: number): boolean => {
     if (k === sorted.length) return true;
     if (++nodes > nodeBudget) {
@@ -111,7 +113,7 @@ export function exactFeasible(items: readonly Item[], bins: readonly Bin[], node
     const candidates = it.pinnedTo !== null ? [binIndex.get(it.pinnedTo)!].filter((x) => x !== undefined) : free.map((_, i) => i);
     for (const i of candidates) {
       const f = free[i]!;
-      if (f < it.size || tried.has(f)) continue;
+      if (f < it.size || (symmetric && tried.has(f))) continue;
       tried.add(f);
       free[i] = f - it.size;
       assign[k] = i;

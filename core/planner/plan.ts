@@ -64,16 +64,28 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
 
   const survivors = s.hosts.filter((h) => canHost(h) && !recovered.has(h.uuid))
     .sort((a, b) => rank(a.state) - rank(b.state) || a.uuid.localeCompare(b.uuid));
+  const vmsOf = s.vms.filter((v) => isResident(v) && recovered.has(v.residentOn!) && !v.isControlDomain);
+  const masterHost = s.hosts.find((h) => h.uuid === s.pool.master);
+  const masterDead = masterHost !== undefined && (masterHost.state ?? (masterHost.live ? 'healthy' : 'dead')) === 'dead';
+  if (masterDead && !recovered.has(s.pool.master)) {
+    // Resets and restarts go through XAPI, which the dead master no longer serves, and the role can
+    // only move once it is fenced: nothing more until then.
+    for (const v of vmsOf.filter((x) => x.haRestartPriority !== '')) {
+      plan.unplaced.push({ vm: v.uuid, name: v.name, reason: `the master ${name.get(s.pool.master)} is dead and not fenced yet: no XAPI to restart through` });
+    }
+    return plan;
+  }
   if (recovered.has(s.pool.master)) {
     const next = survivors[0];
     if (s.pool.haEnabled) {
       steps.push({ kind: 'await-master-election', reason: `the master ${name.get(s.pool.master)} is dead and HA is on: xhad elects the new master (xapi refuses a manual transition then)` });
     } else if (next) {
       steps.push({ kind: 'transition-master', host: next.uuid, reason: `the master ${name.get(s.pool.master)} is dead: ${next.name} (${next.state ?? 'live'}, lowest UUID among the healthiest) takes over before anything needs XAPI` });
-      for (const o of survivors.slice(1)) steps.push({ kind: 'follow-master', host: o.uuid, master: next.uuid, reason: `${o.name} follows the new master ${next.name}` });
+      // Every other live host follows, hosts that cannot take VMs (disabled) included.
+      const followers = s.hosts.filter((h) => h.live && h.state !== 'dead' && !h.fenced && !recovered.has(h.uuid) && h.uuid !== next.uuid);
+      for (const o of followers) steps.push({ kind: 'follow-master', host: o.uuid, master: next.uuid, reason: `${o.name} follows the new master ${next.name}` });
     }
   }
-  const vmsOf = s.vms.filter((v) => isResident(v) && recovered.has(v.residentOn!) && !v.isControlDomain);
   if (survivors.length === 0) {
     // No host left to run XAPI or VMs: fencing is all that can be done.
     for (const v of vmsOf.filter((x) => x.haRestartPriority !== '')) plan.unplaced.push({ vm: v.uuid, name: v.name, reason: 'no live, enabled host left' });

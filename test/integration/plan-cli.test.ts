@@ -46,9 +46,16 @@ describe('xenha plan / what-if', () => {
     const victim = sim.pool.hosts[2]!;
     applyFault(sim.pool, { kind: 'host-crash', host: victim.built.name });
     await waitFor('the victim not live', () => sim.pool.built.db.peek('host_metrics', victim.built.metricsRef).live === false);
-    const r = await xenha(['plan', '--pool', sim.info().masterUrl], { XENHA_PASSWORD: PASSWORD });
+    // Without the exporter's two-path evidence, nothing is fenced...
+    const refused = await xenha(['plan', '--pool', sim.info().masterUrl], { XENHA_PASSWORD: PASSWORD });
+    expect(refused.code, refused.stderr).toBe(0);
+    expect(refused.stderr).toContain('no --exporter: host states derived from host_metrics.live');
+    const first = JSON.parse(refused.stdout) as { plan: { steps: unknown[]; fences: { refused: { host: string; gate: string }[] } } };
+    expect(first.plan.steps).toEqual([]);
+    expect(first.plan.fences.refused).toEqual([expect.objectContaining({ host: victim.built.uuid, gate: 'no-path-evidence' })]);
+    // ...unless the operator says so.
+    const r = await xenha(['plan', '--pool', sim.info().masterUrl, '--allow-without-path-evidence'], { XENHA_PASSWORD: PASSWORD });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain('no --exporter: host states derived from host_metrics.live');
     const { plan } = JSON.parse(r.stdout) as { plan: { steps: { kind: string; host?: string }[] } };
     expect(plan.steps[0]).toMatchObject({ kind: 'fence', host: victim.built.uuid });
     const protectedOnVictim = sim.pool.built.db.all('VM').filter(([, v]) => v.resident_on === victim.built.ref && v.ha_restart_priority === 'restart').length;

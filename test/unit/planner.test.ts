@@ -10,29 +10,32 @@ const G = 2 ** 30;
 
 /** Random small pools: 1–8 hosts, up to 10 VMs placed within their host's memory. */
 const poolArb = fc.record({
-  hosts: fc.array(fc.record({ mem: fc.integer({ min: 8, max: 40 }), dead: fc.integer({ min: 0, max: 9 }).map((x) => x < 2), pathUp: fc.boolean() }), { minLength: 1, maxLength: 8 }),
+  hosts: fc.array(fc.record({ mem: fc.integer({ min: 8, max: 40 }), dead: fc.integer({ min: 0, max: 9 }).map((x) => x < 2), disabled: fc.integer({ min: 0, max: 9 }).map((x) => x === 0) }), { minLength: 1, maxLength: 8 }),
   vms: fc.array(fc.record({
     size: fc.integer({ min: 1, max: 12 }), host: fc.nat(), prio: fc.constantFrom('restart', 'restart', 'best-effort', ''), order: fc.integer({ min: -1, max: 2 }),
-    pinned: fc.integer({ min: 0, max: 9 }).map((x) => x === 0), halted: fc.integer({ min: 0, max: 7 }).map((x) => x === 0), delay: fc.constantFrom(0, 0, 5),
+    pinned: fc.integer({ min: 0, max: 9 }).map((x) => x === 0), pinHost: fc.nat(), halted: fc.integer({ min: 0, max: 7 }).map((x) => x === 0), delay: fc.constantFrom(0, 0, 5),
   }), { maxLength: 10 }),
   masterIdx: fc.nat(),
   haEnabled: fc.boolean(),
 }).map(({ hosts, vms, masterIdx, haEnabled }) => {
-  const hs = hosts.map((h, i) => ({ uuid: `h${i}`, name: `host-${i}`, live: !h.dead, enabled: true, memoryTotal: h.mem * G, memoryOverhead: 0, state: h.dead ? 'dead' as const : 'healthy' as const, anyPathUp: h.dead ? false : true }));
+  const hs = hosts.map((h, i) => ({ uuid: `h${i}`, name: `host-${i}`, live: !h.dead, enabled: !h.disabled, memoryTotal: h.mem * G, memoryOverhead: 0, state: h.dead ? 'dead' as const : 'healthy' as const, anyPathUp: h.dead ? false : true }));
   const used = hs.map(() => 0);
   const vs = vms.flatMap((v, i): PlannerSnapshotInput['vms'] => {
     const hi = v.host % hs.length;
     if (v.halted) return [{ uuid: `v${i}`, name: `vm-${i}`, powerState: 'Halted' as const, residentOn: null, haRestartPriority: v.prio, order: v.order, startDelay: v.delay, memoryNeed: v.size * G }];
     if (used[hi]! + v.size * G > hs[hi]!.memoryTotal) return [];
     used[hi] = used[hi]! + v.size * G;
-    return [{ uuid: `v${i}`, name: `vm-${i}`, powerState: 'Running' as const, residentOn: `h${hi}`, haRestartPriority: v.prio, order: v.order, startDelay: v.delay, memoryNeed: v.size * G, pinnedTo: v.pinned ? `h${hi}` : null }];
+    // Mostly pinned to the host it runs on; sometimes (a disk on another host's local SR) elsewhere.
+    const pin = v.pinned ? `h${v.pinHost % 3 === 0 ? v.pinHost % hs.length : hi}` : null;
+    return [{ uuid: `v${i}`, name: `vm-${i}`, powerState: 'Running' as const, residentOn: `h${hi}`, haRestartPriority: v.prio, order: v.order, startDelay: v.delay, memoryNeed: v.size * G, pinnedTo: pin }];
   });
   return plannerSnapshot.parse({ pool: { name: 'p', master: `h${masterIdx % hs.length}`, haEnabled, hostFailuresToTolerate: 1 }, hosts: hs, vms: vs });
 });
 
 /** Brute force: every failure set, every assignment (memoised on the remaining capacities). */
 function bruteForce(s: PlannerSnapshot): number {
-  const live = s.hosts.filter(canHost).map((h) => h.uuid);
+  const live = s.hosts.filter((h) => h.live && !h.fenced && h.state !== 'dead').map((h) => h.uuid);
+  const takes = new Set(s.hosts.filter(canHost).map((h) => h.uuid));
   const free = hostFree(s);
   const prot = s.vms.filter(isProtected);
   const fits = (items: { size: number; pin: string | null }[], bins: string[]): boolean => {
@@ -62,7 +65,7 @@ function bruteForce(s: PlannerSnapshot): number {
       if (popcount(mask) !== k) continue;
       const failed = new Set(live.filter((_, i) => mask & (1 << i)));
       const items = prot.filter((v) => failed.has(v.residentOn!) || !live.includes(v.residentOn!)).map((v) => ({ size: v.memoryNeed, pin: v.pinnedTo }));
-      all = fits(items, live.filter((h) => !failed.has(h)));
+      all = fits(items, live.filter((h) => !failed.has(h) && takes.has(h)));
     }
     if (!all) break;
     best = k;
@@ -136,10 +139,16 @@ describe('recovery plan', () => {
       expect(fences).toBeLessThanOrEqual(Math.max(0, maxWindow - recent));
     });
 
-  fcTest.prop([poolArb])('hands the master role over before any restart when the master died', (s) => {
-    const plan = planRecovery(s, ctx());
+  fcTest.prop([poolArb, fc.boolean(), fc.boolean()])('hands the master role over before any restart when the master died', (s, masterFencedRecently, masterPathUp) => {
+    // Sometimes the master's own fence is refused (cooldown, a path up): then nothing may need XAPI.
+    const t = { ...s, hosts: s.hosts.map((h) => (h.uuid === s.pool.master && h.state === 'dead' ? { ...h, anyPathUp: masterPathUp } : h)) };
+    const history = { fences: masterFencedRecently ? [{ host: s.pool.master, at: 999_000 }] : [], inFlight: [] };
+    const plan = planRecovery(t, { ...ctx(), history });
+    s = t;
     const recovered = new Set([...plan.fences.fence, ...plan.fences.alreadyFenced]);
     const firstStart = plan.steps.findIndex((st) => st.kind === 'start-vm' || st.kind === 'reset-power-state');
+    const master = s.hosts.find((h) => h.uuid === s.pool.master)!;
+    if (master.state === 'dead' && !recovered.has(master.uuid)) expect(firstStart).toBe(-1);
     if (!recovered.has(s.pool.master) || firstStart < 0) return;
     const handover = plan.steps.findIndex((st) => st.kind === (s.pool.haEnabled ? 'await-master-election' : 'transition-master'));
     expect(handover).toBeGreaterThanOrEqual(0);
@@ -159,6 +168,15 @@ describe('recovery plan', () => {
   });
 });
 
+describe('exact placement search', () => {
+  it('does not treat two bins with equal free memory as the same when an item is pinned to one', async () => {
+    const { exactFeasible } = await import('../../core/planner/packing.ts');
+    const r = exactFeasible([{ id: 'X', size: 6, pinnedTo: null }, { id: 'Y', size: 5, pinnedTo: 'A' }], [{ id: 'A', free: 10 }, { id: 'B', free: 10 }]);
+    expect(r.result).toBe('feasible');
+    expect(r.placement).toEqual(new Map([['X', 'B'], ['Y', 'A']]));
+  });
+});
+
 describe('fence gates', () => {
   const base = (dead: string[], extra: Partial<PlannerSnapshot['hosts'][number]> = {}) => plannerSnapshot.parse({
     pool: { name: 'p', master: 'a', haEnabled: false, hostFailuresToTolerate: 1 },
@@ -174,6 +192,14 @@ describe('fence gates', () => {
     expect(decideFences(base(['b', 'c', 'd']), false, hist, DEFAULT_FENCE_POLICY, 0).refused.map((r) => r.gate)).toEqual(['quorum', 'quorum', 'quorum']);
     expect(decideFences(base(['b', 'c', 'd']), false, hist, { ...DEFAULT_FENCE_POLICY, overrideQuorum: true, maxConcurrentFences: 5 }, 0).fence).toEqual(['b', 'c', 'd']);
   });
+  it('refuses a host without two-path evidence unless allowed, and does not count fenced hosts for quorum', () => {
+    const noEvidence = plannerSnapshot.parse({ ...base(['b']), hosts: base(['b']).hosts.map(({ anyPathUp: _a, ...h }) => h) });
+    expect(decideFences(noEvidence, false, hist, DEFAULT_FENCE_POLICY, 0).refused[0]).toMatchObject({ host: 'b', gate: 'no-path-evidence' });
+    expect(decideFences(noEvidence, false, hist, { ...DEFAULT_FENCE_POLICY, allowWithoutPathEvidence: true }, 0).fence).toEqual(['b']);
+    const s = plannerSnapshot.parse({ ...base(['b', 'c', 'd']), hosts: base(['b', 'c', 'd']).hosts.map((h) => (h.uuid === 'b' || h.uuid === 'c' ? { ...h, fenced: true } : h)) });
+    expect(decideFences(s, false, hist, DEFAULT_FENCE_POLICY, 0)).toMatchObject({ fence: ['d'], alreadyFenced: ['b', 'c'] });
+  });
+
   it('never fences twice, respects the cooldown, and puts the master first', () => {
     expect(decideFences(base(['b'], { fenced: true }), false, hist, DEFAULT_FENCE_POLICY, 0)).toMatchObject({ fence: [], alreadyFenced: ['b'] });
     expect(decideFences(base(['b']), false, { fences: [{ host: 'b', at: 0 }], inFlight: [] }, DEFAULT_FENCE_POLICY, 60_000).refused[0]).toMatchObject({ gate: 'cooldown' });

@@ -193,8 +193,9 @@ function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, obse
   // Continuous evidence: any round with evidence that is not "both paths down" restarts the count.
   const bothDownSince = bothDown ? (prev.bothDownSince ?? at) : samples.some((s) => s.up !== null) ? null : prev.bothDownSince;
   if (raw.verdict === 'none') {
-    // A round without a verdict changes no state (a dropped sample).
-    return { next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince }, change: null };
+    // A round without a verdict changes no state (a dropped sample); its samples (all "cannot
+    // tell") replace the last ones, so no stale up/down is shown.
+    return { next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince, lastSamples: [...samples] }, change: null };
   }
   const next: HostMemory = {
     ...prev, network: raw.network, storage: raw.storage, lastSamples: [...samples], lastSampleAt: at,
@@ -208,15 +209,19 @@ function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, obse
   next.bothDownSince = bothDownSince;
   next.rawChanges = prev.rawChanges.filter((t) => at - t < policy.flapWindowMs);
   if (prev.lastRaw !== 'none' && prev.lastRaw !== raw.verdict) next.rawChanges.push(at);
+  // Only whether the threshold is reached matters: keep at most that many.
+  if (next.rawChanges.length > policy.flapThreshold) next.rawChanges = next.rawChanges.slice(-policy.flapThreshold);
   next.lastRaw = raw.verdict;
+  const count = prev.pending?.verdict === raw.verdict ? prev.pending.count + 1 : 1;
+  next.pending = { verdict: raw.verdict, count };
 
   let decision: Decision;
-  if (next.rawChanges.length >= policy.flapThreshold) {
+  // Both paths down, confirmed, overrides flapping: a host that flapped and then died must still
+  // go suspect, and dead after dead-after, on time.
+  const confirmedDown = raw.verdict === 'suspect' && count >= policy.confirmSamples;
+  if (next.rawChanges.length >= policy.flapThreshold && !confirmedDown) {
     decision = { state: 'flapping', rule: 'flapping', reason: `${next.rawChanges.length} verdict changes within ${policy.flapWindowMs / 1000} s (threshold ${policy.flapThreshold})` };
-    next.pending = null;
   } else {
-    const count = prev.pending?.verdict === raw.verdict ? prev.pending.count + 1 : 1;
-    next.pending = { verdict: raw.verdict, count };
     const confirmed = count >= policy.confirmSamples || prev.state === raw.verdict;
     const rawDecision: Decision = { state: raw.state, rule: raw.rule, reason: raw.reason };
     decision = confirmed ? rawDecision : { state: prev.state, rule: prev.rule, reason: prev.reason };

@@ -150,3 +150,25 @@ describe('classification scenarios', () => {
     expect(m.hosts.h1!.reason).toMatch(/network down \(network-tcp\[0\], network-tcp\[1\], network-xapi\[master\], storage-statefile\[peers\]\) while the storage path is alive/);
   });
 });
+
+describe('flapping then dying', () => {
+  it('a host that flapped and then died goes suspect, and dead after dead-after, on time', () => {
+    const up: HostWords = { tcp: [true, true], peers: true, master: true, slot: [true, true] };
+    const cut: HostWords = { tcp: [false, false], peers: false, master: false, slot: [true, true] };
+    const seq = [up, cut, up, cut, up, cut, up, cut, ...Array.from({ length: 10 }, () => allDown)];
+    const out: HostState[] = [];
+    let at = 0;
+    let diedAt = 0;
+    let deadAt = 0;
+    run(seq.map((w) => ({ dt: 500, hosts: [w, up, up] })), POLICY, (m, r, t) => {
+      at = t;
+      if (r.hosts[0] === allDown && diedAt === 0) diedAt = t;
+      out.push(m.hosts.h1!.state);
+      if (m.hosts.h1!.state === 'dead' && deadAt === 0) deadAt = at;
+    });
+    expect(out).toContain('flapping');
+    expect(out.slice(out.indexOf('flapping'))).toContain('suspect');
+    expect(deadAt - diedAt).toBeGreaterThanOrEqual(POLICY.deadAfterMs);
+    expect(deadAt - diedAt).toBeLessThanOrEqual(POLICY.deadAfterMs + 500);
+  });
+});

@@ -55,6 +55,7 @@ export class PoolSampler {
   private stopped = false;
   private masterDownRounds = 0;
   private lastPathStatus = new Map<string, string>();
+  private readonly inFlight = new Set<string>();
 
   constructor(readonly config: PoolConfig, readonly log: Logger, private readonly clock: () => number = () => performance.now()) {
     this.connection = new PoolConnection({
@@ -108,16 +109,28 @@ export class PoolSampler {
       pool: this.config.name, snapshot: s, xapiConnected, xapiUrl: new URL(this.config.urls[0]!), now: started,
       timeoutMs: this.config.timing.probeTimeout, signal: ac.signal,
     };
+    // Each probe is raced against the timeout: one that hangs (I/O on a dead LUN cannot be
+    // interrupted) gives no samples this round, and is not started again while it still runs.
+    const expired = new Promise<'timeout'>((resolve) => ac.signal.addEventListener('abort', () => resolve('timeout'), { once: true }));
     const results = await Promise.all(this.probes.map(async (p) => {
-      try {
-        return await p.sample(ctx);
-      } catch (e) {
+      const fail = (why: string, e?: unknown) => {
         this.counters.probeErrors.set(p.name, (this.counters.probeErrors.get(p.name) ?? 0) + 1);
-        this.log.warn({ err: e, pool: this.config.name, probe: p.name }, 'probe failed');
+        this.log.warn({ err: e, pool: this.config.name, probe: p.name }, why);
         return new Map<string, Sample[]>();
+      };
+      if (this.inFlight.has(p.name)) return fail('probe still running from an earlier round; skipped');
+      const run = p.sample(ctx);
+      this.inFlight.add(p.name);
+      void run.catch(() => {}).finally(() => this.inFlight.delete(p.name));
+      try {
+        const r = await Promise.race([run, expired]);
+        return r === 'timeout' ? fail(`probe did not answer within ${this.config.timing.probeTimeout} ms`) : r;
+      } catch (e) {
+        return fail('probe failed', e);
       }
     }));
     clearTimeout(timer);
+    ac.abort();
     for (const p of this.probes) if (p.extras) this.state.extras.set(p.name, p.extras());
     const hosts = s.hosts.map((h) => ({ host: h.uuid, samples: results.flatMap((r) => r.get(h.uuid) ?? []) }));
     const { next, changes } = classifyPool(this.state.memory, { at: started, hosts }, this.policy);
@@ -146,6 +159,9 @@ export class PoolSampler {
   }
 
   private account(changes: StateChange[], mem: PoolMemory): void {
+    // Hosts that left the pool leave the counters too (their series vanish with them).
+    for (const key of [...this.counters.transitions.keys()]) if (!mem.hosts[key]) this.counters.transitions.delete(key);
+    for (const key of [...this.counters.pathFlaps.keys()]) if (!mem.hosts[key.split('/')[0]!]) this.counters.pathFlaps.delete(key);
     for (const c of changes) {
       this.counters.transitions.set(c.host, (this.counters.transitions.get(c.host) ?? 0) + 1);
       if (c.to === 'network_isolated') this.counters.falsePositivesAverted.network++;
@@ -166,11 +182,18 @@ export class PoolSampler {
     }
   }
 
-  /** The master's addresses stopped answering for two rounds: look for the master elsewhere. */
+  /**
+   * The master's addresses stopped answering TCP for two rounds: ask the connection to check its
+   * session (one cheap call) and fail over only if that fails too, so a TCP probe on the wrong port
+   * cannot cause a reconnect storm.
+   */
   private watchMaster(s: PoolSnapshot, hosts: { host: string; samples: Sample[] }[]): void {
     const master = s.hosts.find((h) => h.ref === s.masterRef);
     const tcp = hosts.find((h) => h.host === master?.uuid)?.samples.filter((x) => x.probe === 'network-tcp' && x.up !== null) ?? [];
     this.masterDownRounds = tcp.length > 0 && tcp.every((x) => x.up === false) ? this.masterDownRounds + 1 : 0;
-    if (this.masterDownRounds >= 2) this.connection.requestFailover(`master ${master?.name} unreachable on every address`);
+    if (this.masterDownRounds >= 2) {
+      this.masterDownRounds = 0;
+      void this.connection.checkOrFailover(`master ${master?.name} unreachable on every address`);
+    }
   }
 }

@@ -78,7 +78,13 @@ export class PoolConnection extends EventEmitter {
   private vmTimer: NodeJS.Timeout | undefined;
   /** When VMs were last fetched (ms since the epoch), null before the first fetch. */
   vmsFetchedAt: number | null = null;
-  private vdiFetch: { running: boolean; again: boolean } = { running: false, again: false };
+  /** Per client: a heartbeat-VDI fetch running, and whether another is wanted after it. */
+  private readonly vdiFetches = new WeakMap<Xapi, { running: boolean; again: boolean }>();
+  /** Detaches the current client's collection listeners. */
+  private detach: () => void = () => {};
+  private connectedAt = 0;
+  private lastCheck = 0;
+  private checking = false;
 
   constructor(private readonly o: ConnectionOptions) {
     super();
@@ -138,10 +144,36 @@ export class PoolConnection extends EventEmitter {
   /** The next VM fetch, jittered ±25 % so that many pools do not fetch (and hold the answers) at once. */
   private scheduleVmFetch(c: Xapi): void {
     clearTimeout(this.vmTimer);
+    if (this.client !== c || this.stopped) return;
     this.vmTimer = setTimeout(() => {
       if (this.client !== c || this.stopped) return;
       void this.fetchVms(c).finally(() => this.scheduleVmFetch(c));
     }, this.o.vmRefreshMs * (0.75 + Math.random() / 2));
+    this.vmTimer.unref();
+  }
+
+  /**
+   * Checks the session with one cheap call; fails over only if it fails at the network level or
+   * times out. At most one check every 10 s.
+   */
+  async checkOrFailover(reason: string): Promise<void> {
+    const c = this.client;
+    if (!c || this.status !== 'connected' || this.checking || Date.now() - this.lastCheck < 10_000) return;
+    this.checking = true;
+    this.lastCheck = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        c.call('pool.get_all'),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), this.o.callTimeoutMs))),
+      ]);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (this.client === c && (code === undefined || /^E[A-Z]+$|^UND_ERR/.test(code))) this.requestFailover(`${reason}; session check failed: ${code ?? (e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+      this.checking = false;
+    }
   }
 
   /**
@@ -159,6 +191,7 @@ export class PoolConnection extends EventEmitter {
       for (const [ref, r] of Object.entries(vms)) if (!r.is_a_template && !r.is_a_snapshot) VM[ref] = pick(r, VM_FIELDS);
       const VBD: Record<string, unknown> = {};
       for (const [ref, r] of Object.entries(vbds)) VBD[ref] = pick(r, VBD_FIELDS);
+      if (this.client !== c) return;
       this.vmRecords = { VM, VBD };
       this.vmsFetchedAt = Date.now();
       this.markDirty();
@@ -174,28 +207,32 @@ export class PoolConnection extends EventEmitter {
    * every VDI. Coalesced: a change during a fetch runs one more fetch after it.
    */
   private async fetchHeartbeatVdis(c: Xapi): Promise<void> {
-    if (this.vdiFetch.running) {
-      this.vdiFetch.again = true;
+    const state = this.vdiFetches.get(c) ?? { running: false, again: false };
+    this.vdiFetches.set(c, state);
+    if (state.running) {
+      state.again = true;
       return;
     }
-    this.vdiFetch.running = true;
+    state.running = true;
     try {
       do {
-        this.vdiFetch.again = false;
+        state.again = false;
         const statefiles = await c.call<Record<string, { SR: string }>>('VDI.get_all_records_where', 'field "type" = "ha_statefile"');
         const poolRec = Object.values(c.objects.all).find((o) => o.$type === 'pool') as { ha_statefiles?: string[] } | undefined;
         const chosen = poolRec?.ha_statefiles?.find((r) => statefiles[r]) ?? Object.keys(statefiles)[0];
         const sr = chosen ? statefiles[chosen]!.SR : undefined;
         const onSr = sr && /^OpaqueRef:[\w-]+$/.test(sr) ? await c.call<Record<string, unknown>>('VDI.get_all_records_where', `field "SR" = "${sr}"`) : {};
+        if (this.client !== c) return;
         this.heartbeatVdis = { ...statefiles, ...onSr };
         this.markDirty();
-      } while (this.vdiFetch.again && this.client === c);
+      } while (state.again && this.client === c);
     } catch (e) {
+      if (this.client !== c) return;
       const err = e as { code?: string; message?: string };
       this.count(this.errors, err.code ?? 'VDI_FETCH_FAILED');
       this.lastError = `heartbeat VDIs: ${err.code ?? err.message}`;
     } finally {
-      this.vdiFetch.running = false;
+      state.running = false;
     }
   }
 
@@ -204,7 +241,7 @@ export class PoolConnection extends EventEmitter {
     const first = new URL(this.o.urls[0]!);
     const extra = this.knownAddresses.map((a) => {
       const u = new URL(first.toString());
-      u.hostname = a;
+      u.hostname = a.includes(':') ? `[${a}]` : a;
       return u.toString().replace(/\/$/, '');
     });
     return [...new Set([...this.o.urls.map((u) => u.replace(/\/$/, '')), ...extra])];
@@ -217,6 +254,9 @@ export class PoolConnection extends EventEmitter {
   private async dropClient(): Promise<void> {
     const c = this.client;
     this.client = null;
+    this.detach();
+    this.detach = () => {};
+    clearTimeout(this.vmTimer);
     if (this.status === 'connected') this.emit('disconnected');
     this.status = 'disconnected';
     if (c) {
@@ -244,17 +284,20 @@ export class PoolConnection extends EventEmitter {
     });
     c.onCall = (m) => this.count(this.calls, m);
     c.on('error', () => {});
+    let timer: NodeJS.Timeout | undefined;
     try {
       await c.connect();
       await Promise.race([
         c.objectsFetched,
-        new Promise((_, reject) => setTimeout(() => reject(new Error('timed out fetching the pool records')), this.o.callTimeoutMs * 3)),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out fetching the pool records')), this.o.callTimeoutMs * 3))),
       ]);
       return c;
     } catch (e) {
       c.removeAllListeners();
       void c.disconnect().catch(() => {});
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -265,6 +308,13 @@ export class PoolConnection extends EventEmitter {
         await this.sleep(60_000); // connected: woken by a failover or stop
         continue;
       }
+      // A connection that did not last is no success: keep backing off before the next attempt.
+      if (this.connectedAt > 0 && Date.now() - this.connectedAt < 30_000) {
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, this.o.retryMaxMs);
+        if (this.stopped) break;
+      }
+      this.connectedAt = 0;
       this.status = 'connecting';
       this.failoverRequested = false;
       let connected = false;
@@ -282,6 +332,7 @@ export class PoolConnection extends EventEmitter {
           this.client = c;
           this.currentUrl = url;
           this.status = 'connected';
+          this.connectedAt = Date.now();
           this.lastError = null;
           this.connects++;
           this.dirty = true;
@@ -289,11 +340,13 @@ export class PoolConnection extends EventEmitter {
             this.markDirty();
             if (Object.values(objs).some((o) => o.$type === 'SR' || o.$type === 'pool')) void this.fetchHeartbeatVdis(c);
           };
-          c.objects.on('add', onObjects);
-          c.objects.on('update', onObjects);
-          c.objects.on('remove', onObjects);
+          const objects = c.objects as unknown as EventEmitter;
+          for (const ev of ['add', 'update', 'remove']) objects.on(ev, onObjects);
+          this.detach = () => {
+            for (const ev of ['add', 'update', 'remove']) objects.removeListener(ev, onObjects);
+          };
           await this.fetchHeartbeatVdis(c);
-          if (this.o.vmRefreshMs > 0) {
+          if (this.o.vmRefreshMs > 0 && this.client === c) {
             await this.fetchVms(c);
             this.scheduleVmFetch(c);
           }

@@ -10,14 +10,18 @@ import { probeDefinition, probeNames } from '../plugins/probes/index.ts';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** A duration: "500ms", "1s", "2m", or a number of seconds. Out: milliseconds. */
+/** Node's timers take at most 2^31 − 1 ms; a longer delay silently becomes 1 ms. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** A duration: "500ms", "1s", "2m", or a number of seconds. Out: milliseconds (at most ~24 days). */
 export const duration = z.union([
   z.number().nonnegative().transform((s) => Math.round(s * 1000)),
   z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/).transform((v) => {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)!;
     return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
   }),
-], { error: 'expected a duration like "500ms", "1s", "2m", or a number of seconds' });
+], { error: 'expected a duration like "500ms", "1s", "2m", or a number of seconds' })
+  .refine((ms) => ms <= MAX_DURATION_MS, { error: 'at most 24 days (2^31 − 1 ms)' });
 
 const timing = z.strictObject({
   sampleInterval: duration.default(1000),
@@ -30,7 +34,10 @@ const timing = z.strictObject({
   /** How often VMs are fetched for the capacity figures (failures tolerable); 0 turns them off. */
   capacityInterval: duration.default(30_000),
 }).refine((t) => t.probeTimeout < t.sampleInterval, { error: 'probeTimeout must be shorter than sampleInterval', path: ['probeTimeout'] })
-  .refine((t) => t.sampleInterval >= 100, { error: 'sampleInterval must be at least 100ms', path: ['sampleInterval'] });
+  .refine((t) => t.sampleInterval >= 100, { error: 'sampleInterval must be at least 100ms', path: ['sampleInterval'] })
+  .refine((t) => t.probeTimeout >= 50, { error: 'probeTimeout must be at least 50ms', path: ['probeTimeout'] })
+  .refine((t) => t.xapiTimeout >= 500, { error: 'xapiTimeout must be at least 500ms', path: ['xapiTimeout'] })
+  .refine((t) => t.capacityInterval === 0 || t.capacityInterval >= 100, { error: 'capacityInterval must be 0 (off) or at least 100ms', path: ['capacityInterval'] });
 
 const DEFAULT_PROBES = { 'network-tcp': {}, 'network-xapi': {}, 'storage-xapi': {} };
 
@@ -52,6 +59,11 @@ const pool = z.strictObject({
       const r = def.options.safeParse(opts ?? {});
       if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...iss.path], message: iss.message });
     }
+    // Never dead on one path's word: without a probe on each path no host could ever be called dead.
+    const paths = new Set(Object.keys(probes).map((n) => probeDefinition(n)?.path).filter(Boolean));
+    for (const path of ['network', 'storage'] as const) {
+      if (!paths.has(path)) ctx.addIssue({ code: 'custom', path: [], message: `no ${path} probe enabled: enable at least one probe per path (${probeNames().filter((n) => probeDefinition(n)!.path === path).join(', ')})` });
+    }
   }),
   timing: timing.prefault({}),
 }).superRefine((p, ctx) => {
@@ -61,7 +73,7 @@ const pool = z.strictObject({
 });
 
 export const exporterConfig = z.strictObject({
-  listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port').default('127.0.0.1:9945'),
+  listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port').refine((l) => Number(l.slice(l.lastIndexOf(':') + 1)) <= 65535, { error: 'port must be 0..65535' }).default('127.0.0.1:9945'),
   pools: z.array(pool).min(1),
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();

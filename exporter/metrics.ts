@@ -16,7 +16,21 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) reg.removeSingleMetric(name);
   }
 
-  const hostName = (s: PoolSampler, uuid: string) => s.state.snapshot?.hosts.find((h) => h.uuid === uuid)?.name ?? uuid;
+  // The host label is the host's name; two hosts with the same name get their UUID's first 8
+  // characters appended, so neither overwrites the other's series.
+  const labels = new WeakMap<object, Map<string, string>>();
+  const hostName = (s: PoolSampler, uuid: string): string => {
+    const snap = s.state.snapshot;
+    if (!snap) return uuid;
+    let m = labels.get(snap);
+    if (!m) {
+      const count = new Map<string, number>();
+      for (const h of snap.hosts) count.set(h.name, (count.get(h.name) ?? 0) + 1);
+      m = new Map(snap.hosts.map((h) => [h.uuid, count.get(h.name)! > 1 ? `${h.name} (${h.uuid.slice(0, 8)})` : h.name]));
+      labels.set(snap, m);
+    }
+    return m.get(uuid) ?? uuid;
+  };
   /** Every classified host of every pool, with its pool and host labels. */
   const forHosts = (f: (s: PoolSampler, h: HostMemory, labels: { pool: string; host: string }) => void) => {
     for (const s of samplers) for (const h of Object.values(s.state.memory?.hosts ?? {})) f(s, h, { pool: s.config.name, host: hostName(s, h.host) });
@@ -168,7 +182,7 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
       this.reset();
       for (const s of samplers) {
         const m = s.state.snapshot?.hosts.find((h) => h.ref === s.state.snapshot?.masterRef);
-        if (m) this.set({ pool: s.config.name, host: m.name }, 1);
+        if (m) this.set({ pool: s.config.name, host: hostName(s, m.uuid) }, 1);
       }
     },
   });

@@ -52,6 +52,16 @@ describe('exporter config', () => {
     expect(() => parseExporterConfig('pools: [{name: a, urls: ["ftp://h"], passwordEnv: A}]')).toThrow(/urls/);
   });
 
+  it('refuses values that would misbehave at run time', () => {
+    const pool = (extra: string) => `pools: [{name: a, urls: ["http://h"], passwordEnv: A${extra}}]`;
+    expect(() => parseExporterConfig(pool(', timing: {sampleInterval: 720h}'))).toThrow(/at most 24 days/);
+    expect(() => parseExporterConfig(pool(', timing: {probeTimeout: 0}'))).toThrow(/probeTimeout must be at least 50ms/);
+    expect(() => parseExporterConfig(pool(', timing: {xapiTimeout: 0}'))).toThrow(/xapiTimeout must be at least 500ms/);
+    expect(() => parseExporterConfig(`listen: 127.0.0.1:99999\n${pool('')}`)).toThrow(/port must be 0..65535/);
+    expect(() => parseExporterConfig(pool(', probes: {network-tcp: {}}'))).toThrow(/no storage probe enabled/);
+    expect(() => parseExporterConfig(pool(', probes: {network-tcp: {}, storage-statefile: {devices: [{home: a, path: /x}, {home: a, path: /y}]}}'))).toThrow(/each device needs its own home/);
+  });
+
   it('reads the password from the environment or a file, with clear errors', () => {
     const c = parseExporterConfig('pools: [{name: a, urls: ["http://h"], passwordEnv: XENHA_PW}]');
     expect(resolvePassword(c.pools[0]!, { XENHA_PW: 's3cret' })).toBe('s3cret');

@@ -4,6 +4,7 @@
  * keep the result for /metrics (which never waits on a pool). Liveness is a series of heartbeats, so
  * this runs in the background, not at scrape time.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import {
   classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange,
@@ -104,6 +105,8 @@ export class PoolSampler {
     const s = this.state.snapshot;
     if (!s) return;
     const ac = new AbortController();
+    // Every TCP connect of the round listens on this one signal (two per host): no leak, many listeners.
+    setMaxListeners(0, ac.signal);
     const timer = setTimeout(() => ac.abort(), this.config.timing.probeTimeout);
     const ctx = {
       pool: this.config.name, snapshot: s, xapiConnected, xapiUrl: new URL(this.config.urls[0]!), now: started,

@@ -244,15 +244,7 @@ function rank(state: string | undefined): number {
 export function applyPlan(s: PlannerSnapshot, plan: RecoveryPlan): PlannerSnapshot {
   const recovered = new Set([...plan.fences.fence, ...plan.fences.alreadyFenced]);
   const startedOn = new Map(plan.steps.flatMap((st) => (st.kind === 'start-vm' ? [[st.vm, st.host] as const] : [])));
+  const after = withPlacement(s, recovered, startedOn);
   const transition = plan.steps.find((st) => st.kind === 'transition-master');
-  return {
-    ...s,
-    pool: { ...s.pool, master: transition?.kind === 'transition-master' ? transition.host : s.pool.master },
-    hosts: s.hosts.map((h) => (recovered.has(h.uuid) ? { ...h, live: false, fenced: true, state: 'dead' as const } : h)),
-    vms: s.vms.map((v) => {
-      if (v.residentOn === null || !recovered.has(v.residentOn) || v.isControlDomain) return v;
-      const to = startedOn.get(v.uuid);
-      return to ? { ...v, residentOn: to, powerState: 'Running' as const } : { ...v, residentOn: null, powerState: 'Halted' as const };
-    }),
-  };
+  return transition?.kind === 'transition-master' ? { ...after, pool: { ...after.pool, master: transition.host } } : after;
 }

@@ -13,6 +13,7 @@ import { Xapi, type XapiObject } from 'xen-api';
 import type { Logger } from 'pino';
 import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
 import { vbdRecord, vmRecord } from '../model/xapi-records.ts';
+import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 
 /** Keeps only the fields a schema names (the rest of a XAPI record is dropped to save memory). */
 function pick(record: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
@@ -206,7 +207,7 @@ export class PoolConnection extends EventEmitter {
    * The VDIs of the heartbeat SR (statefile and metadata volumes): two queries, not a mirror of
    * every VDI. Coalesced: a change during a fetch runs one more fetch after it.
    */
-  private async fetchHeartbeatVdis(c: Xapi): Promise<void> {
+  private async refreshHeartbeatVdis(c: Xapi): Promise<void> {
     const state = this.vdiFetches.get(c) ?? { running: false, again: false };
     this.vdiFetches.set(c, state);
     if (state.running) {
@@ -217,13 +218,10 @@ export class PoolConnection extends EventEmitter {
     try {
       do {
         state.again = false;
-        const statefiles = await c.call<Record<string, { SR: string }>>('VDI.get_all_records_where', 'field "type" = "ha_statefile"');
         const poolRec = Object.values(c.objects.all).find((o) => o.$type === 'pool') as { ha_statefiles?: string[] } | undefined;
-        const chosen = poolRec?.ha_statefiles?.find((r) => statefiles[r]) ?? Object.keys(statefiles)[0];
-        const sr = chosen ? statefiles[chosen]!.SR : undefined;
-        const onSr = sr && /^OpaqueRef:[\w-]+$/.test(sr) ? await c.call<Record<string, unknown>>('VDI.get_all_records_where', `field "SR" = "${sr}"`) : {};
+        const vdis = await fetchHeartbeatVdis((m, ...a) => c.call(m, ...a), poolRec?.ha_statefiles);
         if (this.client !== c) return;
-        this.heartbeatVdis = { ...statefiles, ...onSr };
+        this.heartbeatVdis = vdis;
         this.markDirty();
       } while (state.again && this.client === c);
     } catch (e) {
@@ -338,14 +336,14 @@ export class PoolConnection extends EventEmitter {
           this.dirty = true;
           const onObjects = (objs: Record<string, XapiObject>) => {
             this.markDirty();
-            if (Object.values(objs).some((o) => o.$type === 'SR' || o.$type === 'pool')) void this.fetchHeartbeatVdis(c);
+            if (Object.values(objs).some((o) => o.$type === 'SR' || o.$type === 'pool')) void this.refreshHeartbeatVdis(c);
           };
           const objects = c.objects as unknown as EventEmitter;
           for (const ev of ['add', 'update', 'remove']) objects.on(ev, onObjects);
           this.detach = () => {
             for (const ev of ['add', 'update', 'remove']) objects.removeListener(ev, onObjects);
           };
-          await this.fetchHeartbeatVdis(c);
+          await this.refreshHeartbeatVdis(c);
           if (this.o.vmRefreshMs > 0 && this.client === c) {
             await this.fetchVms(c);
             this.scheduleVmFetch(c);

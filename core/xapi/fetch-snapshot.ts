@@ -1,6 +1,7 @@
 /** A one-shot pool snapshot over XAPI (for the CLI): login, every class xenha reads, logout. */
 import { createClient } from 'xen-api';
 import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
+import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 
 export async function fetchPoolSnapshot(url: string, user: string, password: string, opts: { allowUnauthorized?: boolean; timeoutMs?: number } = {}): Promise<PoolSnapshot> {
   const x = createClient({ url, auth: { user, password }, readOnly: true, watchEvents: false, allowUnauthorized: opts.allowUnauthorized ?? false, callTimeout: opts.timeoutMs ?? 30_000 });
@@ -11,9 +12,8 @@ export async function fetchPoolSnapshot(url: string, user: string, password: str
     await Promise.all(classes.map(async (c) => {
       records[c] = await x.call<Record<string, unknown>>(`${c}.get_all_records`);
     }));
-    const statefiles = await x.call<Record<string, { SR: string }>>('VDI.get_all_records_where', 'field "type" = "ha_statefile"');
-    const sr = Object.values(statefiles)[0]?.SR;
-    records.VDI = { ...statefiles, ...(sr ? await x.call<Record<string, unknown>>('VDI.get_all_records_where', `field "SR" = "${sr}"`) : {}) };
+    const pool = Object.values(records.pool ?? {})[0] as { ha_statefiles?: string[] } | undefined;
+    records.VDI = await fetchHeartbeatVdis((m, ...a) => x.call(m, ...a), pool?.ha_statefiles);
     return buildSnapshot(records as RecordsByClass);
   } finally {
     await x.disconnect().catch(() => {});

@@ -7,7 +7,7 @@
  * fence of a host already fenced; a cooldown per host; storm limits — at
  * most N fences in flight and at most M within a window (as medik8s's NHC does).
  */
-import type { PlannerSnapshot } from './model.ts';
+import { stateOf, type PlannerSnapshot } from './model.ts';
 
 export interface FencePolicy {
   /** Refuse when more than this share of the pool's hosts looks dead at once (0..1). */
@@ -48,7 +48,7 @@ export interface FenceDecision {
 
 export function decideFences(s: PlannerSnapshot, observerIsolated: boolean, history: FenceHistory, policy: FencePolicy, now: number): FenceDecision {
   const out: FenceDecision = { fence: [], alreadyFenced: [], refused: [] };
-  const dead = s.hosts.filter((h) => (h.state ?? (h.live ? 'healthy' : 'dead')) === 'dead')
+  const dead = s.hosts.filter((h) => stateOf(h) === 'dead')
     .sort((a, b) => (a.uuid === s.pool.master ? -1 : b.uuid === s.pool.master ? 1 : a.uuid.localeCompare(b.uuid)));
   const refuse = (host: string, gate: string, reason: string) => out.refused.push({ host, gate, reason });
   if (observerIsolated) {

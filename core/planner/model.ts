@@ -90,6 +90,11 @@ export function hostFree(s: PlannerSnapshot): Map<string, number> {
   return free;
 }
 
+/** The host's classification, or, without one, what `live` says (live → healthy, else dead). */
+export function stateOf(h: PlannerHost): NonNullable<PlannerHost['state']> {
+  return h.state ?? (h.live ? 'healthy' : 'dead');
+}
+
 /** A host that can take VMs: live and enabled, and not classified dead. */
 export function canHost(h: PlannerHost): boolean {
   return h.live && h.enabled && !h.fenced && h.state !== 'dead';

@@ -12,7 +12,7 @@
  */
 import { failuresToTolerate, lowerBoundTolerable } from './capacity.ts';
 import { decideFences, type FenceDecision, type FenceHistory, type FencePolicy } from './fence-gates.ts';
-import { canHost, hostFree, isResident, type PlannerSnapshot, type PlannerVm } from './model.ts';
+import { canHost, hostFree, isResident, stateOf, type PlannerSnapshot, type PlannerVm } from './model.ts';
 
 export type Step =
   | { kind: 'fence'; host: string; reason: string }
@@ -66,7 +66,7 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
     .sort((a, b) => rank(a.state) - rank(b.state) || a.uuid.localeCompare(b.uuid));
   const vmsOf = s.vms.filter((v) => isResident(v) && recovered.has(v.residentOn!) && !v.isControlDomain);
   const masterHost = s.hosts.find((h) => h.uuid === s.pool.master);
-  const masterDead = masterHost !== undefined && (masterHost.state ?? (masterHost.live ? 'healthy' : 'dead')) === 'dead';
+  const masterDead = masterHost !== undefined && stateOf(masterHost) === 'dead';
   if (masterDead && !recovered.has(s.pool.master)) {
     // Resets and restarts go through XAPI, which the dead master no longer serves, and the role can
     // only move once it is fenced: nothing more until then.
@@ -106,8 +106,8 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   const placed = new Map(chosen.placement);
   const groups = [...new Set(protectedVms.map((v) => v.order))].sort((a, b) => orderKey(a) - orderKey(b));
   let started = 0;
-  const start = (v: PlannerVm, host: string, what: string) => {
-    steps.push({ kind: 'start-vm', vm: v.uuid, host, reason: `${what} ${v.name} (${gib(v.memoryNeed)}) on ${name.get(host)}: ${chosen.how}` });
+  const start = (v: PlannerVm, host: string, what: string, how: string) => {
+    steps.push({ kind: 'start-vm', vm: v.uuid, host, reason: `${what} ${v.name} (${gib(v.memoryNeed)}) on ${name.get(host)}: ${how}` });
     started++;
     if (v.startDelay > 0) steps.push({ kind: 'wait', seconds: v.startDelay, reason: `${v.name}'s start_delay` });
   };
@@ -115,7 +115,7 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
     if (gi > 0 && started > 0) steps.push({ kind: 'wait', seconds: 0, reason: `order ${groups[gi - 1]} started before order ${order}` });
     for (const v of protectedVms.filter((x) => x.order === order).sort((a, b) => b.memoryNeed - a.memoryNeed || a.uuid.localeCompare(b.uuid))) {
       const host = placed.get(v.uuid);
-      if (host) start(v, host, `restart (order ${order})`);
+      if (host) start(v, host, `restart (order ${order})`, chosen.how);
       else plan.unplaced.push({ vm: v.uuid, name: v.name, reason: why(v) });
     }
   });
@@ -144,7 +144,7 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
     }
     if (host) {
       placed.set(v.uuid, host);
-      start(v, host, 'best-effort');
+      start(v, host, 'best-effort', 'the survivor with the most free memory that keeps the failures tolerable');
     } else {
       plan.unplaced.push({ vm: v.uuid, name: v.name, reason: options.length === 0 ? `best-effort: ${why(v)}` : `best-effort: would leave fewer than ${keepK} host failure(s) tolerable` });
     }

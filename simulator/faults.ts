@@ -23,7 +23,6 @@ export const faultRequest = z.discriminatedUnion('kind', [
 ]);
 
 export type FaultRequest = z.output<typeof faultRequest>;
-export const FAULT_KINDS = faultRequest.options.map((o) => o.shape.kind.value);
 
 /** Applies a validated fault; throws an Error with a clear message on an unknown host or bad home. */
 export function applyFault(pool: SimulatedPool, f: FaultRequest): SimEvent {

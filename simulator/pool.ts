@@ -71,13 +71,9 @@ export interface SimEvent {
   seq: number;
   at: string;
   atMs: number;
-  kind: 'fault' | 'heal' | 'power' | 'path' | 'master' | 'vm' | 'listener';
+  kind: 'fault' | 'heal' | 'power' | 'path' | 'master' | 'vm';
   host?: string;
   detail: Record<string, string | number | boolean | number[]>;
-}
-
-export interface FaultTarget {
-  host: string;
 }
 
 const MAX_EVENTS = 20_000;
@@ -475,14 +471,19 @@ export class SimulatedPool extends EventEmitter {
     }
   }
 
-  /** Free memory: total − host overhead − (static_max + overhead) of every VM resident on it, dom0 included. */
+  /**
+   * Free memory: total − host overhead − (static_max + overhead) of every VM resident on it, dom0
+   * included. Walks the host's resident_VMs (kept by every start, halt and power-off), not every VM:
+   * this runs for every host on every tick.
+   */
   memoryFree(h: HostRuntime): number {
     const db = this.built.db;
     const host = db.peek('host', h.built.ref);
     const total = db.peek('host_metrics', h.built.metricsRef).memory_total as number;
     let used = host.memory_overhead as number;
-    for (const [, vm] of db.all('VM')) {
-      if (vm.resident_on === h.built.ref && vm.power_state !== 'Halted') used += (vm.memory_static_max as number) + (vm.memory_overhead as number);
+    for (const ref of host.resident_VMs as string[]) {
+      const vm = db.has('VM', ref) ? db.peek('VM', ref) : undefined;
+      if (vm && vm.resident_on === h.built.ref && vm.power_state !== 'Halted') used += (vm.memory_static_max as number) + (vm.memory_overhead as number);
     }
     return Math.max(0, total - used);
   }

@@ -9,7 +9,7 @@ import { failuresToTolerate, whatIf, type Capacity } from '../core/planner/capac
 import { DEFAULT_FENCE_POLICY } from '../core/planner/fence-gates.ts';
 import { fromPoolSnapshot, plannerSnapshot, type PlannerSnapshot } from '../core/planner/model.ts';
 import { planRecovery, type RecoveryPlan } from '../core/planner/plan.ts';
-import { fetchPoolSnapshot } from '../core/xapi/fetch-snapshot.ts';
+import { fetchPoolSnapshot } from '../io/xapi/fetch-snapshot.ts';
 import { intArg } from './args.ts';
 
 interface SourceOptions {

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { loadYamlFile, parseYaml, ConfigError } from '../core/config/yaml.ts';
+import { parseYaml, ConfigError } from '../core/config/yaml.ts';
+import { loadYamlFile } from '../io/config-file.ts';
 import { probeDefinition, probeNames } from '../plugins/probes/index.ts';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

@@ -13,7 +13,7 @@ import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { preflight, type PreflightResult } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
-import { PoolConnection } from '../core/xapi/connection.ts';
+import { PoolConnection } from '../io/xapi/connection.ts';
 import { probeDefinition, type Probe } from '../plugins/probes/index.ts';
 import { probeOptions, resolvePassword, type PoolConfig } from './config.ts';
 

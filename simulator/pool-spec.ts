@@ -3,7 +3,8 @@
  * Validated with zod; errors name the key and, for YAML files, the line.
  */
 import { z } from 'zod';
-import { loadYamlFile, parseYaml, ConfigError } from '../core/config/yaml.ts';
+import { parseYaml, ConfigError } from '../core/config/yaml.ts';
+import { loadYamlFile } from '../io/config-file.ts';
 import { xoroshiro128plus, unsafeUniformIntDistribution, type RandomGenerator } from 'pure-rand';
 
 const UNITS: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };

@@ -1,5 +1,4 @@
-/** YAML files validated with zod, with errors that name the key path and its line. */
-import { readFileSync } from 'node:fs';
+/** YAML text validated with zod (pure: reading the file is io/config-file.ts), with errors that name the key path and its line. */
 import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type { z } from 'zod';
 
@@ -30,14 +29,4 @@ export function parseYaml<S extends z.ZodType>(schema: S, text: string, source: 
     return `  ${iss.path.join('.') || '(top)'}${line ? ` (line ${line})` : ''}: ${iss.message}`;
   });
   throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
-}
-
-export function loadYamlFile<S extends z.ZodType>(schema: S, path: string): z.output<S> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  return parseYaml(schema, text, path);
 }

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { Sample } from '../../core/classify/state-machine.ts';
 import { hostIndexOrder, type StatefileHostSlot } from '../../core/statefile/layout.ts';
-import { readStatefile } from '../../core/statefile/reader.ts';
+import { readStatefile } from '../../io/statefile-reader.ts';
 import { registerProbe, sample, type ProbeResult } from './contract.ts';
 
 const options = z.strictObject({

@@ -11,8 +11,8 @@
 import { EventEmitter } from 'node:events';
 import { Xapi, type XapiObject } from 'xen-api';
 import type { Logger } from 'pino';
-import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
-import { vbdRecord, vmRecord } from '../model/xapi-records.ts';
+import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
+import { vbdRecord, vmRecord } from '../../core/model/xapi-records.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 
 /** Keeps only the fields a schema names (the rest of a XAPI record is dropped to save memory). */

@@ -1,6 +1,6 @@
 /** A one-shot pool snapshot over XAPI (for the CLI): login, every class xenha reads, logout. */
 import { createClient } from 'xen-api';
-import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../model/snapshot.ts';
+import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 
 export async function fetchPoolSnapshot(url: string, user: string, password: string, opts: { allowUnauthorized?: boolean; timeoutMs?: number } = {}): Promise<PoolSnapshot> {

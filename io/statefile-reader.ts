@@ -7,7 +7,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
-import { decodeStatefile, LAYOUT_BYTES, type DecodedStatefile } from './layout.ts';
+import { decodeStatefile, LAYOUT_BYTES, type DecodedStatefile } from '../core/statefile/layout.ts';
 
 export type ReadMode = 'auto' | 'direct' | 'buffered';
 

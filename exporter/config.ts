@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseYaml, ConfigError } from '../core/config/yaml.ts';
 import { loadYamlFile } from '../io/config-file.ts';
-import { probeDefinition, probeNames } from '../plugins/probes/index.ts';
+import { PROBES, probesConfig, probesOnPath, type ProbeName } from '../plugins/probes/index.ts';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -50,20 +50,13 @@ const pool = z.strictObject({
   passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
   passwordFile: z.string().min(1).optional(),
   allowUnauthorized: z.boolean().default(false),
-  probes: z.record(z.string(), z.unknown()).default(DEFAULT_PROBES).superRefine((probes, ctx) => {
-    for (const [name, opts] of Object.entries(probes)) {
-      const def = probeDefinition(name);
-      if (!def) {
-        ctx.addIssue({ code: 'custom', path: [name], message: `unknown probe "${name}" (available: ${probeNames().join(', ')})` });
-        continue;
-      }
-      const r = def.options.safeParse(opts ?? {});
-      if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [name, ...iss.path], message: iss.message });
-    }
+  probes: probesConfig.default(DEFAULT_PROBES).superRefine((probes, ctx) => {
     // Never dead on one path's word: without a probe on each path no host could ever be called dead.
-    const paths = new Set(Object.keys(probes).map((n) => probeDefinition(n)?.path).filter(Boolean));
+    const enabled = (Object.keys(probes) as ProbeName[]).filter((n) => probes[n] !== undefined);
     for (const path of ['network', 'storage'] as const) {
-      if (!paths.has(path)) ctx.addIssue({ code: 'custom', path: [], message: `no ${path} probe enabled: enable at least one probe per path (${probeNames().filter((n) => probeDefinition(n)!.path === path).join(', ')})` });
+      if (!enabled.some((n) => PROBES[n].path === path)) {
+        ctx.addIssue({ code: 'custom', path: [], message: `no ${path} probe enabled: enable at least one probe per path (${probesOnPath(path).join(', ')})` });
+      }
     }
   }),
   timing: timing.prefault({}),
@@ -107,9 +100,4 @@ export function resolvePassword(p: PoolConfig, env: NodeJS.ProcessEnv = process.
   } catch (e) {
     throw new ConfigError(`pool ${p.name}: cannot read passwordFile ${p.passwordFile}: ${(e as Error).message}`);
   }
-}
-
-/** The validated options of each probe the pool enables. */
-export function probeOptions(p: PoolConfig): { name: string; options: unknown }[] {
-  return Object.entries(p.probes).map(([name, opts]) => ({ name, options: probeDefinition(name)!.options.parse(opts ?? {}) }));
 }

@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { HOST_STATES, type HostMemory } from '../core/classify/state-machine.ts';
+import type { SeriesDefinition } from '../plugins/probes/index.ts';
 import type { PoolSampler } from './sampler.ts';
 
 export function createRegistry(samplers: readonly PoolSampler[], now: () => number = () => performance.now(), withProcessMetrics = true): Registry {
@@ -96,9 +97,6 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
       forHosts((h, pool, host) => this.set({ pool, host }, Math.max(0, (t - h.since) / 1000)));
     },
   });
-
-
-
   /** A counter per pool (and one more label), read from the samplers' own monotonic counts. */
   const poolCounter = (name: string, help: string, label: string | null, values: (s: PoolSampler) => number | Iterable<readonly [string, number]>) =>
     new Counter({
@@ -199,35 +197,20 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     },
   });
 
-  new Gauge({
-    name: 'xenha_statefile_slot_sequence', help: 'The host\'s statefile slot sequence number as last read.',
-    labelNames: ['pool', 'host'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) {
-        for (const [uuid, e] of s.state.extras.get('storage-statefile') ?? []) if (e.sequence !== undefined) this.set({ pool: s.config.name, host: hostName(s, uuid) }, e.sequence);
-      }
-    },
-  });
-
-  new Gauge({
-    name: 'xenha_statefile_slot_peers', help: 'Hosts the host\'s statefile slot says it sees: on the network heartbeat (network) or alive on the statefile (storage).',
-    labelNames: ['pool', 'host', 'domain'] as const, registers: [reg],
-    collect() {
-      this.reset();
-      for (const s of samplers) {
-        for (const [uuid, e] of s.state.extras.get('storage-statefile') ?? []) {
-          if (e.hbdomain !== undefined) this.set({ pool: s.config.name, host: hostName(s, uuid), domain: 'network' }, e.hbdomain);
-          if (e.sfdomain !== undefined) this.set({ pool: s.config.name, host: hostName(s, uuid), domain: 'storage' }, e.sfdomain);
+  // The series the probes declare, each its own family (a probe's own figures, e.g. statefile slots).
+  const declared = new Map<string, SeriesDefinition>();
+  for (const s of samplers) for (const p of s.probes) for (const d of Object.values(p.series)) declared.set(d.name, d);
+  for (const d of declared.values()) {
+    new Gauge({
+      name: d.name, help: d.help, labelNames: ['pool', 'host', ...d.labelNames], registers: [reg],
+      collect() {
+        this.reset();
+        for (const s of samplers) {
+          for (const v of s.state.series.get(d.name) ?? []) this.set({ ...v.labels, pool: s.config.name, host: hostName(s, v.host) }, v.value);
         }
-      }
-    },
-  });
-
-
-
-
-
+      },
+    });
+  }
 
   return reg;
 }

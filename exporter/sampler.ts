@@ -14,8 +14,8 @@ import { preflight, type PreflightResult } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
 import { PoolConnection } from '../io/xapi/connection.ts';
-import { probeDefinition, type Probe } from '../plugins/probes/index.ts';
-import { probeOptions, resolvePassword, type PoolConfig } from './config.ts';
+import { createProbes, type ConfiguredProbe, type ProbeRound } from '../plugins/probes/index.ts';
+import { resolvePassword, type PoolConfig } from './config.ts';
 
 export interface SamplerCounters {
   /** State transitions per host. */
@@ -34,19 +34,26 @@ export interface PoolState {
   preflight: PreflightResult[];
   lastRoundAt: number | null;
   lastRoundSeconds: number | null;
-  /** Per probe, per host UUID: figures the probe keeps (e.g. statefile sequence, peers seen). */
-  extras: Map<string, Map<string, Record<string, number>>>;
+  /** The values of the series probes declare, by series name, from each probe's last completed round. */
+  series: Map<string, SeriesValue[]>;
   /** Failures the pool can absorb, from the planner; null until VMs were fetched. */
   capacity: Capacity | null;
 }
 
+/** One value of a probe's own series for one host. */
+export interface SeriesValue {
+  host: string;
+  labels: Readonly<Record<string, string>>;
+  value: number;
+}
+
 export class PoolSampler {
   readonly connection: PoolConnection;
-  readonly probes: Probe[];
+  readonly probes: ConfiguredProbe[];
   readonly counters: SamplerCounters = {
     transitions: new Map(), falsePositivesAverted: { network: 0, storage: 0 }, pathFlaps: new Map(), rounds: 0, probeErrors: new Map(),
   };
-  readonly state: PoolState = { memory: undefined, snapshot: null, preflight: [], lastRoundAt: null, lastRoundSeconds: null, extras: new Map(), capacity: null };
+  readonly state: PoolState = { memory: undefined, snapshot: null, preflight: [], lastRoundAt: null, lastRoundSeconds: null, series: new Map(), capacity: null };
   private capacityKey = '';
   private snapshotSeen: PoolSnapshot | null = null;
   readonly changes: StateChange[] = [];
@@ -63,7 +70,7 @@ export class PoolSampler {
       name: config.name, urls: config.urls, user: config.user, password: resolvePassword(config), allowUnauthorized: config.allowUnauthorized,
       callTimeoutMs: config.timing.xapiTimeout, vmRefreshMs: config.timing.capacityInterval, retryMinMs: 500, retryMaxMs: 10_000, log,
     });
-    this.probes = probeOptions(config).map(({ name, options }) => probeDefinition(name)!.create(options, { log, pool: config.name }));
+    this.probes = createProbes(config.probes, { log });
     this.policy = {
       confirmSamples: config.timing.confirmSamples, deadAfterMs: config.timing.deadAfter,
       flapWindowMs: config.timing.flapWindow, flapThreshold: config.timing.flapThreshold,
@@ -75,7 +82,7 @@ export class PoolSampler {
     const tick = () => {
       if (this.stopped) return;
       // A round that overruns is not stacked: the next one starts when it ends.
-      this.running ??= this.round().catch((e) => this.log.error({ err: e, pool: this.config.name }, 'sampling round failed')).finally(() => (this.running = null));
+      this.running ??= this.round().catch((e) => this.log.error({ err: e }, 'sampling round failed')).finally(() => (this.running = null));
     };
     this.timer = setInterval(tick, this.config.timing.sampleInterval);
     tick();
@@ -108,34 +115,26 @@ export class PoolSampler {
     // Every TCP connect of the round listens on this one signal (two per host): no leak, many listeners.
     setMaxListeners(0, ac.signal);
     const timer = setTimeout(() => ac.abort(), this.config.timing.probeTimeout);
-    const ctx = {
-      pool: this.config.name, snapshot: s, xapiConnected, xapiUrl: new URL(this.config.urls[0]!), now: started,
-      timeoutMs: this.config.timing.probeTimeout, signal: ac.signal,
-    };
+    const xapiUrl = new URL(this.config.urls[0]!);
     // Each probe is raced against the timeout: one that hangs (I/O on a dead LUN cannot be
     // interrupted) gives no samples this round, and is not started again while it still runs.
     const expired = new Promise<'timeout'>((resolve) => ac.signal.addEventListener('abort', () => resolve('timeout'), { once: true }));
-    const results = await Promise.all(this.probes.map(async (p) => {
-      const fail = (why: string, e?: unknown) => {
-        this.counters.probeErrors.set(p.name, (this.counters.probeErrors.get(p.name) ?? 0) + 1);
-        this.log.warn({ err: e, pool: this.config.name, probe: p.name }, why);
-        return new Map<string, Sample[]>();
-      };
-      if (this.inFlight.has(p.name)) return fail('probe still running from an earlier round; skipped');
-      const run = p.sample(ctx);
-      this.inFlight.add(p.name);
-      void run.catch(() => {}).finally(() => this.inFlight.delete(p.name));
-      try {
-        const r = await Promise.race([run, expired]);
-        return r === 'timeout' ? fail(`probe did not answer within ${this.config.timing.probeTimeout} ms`) : r;
-      } catch (e) {
-        return fail('probe failed', e);
-      }
-    }));
+    const results = await Promise.all(this.probes.map((p) => this.runProbe(p, {
+      snapshot: s, xapiConnected, xapiUrl, now: started, timeoutMs: this.config.timing.probeTimeout, signal: ac.signal,
+    }, expired)));
     clearTimeout(timer);
     ac.abort();
-    for (const p of this.probes) if (p.extras) this.state.extras.set(p.name, p.extras());
-    const hosts = s.hosts.map((h) => ({ host: h.uuid, samples: results.flatMap((r) => r.get(h.uuid) ?? []) }));
+    const samplesOf = new Map<string, Sample[]>();
+    for (const r of results) {
+      if (!r) continue;
+      for (const [host, list] of r.samples) {
+        const all = samplesOf.get(host);
+        if (all) all.push(...list);
+        else samplesOf.set(host, list);
+      }
+      for (const [name, values] of r.series) this.state.series.set(name, values);
+    }
+    const hosts = s.hosts.map((h) => ({ host: h.uuid, samples: samplesOf.get(h.uuid) ?? [] }));
     const { next, changes } = classifyPool(this.state.memory, { at: started, hosts }, this.policy);
     this.state.memory = next;
     this.state.lastRoundAt = started;
@@ -144,6 +143,48 @@ export class PoolSampler {
     this.account(changes, next);
     this.watchMaster(s, hosts);
     this.updateCapacity(s, next);
+  }
+
+  /**
+   * Runs one probe for one round through a report bound to it: the samples carry the probe's name,
+   * path and side; anything reported after the round ended (a probe that overran) is dropped. Null
+   * when the probe failed, overran or is still running from an earlier round.
+   */
+  private async runProbe(p: ConfiguredProbe, base: Omit<ProbeRound, 'report' | 'observe'>, expired: Promise<'timeout'>):
+    Promise<{ samples: Map<string, Sample[]>; series: Map<string, SeriesValue[]> } | null> {
+    const fail = (why: string, e?: unknown) => {
+      this.counters.probeErrors.set(p.name, (this.counters.probeErrors.get(p.name) ?? 0) + 1);
+      this.log.warn({ err: e, probe: p.name }, why);
+      return null;
+    };
+    if (this.inFlight.has(p.name)) return fail('probe still running from an earlier round; skipped');
+    const samples = new Map<string, Sample[]>();
+    const series = new Map<string, SeriesValue[]>(Object.values(p.series).map((d) => [d.name, []]));
+    let open = true;
+    const round: ProbeRound = {
+      ...base,
+      report: (host, home, up, detail, extra) => {
+        if (!open) return;
+        const list = samples.get(host) ?? [];
+        samples.set(host, list);
+        list.push({ probe: p.name, path: extra?.path ?? p.path, home, up, latencySeconds: extra?.latencySeconds ?? null, detail, observerSide: p.observerSide });
+      },
+      observe: (key, host, value, labels = {}) => {
+        const def = p.series[key];
+        if (open && def) series.get(def.name)!.push({ host, labels, value });
+      },
+    };
+    const run = p.probe.sample(round);
+    this.inFlight.add(p.name);
+    void run.catch(() => {}).finally(() => this.inFlight.delete(p.name));
+    try {
+      const r = await Promise.race([run, expired]);
+      return r === 'timeout' ? fail(`probe did not answer within ${this.config.timing.probeTimeout} ms`) : { samples, series };
+    } catch (e) {
+      return fail('probe failed', e);
+    } finally {
+      open = false;
+    }
   }
 
   /** Recomputes the capacity figures when the snapshot or a host's state changed. */
@@ -157,7 +198,7 @@ export class PoolSampler {
     try {
       this.state.capacity = failuresToTolerate(fromPoolSnapshot(s, states));
     } catch (e) {
-      this.log.warn({ err: e, pool: this.config.name }, 'capacity computation failed');
+      this.log.warn({ err: e }, 'capacity computation failed');
     }
   }
 
@@ -170,7 +211,7 @@ export class PoolSampler {
       if (c.to === 'network_isolated') this.counters.falsePositivesAverted.network++;
       if (c.to === 'storage_lost') this.counters.falsePositivesAverted.storage++;
       this.changes.push(c);
-      this.log.info({ pool: this.config.name, host: c.host, from: c.from, to: c.to, rule: c.rule }, c.reason);
+      this.log.info({ host: c.host, from: c.from, to: c.to, rule: c.rule }, c.reason);
     }
     if (this.changes.length > 1000) this.changes.splice(0, this.changes.length - 1000);
     for (const h of Object.values(mem.hosts)) {
@@ -186,14 +227,14 @@ export class PoolSampler {
   }
 
   /**
-   * The master's addresses stopped answering TCP for two rounds: ask the connection to check its
+   * The monitor's own reach to the master (observer-side network samples) failed for two rounds: ask the connection to check its
    * session (one cheap call) and fail over only if that fails too, so a TCP probe on the wrong port
    * cannot cause a reconnect storm.
    */
   private watchMaster(s: PoolSnapshot, hosts: { host: string; samples: Sample[] }[]): void {
     const master = s.hosts.find((h) => h.ref === s.masterRef);
-    const tcp = hosts.find((h) => h.host === master?.uuid)?.samples.filter((x) => x.probe === 'network-tcp' && x.up !== null) ?? [];
-    this.masterDownRounds = tcp.length > 0 && tcp.every((x) => x.up === false) ? this.masterDownRounds + 1 : 0;
+    const reach = hosts.find((h) => h.host === master?.uuid)?.samples.filter((x) => x.observerSide && x.path === 'network' && x.up !== null) ?? [];
+    this.masterDownRounds = reach.length > 0 && reach.every((x) => x.up === false) ? this.masterDownRounds + 1 : 0;
     if (this.masterDownRounds >= 2) {
       this.masterDownRounds = 0;
       void this.connection.checkOrFailover(`master ${master?.name} unreachable on every address`);

@@ -1,64 +1,69 @@
 /**
- * The probe contract. A probe samples one liveness path of every host of a pool, on every home it
- * can see, and says for each: up, down, or cannot tell (null), with latency and a detail. Its `path`
- * is the path it watches; a sample names the path it is evidence for (storage-statefile also reads
- * what each slot says of the network heartbeat between hosts).
+ * The probe contract. A probe samples one liveness path of every host of a pool, on every home it can
+ * see, and reports for each: up, down, or cannot tell (null), with a detail and, when it measured one,
+ * a latency. It reports through a round bound to it: the probe's name, its path and whether its
+ * samples are the monitor's own reach are filled in by the binding, and a report that arrives after
+ * its round ended is dropped. A probe may also export series of its own (declared here, set through
+ * the same round); the exporter turns every declared series into a metric family without knowing the
+ * probe (as each node_exporter collector owns its metrics).
  *
- * Probes register themselves in the registry with a zod schema of their options; the exporter's
- * config names the probes to run. Adding a probe touches no other probe.
+ * The probes xenha has are listed in index.ts, one line each. Adding a probe touches no other probe.
  */
 import type { z } from 'zod';
 import type { Logger } from 'pino';
-import type { PathName, Sample } from '../../core/classify/state-machine.ts';
+import type { PathName } from '../../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../../core/model/snapshot.ts';
 
-export interface ProbeContext {
-  pool: string;
-  /** The latest pool snapshot (possibly stale: see xapiConnected), null before the first fetch. */
-  snapshot: PoolSnapshot | null;
+/** A per-host series a probe exports beside the liveness samples (labels pool and host are added). */
+export interface SeriesDefinition {
+  name: string;
+  help: string;
+  /** Extra label names, each with a small fixed set of values. */
+  labelNames: readonly string[];
+}
+
+/** One round of one probe: what it may read, and where it reports. */
+export interface ProbeRound<S extends string = string> {
+  /** The latest pool snapshot (possibly stale: see xapiConnected). */
+  snapshot: PoolSnapshot;
   xapiConnected: boolean;
   /** The first configured XAPI URL, for scheme and port. */
   xapiUrl: URL;
-  /** Monotonic milliseconds. */
+  /** Monotonic milliseconds, the round's time. */
   now: number;
   timeoutMs: number;
+  /** Aborted when the round's time is up. */
   signal: AbortSignal;
+  /**
+   * One sample for a host (UUID) on one home. `path` defaults to the probe's own: a probe may report
+   * evidence for the other path (the statefile's slots say who hears whom on the network).
+   */
+  report(host: string, home: string, up: boolean | null, detail: string, extra?: { latencySeconds?: number | null; path?: PathName }): void;
+  /** Sets one of the probe's declared series for a host. */
+  observe(series: S, host: string, value: number, labels?: Readonly<Record<string, string>>): void;
 }
 
-/** Samples by host UUID. */
-export type ProbeResult = Map<string, Sample[]>;
-
-export interface Probe {
-  readonly name: string;
-  readonly path: PathName;
-  sample(ctx: ProbeContext): Promise<ProbeResult>;
-  /** Extra per-host figures for metrics and explain (e.g. slot sequence, peers seen). */
-  readonly extras?: () => Map<string, Record<string, number>>;
+export interface Probe<S extends string = string> {
+  sample(round: ProbeRound<S>): Promise<void>;
 }
 
-export interface ProbeDefinition<O extends z.ZodType = z.ZodType> {
+export interface ProbeDefinition<O extends z.ZodType = z.ZodType, S extends string = string> {
   name: string;
+  /** The path the probe watches. */
   path: PathName;
+  /**
+   * Its samples measure the monitor's own reach to a host (a TCP connect from the exporter), not what
+   * the pool sees: under observer isolation they are set aside.
+   */
+  observerSide: boolean;
   description: string;
+  /** The probe's options in the config (a strict zod schema). */
   options: O;
-  create(options: z.output<O>, deps: { log: Logger; pool: string }): Probe;
+  series: Readonly<Record<S, SeriesDefinition>>;
+  create(options: z.output<O>, deps: { log: Logger }): Probe<S>;
 }
 
-const registry = new Map<string, ProbeDefinition>();
-
-export function registerProbe<O extends z.ZodType>(def: ProbeDefinition<O>): void {
-  if (registry.has(def.name)) throw new Error(`probe ${def.name} registered twice`);
-  registry.set(def.name, def as unknown as ProbeDefinition);
-}
-
-export function probeDefinition(name: string): ProbeDefinition | undefined {
-  return registry.get(name);
-}
-
-export function probeNames(): string[] {
-  return [...registry.keys()].sort();
-}
-
-export function sample(probe: string, path: PathName, home: string, up: boolean | null, detail: string, latencySeconds: number | null = null, observerSide = false): Sample {
-  return { probe, path, home, up, latencySeconds, detail, observerSide };
+/** Types a probe definition (its options and series names are inferred). */
+export function defineProbe<O extends z.ZodType, S extends string = never>(def: ProbeDefinition<O, S>): ProbeDefinition<O, S> {
+  return def;
 }

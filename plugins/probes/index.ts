@@ -1,7 +1,72 @@
-/** Every probe registers itself on import; this file is the list (as node_exporter's collectors). */
-import './network-tcp.ts';
-import './network-xapi.ts';
-import './storage-xapi.ts';
-import './storage-statefile.ts';
+/**
+ * Every probe xenha has, by the name a config uses: one explicit map, as blackbox_exporter's prober
+ * map. Adding a probe is one file and one line here; nothing else names a probe.
+ */
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import type { PathName } from '../../core/classify/state-machine.ts';
+import type { Probe, ProbeDefinition, SeriesDefinition } from './contract.ts';
+import { networkTcp } from './network-tcp.ts';
+import { networkXapi } from './network-xapi.ts';
+import { storageStatefile } from './storage-statefile.ts';
+import { storageXapi } from './storage-xapi.ts';
 
-export { probeDefinition, probeNames, type Probe, type ProbeContext, type ProbeResult } from './contract.ts';
+export const PROBES = {
+  'network-tcp': networkTcp,
+  'network-xapi': networkXapi,
+  'storage-xapi': storageXapi,
+  'storage-statefile': storageStatefile,
+} as const;
+
+export type ProbeName = keyof typeof PROBES;
+export const PROBE_NAMES = Object.keys(PROBES).sort() as ProbeName[];
+
+type OptionsSchema<K extends ProbeName> = (typeof PROBES)[K]['options'];
+type SeriesName<K extends ProbeName> = keyof (typeof PROBES)[K]['series'] & string;
+/** The definitions with each one's own options and series types kept apart (no union of them). */
+const DEFINITIONS: { [K in ProbeName]: ProbeDefinition<OptionsSchema<K>, SeriesName<K>> } = PROBES;
+
+const probesShape = Object.fromEntries(PROBE_NAMES.map((n) => [n, PROBES[n].options.optional()])) as {
+  [K in ProbeName]: z.ZodOptional<OptionsSchema<K>>;
+};
+
+/**
+ * The `probes:` key of a pool in the config: each enabled probe by name, with its own options;
+ * `name:` alone (YAML null) enables a probe with its defaults.
+ */
+export const probesConfig = z.preprocess(
+  (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, o]) => [k, o ?? {}])) : v),
+  z.strictObject(probesShape, {
+    error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown probe(s) ${iss.keys.map((k) => `"${k}"`).join(', ')} (available: ${PROBE_NAMES.join(', ')})` : undefined),
+  }),
+);
+export type ProbesConfig = z.output<typeof probesConfig>;
+
+/** The names of the probes that watch a path. */
+export function probesOnPath(path: PathName): ProbeName[] {
+  return PROBE_NAMES.filter((n) => PROBES[n].path === path);
+}
+
+/** A probe made from its config, with what the sampler and the metrics need to know of it. */
+export interface ConfiguredProbe {
+  name: ProbeName;
+  path: PathName;
+  observerSide: boolean;
+  series: Readonly<Record<string, SeriesDefinition>>;
+  probe: Probe;
+}
+
+function configure<K extends ProbeName>(name: K, options: z.output<OptionsSchema<K>>, deps: { log: Logger }): ConfiguredProbe {
+  const def = DEFINITIONS[name];
+  return { name, path: def.path, observerSide: def.observerSide, series: def.series, probe: def.create(options, deps) };
+}
+
+/** Every probe the config enables, in a stable order. */
+export function createProbes(config: ProbesConfig, deps: { log: Logger }): ConfiguredProbe[] {
+  return PROBE_NAMES.flatMap((name) => {
+    const options = config[name];
+    return options === undefined ? [] : [configure(name, options, deps)];
+  });
+}
+
+export type { Probe, ProbeDefinition, ProbeRound, SeriesDefinition } from './contract.ts';

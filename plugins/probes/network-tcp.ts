@@ -5,14 +5,15 @@
  */
 import { connect } from 'node:net';
 import { z } from 'zod';
-import { registerProbe, sample, type ProbeResult } from './contract.ts';
+import { defineProbe } from './contract.ts';
 
-const options = z.strictObject({
-  /** Port to connect to; default: the XAPI URL's port (443 for https, 80 for http). */
-  port: z.number().int().min(1).max(65535).optional(),
-});
+export interface TcpConnectResult {
+  up: boolean;
+  seconds: number;
+  detail: string;
+}
 
-function tcpConnect(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<{ up: boolean; seconds: number; detail: string }> {
+export function tcpConnect(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<TcpConnectResult> {
   const started = performance.now();
   return new Promise((resolve) => {
     const socket = connect({ host, port });
@@ -30,27 +31,25 @@ function tcpConnect(host: string, port: number, timeoutMs: number, signal: Abort
   });
 }
 
-registerProbe({
+export const networkTcp = defineProbe({
   name: 'network-tcp',
   path: 'network',
+  observerSide: true,
   description: 'TCP connect from the monitor to each management address of each host',
-  options,
+  options: z.strictObject({
+    /** Port to connect to; default: the XAPI URL's port (443 for https, 80 for http). */
+    port: z.number().int().min(1).max(65535).optional(),
+  }),
+  series: {},
   create(o) {
     return {
-      name: 'network-tcp',
-      path: 'network',
-      async sample(ctx): Promise<ProbeResult> {
-        const out: ProbeResult = new Map();
-        if (!ctx.snapshot) return out;
-        const port = o.port ?? Number(ctx.xapiUrl.port || (ctx.xapiUrl.protocol === 'https:' ? 443 : 80));
-        await Promise.all(ctx.snapshot.hosts.map(async (h) => {
-          const samples = await Promise.all(h.homes.map(async (addr, i) => {
-            const r = await tcpConnect(addr, port, ctx.timeoutMs, ctx.signal);
-            return sample('network-tcp', 'network', String(i), r.up, r.detail, r.up ? r.seconds : null, true);
-          }));
-          out.set(h.uuid, samples);
-        }));
-        return out;
+      async sample(round) {
+        const url = round.xapiUrl;
+        const port = o.port ?? Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+        await Promise.all(round.snapshot.hosts.flatMap((h) => h.homes.map(async (addr, i) => {
+          const r = await tcpConnect(addr, port, round.timeoutMs, round.signal);
+          round.report(h.uuid, String(i), r.up, r.detail, { latencySeconds: r.up ? r.seconds : null });
+        })));
       },
     };
   },

@@ -5,35 +5,48 @@
  * tell, and says so (null) rather than down.
  */
 import { z } from 'zod';
-import { registerProbe, sample, type ProbeResult } from './contract.ts';
+import type { PoolSnapshot } from '../../core/model/snapshot.ts';
+import { defineProbe } from './contract.ts';
 
-registerProbe({
+export interface NetworkXapiSample {
+  host: string;
+  home: 'master' | 'ha-peers';
+  up: boolean | null;
+  detail: string;
+}
+
+/** The verdicts, from the snapshot alone (pure). */
+export function networkXapiVerdicts(s: PoolSnapshot, xapiConnected: boolean): NetworkXapiSample[] {
+  const out: NetworkXapiSample[] = [];
+  for (const h of s.hosts) {
+    const isMaster = h.ref === s.masterRef;
+    const live = !xapiConnected || h.live === null ? null : h.live;
+    out.push({
+      host: h.uuid, home: 'master', up: isMaster && live === true ? true : live,
+      detail: !xapiConnected ? 'XAPI unreachable: cannot tell' : `host_metrics.live = ${String(h.live)}${isMaster ? ' (this host is the master)' : ''}`,
+    });
+    const listeners = s.hosts.filter((p) => p.ref !== h.ref && p.live === true);
+    const heardBy = listeners.filter((p) => p.haNetworkPeers.includes(h.uuid));
+    const peersKnown = xapiConnected && s.haEnabled && listeners.length > 0;
+    out.push({
+      host: h.uuid, home: 'ha-peers', up: peersKnown ? heardBy.length > 0 : null,
+      detail: peersKnown ? `heard by ${heardBy.length}/${listeners.length} live peers (ha_network_peers)` : 'no live peer reporting, HA off or XAPI unreachable',
+    });
+  }
+  return out;
+}
+
+export const networkXapi = defineProbe({
   name: 'network-xapi',
   path: 'network',
+  observerSide: false,
   description: 'host_metrics.live (the master hears the host) and host.ha_network_peers (the peers hear it)',
   options: z.strictObject({}),
+  series: {},
   create() {
     return {
-      name: 'network-xapi',
-      path: 'network',
-      async sample(ctx): Promise<ProbeResult> {
-        const out: ProbeResult = new Map();
-        const s = ctx.snapshot;
-        if (!s) return out;
-        const fresh = ctx.xapiConnected;
-        for (const h of s.hosts) {
-          const isMaster = h.ref === s.masterRef;
-          const live = !fresh || h.live === null ? null : h.live;
-          const samples = [sample('network-xapi', 'network', 'master', isMaster && live === true ? true : live,
-            !fresh ? 'XAPI unreachable: cannot tell' : `host_metrics.live = ${String(h.live)}${isMaster ? ' (this host is the master)' : ''}`)];
-          const listeners = s.hosts.filter((p) => p.ref !== h.ref && p.live === true);
-          const heardBy = listeners.filter((p) => p.haNetworkPeers.includes(h.uuid));
-          const peersKnown = fresh && s.haEnabled && listeners.length > 0;
-          samples.push(sample('network-xapi', 'network', 'ha-peers', peersKnown ? heardBy.length > 0 : null,
-            peersKnown ? `heard by ${heardBy.length}/${listeners.length} live peers (ha_network_peers)` : 'no live peer reporting, HA off or XAPI unreachable'));
-          out.set(h.uuid, samples);
-        }
-        return out;
+      async sample(round) {
+        for (const v of networkXapiVerdicts(round.snapshot, round.xapiConnected)) round.report(v.host, v.home, v.up, v.detail);
       },
     };
   },

@@ -4,43 +4,52 @@
  * its multipath legs from `other_config["mpath-<SCSIid>"] = "[active, total]"` (one home per leg).
  */
 import { z } from 'zod';
-import { registerProbe, sample, type ProbeResult } from './contract.ts';
+import type { PoolSnapshot } from '../../core/model/snapshot.ts';
+import { defineProbe } from './contract.ts';
 
-registerProbe({
+export interface StorageXapiSample {
+  host: string;
+  home: string;
+  up: boolean | null;
+  detail: string;
+}
+
+/** The verdicts, from the snapshot alone (pure). */
+export function storageXapiVerdicts(s: PoolSnapshot, xapiConnected: boolean): StorageXapiSample[] {
+  const out: StorageXapiSample[] = [];
+  for (const h of s.hosts) {
+    const push = (home: string, up: boolean | null, detail: string) => out.push({ host: h.uuid, home, up, detail });
+    if (!xapiConnected) {
+      push('statefile', null, 'XAPI unreachable: cannot tell');
+      continue;
+    }
+    if (s.haEnabled) {
+      push('statefile', h.haStatefiles.length > 0,
+        h.haStatefiles.length > 0 ? 'host.ha_statefiles lists the statefile' : 'host.ha_statefiles is empty: xhad lost statefile access');
+    }
+    const pbd = h.heartbeatPbd;
+    if (pbd && pbd.totalLegs !== null && pbd.activeLegs !== null) {
+      for (let i = 0; i < pbd.totalLegs; i++) {
+        push(`leg-${i}`, pbd.attached && i < pbd.activeLegs, `heartbeat PBD ${pbd.attached ? 'attached' : 'detached'}, ${pbd.activeLegs}/${pbd.totalLegs} multipath legs active`);
+      }
+    } else if (pbd) {
+      push('pbd', pbd.attached, `heartbeat PBD ${pbd.attached ? 'attached' : 'detached'} (not multipathed)`);
+    }
+  }
+  return out;
+}
+
+export const storageXapi = defineProbe({
   name: 'storage-xapi',
   path: 'storage',
+  observerSide: false,
   description: 'host.ha_statefiles and the heartbeat SR PBD (attached, multipath legs) per host',
   options: z.strictObject({}),
+  series: {},
   create() {
     return {
-      name: 'storage-xapi',
-      path: 'storage',
-      async sample(ctx): Promise<ProbeResult> {
-        const out: ProbeResult = new Map();
-        const s = ctx.snapshot;
-        if (!s) return out;
-        for (const h of s.hosts) {
-          if (!ctx.xapiConnected) {
-            out.set(h.uuid, [sample('storage-xapi', 'storage', 'statefile', null, 'XAPI unreachable: cannot tell')]);
-            continue;
-          }
-          const samples = [];
-          if (s.haEnabled) {
-            samples.push(sample('storage-xapi', 'storage', 'statefile', h.haStatefiles.length > 0,
-              h.haStatefiles.length > 0 ? 'host.ha_statefiles lists the statefile' : 'host.ha_statefiles is empty: xhad lost statefile access'));
-          }
-          const pbd = h.heartbeatPbd;
-          if (pbd && pbd.totalLegs !== null && pbd.activeLegs !== null) {
-            for (let i = 0; i < pbd.totalLegs; i++) {
-              const up = pbd.attached && i < pbd.activeLegs;
-              samples.push(sample('storage-xapi', 'storage', `leg-${i}`, up, `heartbeat PBD ${pbd.attached ? 'attached' : 'detached'}, ${pbd.activeLegs}/${pbd.totalLegs} multipath legs active`));
-            }
-          } else if (pbd) {
-            samples.push(sample('storage-xapi', 'storage', 'pbd', pbd.attached, `heartbeat PBD ${pbd.attached ? 'attached' : 'detached'} (not multipathed)`));
-          }
-          out.set(h.uuid, samples);
-        }
-        return out;
+      async sample(round) {
+        for (const v of storageXapiVerdicts(round.snapshot, round.xapiConnected)) round.report(v.host, v.home, v.up, v.detail);
       },
     };
   },

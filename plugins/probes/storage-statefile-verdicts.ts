@@ -1,0 +1,110 @@
+/**
+ * The storage-statefile probe's verdicts, pure: from a decoded statefile, the hosts, what was seen of
+ * each slot before and the time, say which slots still advance (storage path) and which hosts their
+ * live peers hear on the network heartbeat (network path). The probe itself only reads the devices.
+ */
+import { hostIndexOrder, type DecodedStatefile, type StatefileHostSlot } from '../../core/statefile/layout.ts';
+
+/** What the probe remembers of one host's slot on one device. */
+export interface SlotTrack {
+  sequence: number;
+  /** When the sequence last changed (−Infinity: never seen changing). */
+  changedAt: number;
+  firstSeenAt: number;
+}
+
+export interface Verdict {
+  host: string;
+  up: boolean | null;
+  detail: string;
+}
+
+/** A host's slot as read from one device, and how long ago it last advanced. */
+export interface SlotReading {
+  host: string;
+  slot: StatefileHostSlot;
+  up: boolean | null;
+  /** Milliseconds since the sequence last changed (Infinity: not seen changing yet). */
+  ageMs: number;
+}
+
+export interface DeviceVerdicts {
+  samples: Verdict[];
+  readings: SlotReading[];
+  tracks: Map<string, SlotTrack>;
+}
+
+/**
+ * One device: a host's slot is up while its sequence changed within the timeout, down once it has
+ * not for the timeout (and it was watched that long), cannot tell before. A torn or corrupt slot
+ * says nothing; an intact statefile with no slot written by the host says down.
+ */
+export function deviceVerdicts(
+  decoded: DecodedStatefile, hosts: readonly string[], tracks: ReadonlyMap<string, SlotTrack>, now: number, timeoutMs: number,
+): DeviceVerdicts {
+  if (!decoded.global.ok) {
+    const detail = `global section unreadable: ${decoded.global.error.detail}`;
+    return { samples: hosts.map((host) => ({ host, up: null, detail })), readings: [], tracks: new Map(tracks) };
+  }
+  const slots = new Map<string, StatefileHostSlot>();
+  const unreadable = new Set<number>();
+  decoded.slots.forEach((d, i) => {
+    if (!d.ok) unreadable.add(i);
+    else if (d.value.hostUuid) slots.set(d.value.hostUuid, d.value);
+  });
+  const order = hostIndexOrder(hosts);
+  const next = new Map<string, SlotTrack>();
+  const samples: Verdict[] = [];
+  const readings: SlotReading[] = [];
+  for (const host of hosts) {
+    const slot = slots.get(host);
+    if (!slot) {
+      // Any unreadable slot might be this host's: cannot tell.
+      const torn = unreadable.has(order.indexOf(host)) || unreadable.size > 0;
+      samples.push({
+        host, up: torn ? null : false,
+        detail: torn ? `${unreadable.size} slot(s) unreadable (torn or corrupt after retries): cannot tell` : 'no slot written by this host',
+      });
+      continue;
+    }
+    const prev = tracks.get(host);
+    const t: SlotTrack = !prev ? { sequence: slot.sequence, changedAt: -Infinity, firstSeenAt: now }
+      : prev.sequence !== slot.sequence ? { ...prev, sequence: slot.sequence, changedAt: now } : prev;
+    next.set(host, t);
+    const age = now - t.changedAt;
+    const up = age < timeoutMs ? true : now - t.firstSeenAt >= timeoutMs ? false : null;
+    readings.push({ host, slot, up, ageMs: age });
+    samples.push({
+      host, up,
+      detail: up === null ? `sequence ${slot.sequence}, watched for less than the statefile timeout`
+        : `sequence ${slot.sequence}, last change ${Number.isFinite(age) ? `${(age / 1000).toFixed(1)} s` : 'never seen'} ago (timeout ${timeoutMs / 1000} s)`,
+    });
+  }
+  return { samples, readings, tracks: next };
+}
+
+/**
+ * The peers' word on each host's network heartbeat, from slots that are themselves alive (on any
+ * device; the freshest reading counts). A host's index in the peers' arrays is its slot index as its
+ * own slot says, else the rank of its UUID (xhad's order). A peer's "ms since heard" counts from its
+ * own last write, so its slot's age is added.
+ */
+export function peerVerdicts(hosts: readonly string[], readings: readonly SlotReading[], peerTimeoutMs: number): Verdict[] {
+  const fresh = new Map<string, SlotReading>();
+  const index = new Map<string, number>();
+  for (const r of readings) {
+    index.set(r.host, r.slot.hostIndex);
+    if (r.up === true && (fresh.get(r.host)?.ageMs ?? Infinity) > r.ageMs) fresh.set(r.host, r);
+  }
+  const order = hostIndexOrder(hosts);
+  return hosts.map((host) => {
+    const peers = [...fresh.values()].filter((p) => p.host !== host);
+    if (peers.length === 0) return { host, up: null, detail: 'no live peer slot to vouch for the network path' };
+    const j = index.get(host) ?? order.indexOf(host);
+    const heard = peers.filter((p) => {
+      const ms = p.slot.sinceLastHbReceiptMs[j];
+      return ms !== undefined && ms >= 0 && ms + p.ageMs < peerTimeoutMs;
+    });
+    return { host, up: heard.length > 0, detail: `heard on the network heartbeat by ${heard.length}/${peers.length} live peers (statefile slots)` };
+  });
+}

@@ -1,23 +1,23 @@
 /** Why a host is in its state: the rule, the reason, the timings and the last samples per path and home. */
-import type { HostMemory } from '../core/classify/state-machine.ts';
+import type { ClassifyRule, Decision, HostMemory, HostState, PathStatus, Sample } from '../core/classify/state-machine.ts';
 import type { PoolSampler } from './sampler.ts';
 
 export interface Explanation {
   pool: string;
   host: { name: string; uuid: string; master: boolean };
-  state: string;
-  rule: string;
+  state: HostState;
+  rule: ClassifyRule;
   reason: string;
   inStateSeconds: number;
-  network: string;
-  storage: string;
-  lastVerdict: { state: string; rule: string; reason: string };
+  network: PathStatus;
+  storage: PathStatus;
+  lastVerdict: Decision;
   pending: HostMemory['pending'];
   bothDownSeconds: number | null;
   deadAfterSeconds: number;
   observerIsolated: boolean;
   observerReason: string;
-  samples: { path: string; probe: string; home: string; up: boolean | null; latencySeconds: number | null; detail: string; observerSide: boolean }[];
+  samples: Sample[];
   sampledSecondsAgo: number | null;
 }
 

@@ -62,19 +62,29 @@ export interface ClassifyPolicy {
 
 export const DEFAULT_POLICY: ClassifyPolicy = { confirmSamples: 2, deadAfterMs: 30_000, flapWindowMs: 60_000, flapThreshold: 6 };
 
+/**
+ * The rule that decided a host's state (docs/classification.md): shared by the exporter, explain and
+ * the planner, so a reason is always one of these.
+ */
+export const CLASSIFY_RULES = [
+  'initial', 'no-evidence', 'both-paths-down', 'one-path-down-other-unknown', 'network-down-storage-alive',
+  'storage-down-network-alive', 'both-paths-up', 'home-lost', 'path-without-evidence', 'flapping', 'dead-after', 'observer-isolated',
+] as const;
+export type ClassifyRule = (typeof CLASSIFY_RULES)[number];
+
 /** What the samples of one round say, before hysteresis. `none` = no evidence at all. */
 export type RawVerdict = Exclude<HostState, 'dead' | 'flapping'> | 'none';
 
 export interface Decision {
   state: HostState;
-  rule: string;
+  rule: ClassifyRule;
   reason: string;
 }
 
 export interface HostMemory {
   host: string;
   state: HostState;
-  rule: string;
+  rule: ClassifyRule;
   reason: string;
   /** When the current state began. */
   since: number;
@@ -109,7 +119,7 @@ export interface StateChange {
   host: string;
   from: HostState | null;
   to: HostState;
-  rule: string;
+  rule: ClassifyRule;
   reason: string;
   at: number;
 }

@@ -9,6 +9,12 @@
  */
 import { stateOf, type PlannerSnapshot } from './model.ts';
 
+/** Why a fence was refused: each gate above, by name (shared by the planner, the CLI and remediation). */
+export const FENCE_GATES = [
+  'observer-isolated', 'quorum', 'path-up', 'no-path-evidence', 'in-flight', 'cooldown', 'storm-concurrent', 'storm-window',
+] as const;
+export type FenceGate = (typeof FENCE_GATES)[number];
+
 export interface FencePolicy {
   /** Refuse when more than this share of the pool's hosts looks dead at once (0..1). */
   quorumFraction: number;
@@ -43,14 +49,14 @@ export interface FenceDecision {
   fence: string[];
   /** Dead hosts already fenced: recovery goes on without a second fence. */
   alreadyFenced: string[];
-  refused: { host: string; gate: string; reason: string }[];
+  refused: { host: string; gate: FenceGate; reason: string }[];
 }
 
 export function decideFences(s: PlannerSnapshot, observerIsolated: boolean, history: FenceHistory, policy: FencePolicy, now: number): FenceDecision {
   const out: FenceDecision = { fence: [], alreadyFenced: [], refused: [] };
   const dead = s.hosts.filter((h) => stateOf(h) === 'dead')
     .sort((a, b) => (a.uuid === s.pool.master ? -1 : b.uuid === s.pool.master ? 1 : a.uuid.localeCompare(b.uuid)));
-  const refuse = (host: string, gate: string, reason: string) => out.refused.push({ host, gate, reason });
+  const refuse = (host: string, gate: FenceGate, reason: string) => out.refused.push({ host, gate, reason });
   if (observerIsolated) {
     for (const h of dead) refuse(h.uuid, 'observer-isolated', 'the monitor is cut off from the pool: what looks dead may be the monitor\'s own isolation');
     return out;

@@ -1,7 +1,14 @@
-/** An in-process exporter watching an in-process simulator, with fast timing, stopped by the test. */
+/**
+ * An in-process exporter watching an in-process simulator, with fast timing, stopped by the test:
+ * either running on its own timers (startLoop), or stepped by the test on an injected clock
+ * (startSteppedLoop), where a claim that something never happens is checked round by round.
+ */
 import { pino } from 'pino';
+import type { Registry } from 'prom-client';
 import { exporterConfig, type ExporterConfig } from '../../exporter/config.ts';
 import { startExporter, type RunningExporter } from '../../exporter/exporter.ts';
+import { createRegistry } from '../../exporter/metrics.ts';
+import { PoolSampler } from '../../exporter/sampler.ts';
 import type { HostState } from '../../core/classify/state-machine.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { PASSWORD, startTestSim } from './sim.ts';
@@ -65,13 +72,85 @@ export async function startLoop(opts: Partial<SimulatorOptions> & { spec?: PoolS
   };
 }
 
-/** The value of one series in a scrape, or undefined. Labels must match exactly the ones given. */
+/** The loop on an injected clock: nothing moves until the test steps it. */
+export interface SteppedLoop {
+  sim: Simulator;
+  sampler: PoolSampler;
+  registry: Registry;
+  /** The injected clock (ms). */
+  now(): number;
+  /** Advances the clock by one sample interval: the pool ticks through it, then one sampling round. */
+  round(): Promise<void>;
+  state(host: string): HostState | undefined;
+  history(host: string): HostState[];
+  metrics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The simulator (autoTick off) and one pool sampler share an injected clock; the sampler's XAPI
+ * connection runs for real over loopback (its events arrive in real time), its rounds only when the
+ * test calls round().
+ */
+export async function startSteppedLoop(opts: Partial<SimulatorOptions> & { spec?: PoolSpec; pool?: Record<string, unknown> } = {}): Promise<SteppedLoop> {
+  process.env[EXPORTER_PASSWORD_ENV] = PASSWORD;
+  let t = 1_000_000;
+  const now = () => t;
+  const sim = await startTestSim({ ...opts, autoTick: false, now });
+  const config = fastPoolConfig(sim, opts.pool);
+  const sampler = new PoolSampler(config, pino({ level: 'silent' }), now);
+  sampler.connection.start();
+  const registry = createRegistry([sampler], now, false);
+  const uuidOf = (name: string) => sim.pool.host(name).built.uuid;
+  const tickMs = sim.pool.timing.tickMs;
+  return {
+    sim, sampler, registry, now,
+    async round() {
+      const until = t + config.timing.sampleInterval;
+      while (t < until) {
+        t = Math.min(until, t + tickMs);
+        await sim.step(t);
+      }
+      await sampler.round();
+    },
+    state: (host) => sampler.state.memory?.hosts[uuidOf(host)]?.state,
+    history: (host) => {
+      const uuid = uuidOf(host);
+      return ['healthy', ...sampler.changes.filter((c) => c.host === uuid).map((c) => c.to)];
+    },
+    metrics: () => registry.metrics(),
+    stop: async () => {
+      await sampler.stop();
+      await sim.stop();
+    },
+  };
+}
+
+/**
+ * Runs rounds until `done` holds, at most `maxRounds` (and `timeoutMs` of real time, for what
+ * arrives over XAPI in real time); `each` checks every round on the way. Returns the rounds run.
+ */
+export async function roundsUntil(l: SteppedLoop, what: string, done: () => boolean, each: () => void = () => {}, { maxRounds = 600, timeoutMs = 15_000 } = {}): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (let n = 1; n <= maxRounds; n++) {
+    await l.round();
+    each();
+    if (done()) return n;
+    if (Date.now() > deadline) break;
+    // Paced, so that what arrives over XAPI in real time (events, timeouts) can arrive between rounds.
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`${what}: not reached within ${maxRounds} rounds or ${timeoutMs} ms`);
+}
+
+/** The value of one series in a scrape, or undefined. The labels given must be exactly the series' labels. */
 export function metricValue(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const want = Object.entries(labels);
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`)) continue;
     const body = line.slice(name.length + 1, line.lastIndexOf('}'));
     const got = Object.fromEntries([...body.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Object.keys(got).length === want.length && want.every(([k, v]) => got[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return undefined;
 }

@@ -38,3 +38,8 @@ declare module 'xen-api' {
   }
   export function createClient(o: XapiOptions): Xapi;
 }
+
+declare module '@xen-orchestra/log/configure' {
+  /** Replaces the global transport of every @xen-orchestra/log logger (a function gets each entry). */
+  export function configure(transport: (entry: { level: number; namespace: string; message: string; time: Date; data?: unknown }) => void): void;
+}

@@ -123,7 +123,7 @@ export class PoolConnection extends EventEmitter {
   requestFailover(reason: string): void {
     if (this.status !== 'connected' || this.failoverRequested) return;
     this.failoverRequested = true;
-    this.o.log.warn({ pool: this.o.name, reason }, 'XAPI failover requested');
+    this.o.log.warn({ reason }, 'XAPI failover requested');
     void this.dropClient().then(() => this.wake?.());
   }
 
@@ -350,7 +350,7 @@ export class PoolConnection extends EventEmitter {
           }
           c.on('eventFetchingError', (err: { code?: string; message?: string }) => this.onEventError(err));
           c.on('disconnected', () => this.requestFailover('client disconnected'));
-          this.o.log.info({ pool: this.o.name, url }, 'connected to XAPI');
+          this.o.log.info({ url }, 'connected to XAPI');
           this.emit('connected', url);
           connected = true;
           break;
@@ -358,7 +358,7 @@ export class PoolConnection extends EventEmitter {
           const err = e as { code?: string; message?: string };
           this.lastError = `${url}: ${err.code ?? err.message ?? String(e)}`;
           this.count(this.errors, err.code ?? 'CONNECTION_FAILED');
-          this.o.log.debug({ pool: this.o.name, url, err: this.lastError }, 'XAPI connect failed');
+          this.o.log.debug({ url, err: this.lastError }, 'XAPI connect failed');
         }
       }
       if (connected) {

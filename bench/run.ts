@@ -1,8 +1,9 @@
 /** `npm run bench [-- name …]`: runs the benchmarks and writes their figures into BENCHMARKS.md. */
+import { benchCli } from './cli.ts';
 import { benchExporter } from './exporter.ts';
 import { benchPlanner } from './planner.ts';
 
-const suites: Record<string, () => Promise<void>> = { planner: benchPlanner, exporter: benchExporter };
+const suites: Record<string, () => Promise<void>> = { planner: benchPlanner, exporter: benchExporter, cli: benchCli };
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
   const run = suites[name];

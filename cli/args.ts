@@ -1,5 +1,5 @@
 /** Flag parsers for commander that fail with a clear message (InvalidArgumentError). */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError } from '@commander-js/extra-typings';
 
 export function intArg(min: number, max: number) {
   return (value: string): number => {

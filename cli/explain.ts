@@ -1,6 +1,6 @@
 /** `xenha explain --pool P --host H`: why a host is in its state, from a running exporter. */
-import { Command, Option } from 'commander';
-import { formatExplanation, type Explanation } from '../exporter/explain.ts';
+import { Command, Option } from '@commander-js/extra-typings';
+import type { Explanation } from '../exporter/explain.ts';
 
 export function registerExplain(program: Command): void {
   program
@@ -18,10 +18,15 @@ export function registerExplain(program: Command): void {
       try {
         res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
       } catch (e) {
-        throw new Error(`cannot reach the exporter at ${o.exporter}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`);
+        throw new Error(`cannot reach the exporter at ${o.exporter}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`, { cause: e });
       }
       const body = (await res.json().catch(() => ({}))) as Explanation & { error?: string };
       if (!res.ok) throw new Error(body.error ?? `exporter answered ${res.status}`);
-      process.stdout.write(o.json ? `${JSON.stringify(body, null, 2)}\n` : formatExplanation(body));
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+        return;
+      }
+      const { formatExplanation } = await import('../exporter/explain.ts');
+      process.stdout.write(formatExplanation(body));
     });
 }

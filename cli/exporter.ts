@@ -1,17 +1,15 @@
 /** `xenha exporter`: the two-path liveness exporter; with --simulate, on an embedded simulated pool. */
-import { Command, Option } from 'commander';
+import { Command, Option } from '@commander-js/extra-typings';
 import { resolve } from 'node:path';
-import { pino } from 'pino';
-import { exporterConfig, loadExporterConfig, type ExporterConfig } from '../exporter/config.ts';
-import { startExporter } from '../exporter/exporter.ts';
-import { generatePoolSpec } from '../simulator/pool-spec.ts';
-import { startSimulator, type Simulator } from '../simulator/simulator.ts';
+import type { ExporterConfig } from '../exporter/config.ts';
+import type { Simulator } from '../simulator/simulator.ts';
 import { intArg } from './args.ts';
 
 export const SIM_PASSWORD_ENV = 'XENHA_SIM_PASSWORD';
 
 /** The config that watches a running simulator with every probe, the statefile read from its file. */
-export function simulatorExporterConfig(sim: Simulator, listen: string): ExporterConfig {
+export async function simulatorExporterConfig(sim: Simulator, listen: string): Promise<ExporterConfig> {
+  const { exporterConfig } = await import('../exporter/config.ts');
   const info = sim.info();
   return exporterConfig.parse({
     listen,
@@ -40,16 +38,24 @@ export function registerExporter(program: Command): void {
     .option('--state-dir <dir>', 'with --simulate: simulator state directory', '.xenha-sim')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .action(async (o) => {
+      // Everything this run needs is loaded before anything starts: a module that fails to load must
+      // not leave a simulator running.
+      const [{ pino }, { loadExporterConfig }, { startExporter }, { routeLibraryLogs }, sims] = await Promise.all([
+        import('pino'), import('../exporter/config.ts'), import('../exporter/exporter.ts'), import('../io/library-logs.ts'),
+        o.simulate ? Promise.all([import('../simulator/pool-spec.ts'), import('../simulator/simulator.ts')]) : undefined,
+      ]);
       const log = pino({ level: o.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+      routeLibraryLogs(log);
       let sim: Simulator | undefined;
       let config: ExporterConfig;
-      if (o.simulate) {
+      if (sims) {
+        const [{ generatePoolSpec }, { startSimulator }] = sims;
         process.env[SIM_PASSWORD_ENV] ??= 'xenha';
         sim = await startSimulator({
           spec: generatePoolSpec({ hosts: o.hosts, vms: o.vms, seed: o.seed }), port: o.simPort, controlPort: o.simControlPort,
           password: process.env[SIM_PASSWORD_ENV], stateDir: resolve(o.stateDir), log: log.child({ part: 'simulator' }),
         });
-        config = simulatorExporterConfig(sim, o.listen ?? '127.0.0.1:9945');
+        config = await simulatorExporterConfig(sim, o.listen ?? '127.0.0.1:9945');
       } else {
         if (!o.config) throw new Error('no config: pass --config <path> (or XENHA_CONFIG), or --simulate to watch an embedded simulated pool');
         config = loadExporterConfig(o.config);

@@ -1,10 +1,8 @@
 /** `xenha fault <kind>`: injects a fault into a running simulator through its control API. */
-import { Command, Option } from 'commander';
-import { z } from 'zod';
-import { faultRequest } from '../simulator/faults.ts';
+import { Command, Option } from '@commander-js/extra-typings';
 import { intArg, intListArg } from './args.ts';
 
-function controlOption(): Option {
+function controlOption() {
   return new Option('--control <url>', 'the simulator\'s control API').env('XENHA_SIM_CONTROL').default('http://127.0.0.1:8481');
 }
 
@@ -13,7 +11,7 @@ async function request(url: string, init?: RequestInit): Promise<unknown> {
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   } catch (e) {
-    throw new Error(`cannot reach the simulator's control API at ${url}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`);
+    throw new Error(`cannot reach the simulator's control API at ${url}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`, { cause: e });
   }
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   if (!res.ok) throw new Error(`simulator refused (${res.status}): ${body.error ?? 'no reason given'}`);
@@ -21,6 +19,8 @@ async function request(url: string, init?: RequestInit): Promise<unknown> {
 }
 
 async function send(control: string, body: unknown): Promise<void> {
+  // The request's schema (and zod with it) only for the faults that send one; `state` and `events` do without.
+  const [{ z }, { faultRequest }] = await Promise.all([import('zod'), import('../simulator/faults.ts')]);
   const parsed = faultRequest.safeParse(body);
   if (!parsed.success) throw new Error(z.prettifyError(parsed.error));
   const out = await request(new URL('/faults', control).toString(), {

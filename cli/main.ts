@@ -1,15 +1,21 @@
-/** `xenha <subcommand>`: one file per subcommand, each registering itself on the program. */
-import { Command } from 'commander';
+/**
+ * `xenha <subcommand>`: one file per subcommand, each registering itself on the program. Registering
+ * loads only commander and cli/args.ts: each subcommand imports what it needs (pino, zod, xen-api,
+ * express, prom-client, the simulator, the exporter, the planner) in its action, so `xenha --help`
+ * and a light subcommand start in little more than node's own start-up (BENCHMARKS.md).
+ */
+import { Command } from '@commander-js/extra-typings';
 import { registerSimulate } from './simulate.ts';
 import { registerFault } from './fault.ts';
 import { registerExporter } from './exporter.ts';
 import { registerExplain } from './explain.ts';
 import { registerPlan } from './plan.ts';
+import { packageVersion } from './version.ts';
 
 const program = new Command('xenha')
   .description('HA monitoring and safe auto-remediation for XenServer / XCP-ng pools')
   .showHelpAfterError()
-  .version('0.1.0');
+  .version(packageVersion());
 
 registerSimulate(program);
 registerFault(program);

@@ -3,13 +3,11 @@
  * JSON out by default; `--format table` for people.
  */
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
-import { z } from 'zod';
-import { failuresToTolerate, whatIf, type Capacity } from '../core/planner/capacity.ts';
-import { DEFAULT_FENCE_POLICY } from '../core/planner/fence-gates.ts';
-import { fromPoolSnapshot, plannerSnapshot, type PlannerSnapshot } from '../core/planner/model.ts';
-import { planRecovery, type RecoveryPlan } from '../core/planner/plan.ts';
-import { fetchPoolSnapshot } from '../io/xapi/fetch-snapshot.ts';
+import { Command, Option } from '@commander-js/extra-typings';
+import type { Capacity } from '../core/planner/capacity.ts';
+import { DEFAULT_FENCE_POLICY } from '../core/planner/fence-policy.ts';
+import type { PlannerSnapshot } from '../core/planner/model.ts';
+import type { RecoveryPlan } from '../core/planner/plan.ts';
 import { intArg } from './args.ts';
 
 interface SourceOptions {
@@ -22,7 +20,7 @@ interface SourceOptions {
   exporterPool?: string;
 }
 
-function sourceOptions(cmd: Command): Command {
+function sourceOptions<C extends Command>(cmd: C) {
   return cmd
     .option('--input <file>', 'a planner snapshot (JSON, see docs/planner.md)')
     .option('--pool <url>', 'take the snapshot from a live pool (or the simulator) over XAPI')
@@ -33,23 +31,18 @@ function sourceOptions(cmd: Command): Command {
     .option('--exporter-pool <name>', 'with --exporter: the pool\'s name in the exporter (default: its only pool)');
 }
 
-const exporterState = z.object({
-  pools: z.array(z.object({
-    pool: z.string(),
-    observerIsolated: z.boolean().nullable(),
-    hosts: z.array(z.object({ uuid: z.string(), state: z.string().nullable(), network: z.string().nullable(), storage: z.string().nullable() })),
-  })),
-});
-
 /** The planner snapshot, and whether the observer is isolated, from the chosen source. */
 async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; observerIsolated: boolean; notes: string[] }> {
   if ((o.input === undefined) === (o.pool === undefined)) throw new Error('give exactly one of --input <file> and --pool <url>');
+  const [{ z }, { fromPoolSnapshot, plannerSnapshot }, { HOST_STATES }] = await Promise.all([
+    import('zod'), import('../core/planner/model.ts'), import('../core/classify/state-machine.ts'),
+  ]);
   if (o.input !== undefined) {
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(o.input, 'utf8'));
     } catch (e) {
-      throw new Error(`cannot read ${o.input}: ${(e as Error).message}`);
+      throw new Error(`cannot read ${o.input}: ${(e as Error).message}`, { cause: e });
     }
     const r = plannerSnapshot.safeParse(raw);
     if (!r.success) throw new Error(`${o.input} is not a valid planner snapshot:\n${z.prettifyError(r.error)}`);
@@ -57,16 +50,27 @@ async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; obse
   }
   const password = process.env[o.passwordEnv];
   if (!password) throw new Error(`environment variable ${o.passwordEnv} is not set (the XAPI password)`);
+  const { fetchPoolSnapshot } = await import('../io/xapi/fetch-snapshot.ts');
   const snap = await fetchPoolSnapshot(o.pool!, o.user, password, { allowUnauthorized: o.allowUnauthorized });
   if (!o.exporter) {
     return { snapshot: fromPoolSnapshot(snap), observerIsolated: false, notes: ['no --exporter: host states derived from host_metrics.live (not live = dead), and no host is fenced without --allow-without-path-evidence; the exporter\'s two-path classification is safer'] };
   }
+  const pathStatus = z.enum(['up', 'degraded', 'down', 'unknown']);
+  const exporterState = z.object({
+    pools: z.array(z.object({
+      pool: z.string(),
+      observerIsolated: z.boolean().nullable(),
+      hosts: z.array(z.object({
+        uuid: z.string(), state: z.enum(HOST_STATES).nullable(), network: pathStatus.nullable(), storage: pathStatus.nullable(),
+      })),
+    })),
+  });
   const res = await fetch(new URL('/api/v1/state', o.exporter), { signal: AbortSignal.timeout(10_000) });
   const state = exporterState.parse(await res.json());
   const p = o.exporterPool ? state.pools.find((x) => x.pool === o.exporterPool) : state.pools.length === 1 ? state.pools[0] : undefined;
   if (!p) throw new Error(`pick the exporter's pool with --exporter-pool (pools: ${state.pools.map((x) => x.pool).join(', ')})`);
   const alive = (s: string | null) => s === 'up' || s === 'degraded';
-  const states = Object.fromEntries(p.hosts.filter((h) => h.state).map((h) => [h.uuid, { state: h.state as never, anyPathUp: alive(h.network) || alive(h.storage) }]));
+  const states = Object.fromEntries(p.hosts.flatMap((h) => (h.state ? [[h.uuid, { state: h.state, anyPathUp: alive(h.network) || alive(h.storage) }]] : [])));
   return { snapshot: fromPoolSnapshot(snap, states), observerIsolated: p.observerIsolated === true, notes: [] };
 }
 
@@ -112,6 +116,7 @@ export function registerPlan(program: Command): void {
     .option('--allow-without-path-evidence', 'fence hosts that have no two-path classification (no --exporter): an operator\'s decision')
     .action(async (o) => {
       const { snapshot, observerIsolated, notes } = await load(o);
+      const [{ failuresToTolerate }, { planRecovery }] = await Promise.all([import('../core/planner/capacity.ts'), import('../core/planner/plan.ts')]);
       const capacity = failuresToTolerate(snapshot);
       const plan = planRecovery(snapshot, {
         observerIsolated, history: { fences: [], inFlight: [] }, now: Date.now(),
@@ -132,6 +137,7 @@ export function registerPlan(program: Command): void {
     .addOption(new Option('--format <format>', 'output').choices(['json', 'table']).default('json'))
     .action(async (o) => {
       const { snapshot, notes } = await load(o);
+      const { whatIf } = await import('../core/planner/capacity.ts');
       const r = whatIf(snapshot, hostsByName(snapshot, o.fail));
       for (const n of notes) process.stderr.write(`xenha: ${n}\n`);
       if (o.format === 'json') {

@@ -1,9 +1,7 @@
 /** `xenha simulate`: runs the XAPI pool simulator as its own process until SIGINT / SIGTERM. */
-import { Command, Option } from 'commander';
+import { Command, Option } from '@commander-js/extra-typings';
 import { resolve } from 'node:path';
-import { pino } from 'pino';
-import { generatePoolSpec, loadPoolSpecFile } from '../simulator/pool-spec.ts';
-import { startSimulator, type SimulatorInfo } from '../simulator/simulator.ts';
+import type { SimulatorInfo } from '../simulator/simulator.ts';
 import { intArg, loopbackArg } from './args.ts';
 
 export function registerSimulate(program: Command): void {
@@ -26,6 +24,9 @@ export function registerSimulate(program: Command): void {
     .option('--json', 'print the startup information as one JSON line')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .action(async (o) => {
+      const [{ pino }, { generatePoolSpec, loadPoolSpecFile }, { startSimulator }] = await Promise.all([
+        import('pino'), import('../simulator/pool-spec.ts'), import('../simulator/simulator.ts'),
+      ]);
       const log = pino({ level: o.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
       const spec = o.poolFile ? loadPoolSpecFile(o.poolFile) : generatePoolSpec({ hosts: o.hosts, vms: o.vms, seed: o.seed });
       const sim = await startSimulator({

@@ -30,7 +30,8 @@ export function routeLibraryLogs(log: Logger): () => void {
     const err = args.find((a) => a instanceof Error);
     console[level]({ ...(err !== undefined && { err }) }, format(...args.filter((a) => a !== err)));
   };
-  const { warn, error } = globalThis.console;
+  const warn = globalThis.console.warn.bind(globalThis.console);
+  const error = globalThis.console.error.bind(globalThis.console);
   globalThis.console.warn = route('warn');
   globalThis.console.error = route('error');
   return () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { SimulatedPool, defaultTiming, type HostRuntime, type SimTiming } from './pool.ts';
+import { SimulatedPool, defaultTiming, type HostRuntime, type SimEvent, type SimTiming } from './pool.ts';
 import { NETWORK_HOMES, STORAGE_HOMES } from './build.ts';
 import type { PoolSpec } from './pool-spec.ts';
 import { xapiRequestHandler, type XapiHttpShared } from './xapi/http.ts';
@@ -67,7 +67,7 @@ export class Simulator {
     this.pool = new SimulatedPool({ spec: opts.spec, stateDir, addressBase: opts.addressBase ?? '127.0.0.1', timing, now: opts.now });
     this.shared = { pool: this.pool, password: opts.password ?? 'xenha', sessions: new Map(), log: this.log, callCounts: new Map() };
     this.pool.on('changed', () => void this.reconcile());
-    this.pool.on('event', (ev) => this.log.info({ event: ev }, `simulator ${ev.kind}`));
+    this.pool.on('event', (ev: SimEvent) => this.log.info({ event: ev }, `simulator ${ev.kind}`));
   }
 
   private key(h: HostRuntime, home: number): string {
@@ -86,7 +86,13 @@ export class Simulator {
   }
 
   private newServer(h: HostRuntime): Server {
-    const server = createServer({ keepAliveTimeout: 5000 }, xapiRequestHandler(this.shared, h));
+    const handle = xapiRequestHandler(this.shared, h);
+    const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+      handle(req, res).catch((e: unknown) => {
+        this.log.error({ err: e, host: h.built.name }, 'XAPI request handler failed');
+        res.destroy();
+      });
+    });
     server.on('clientError', (_e, socket) => socket.destroy());
     return server;
   }

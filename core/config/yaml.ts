@@ -5,11 +5,11 @@ import type { z } from 'zod';
 export class ConfigError extends Error {}
 
 function lineOf(doc: ReturnType<typeof parseDocument>, counter: LineCounter, path: readonly PropertyKey[]): number | undefined {
-  let node: Node | null | undefined = doc.contents as Node | null;
+  let node: Node | null | undefined = doc.contents;
   let found = node;
   for (const key of path) {
-    if (isMap(node)) node = node.get(key as string, true) as Node | undefined;
-    else if (isSeq(node)) node = node.get(Number(key), true) as Node | undefined;
+    if (isMap(node)) node = node.get(key, true);
+    else if (isSeq(node)) node = node.get(Number(key), true);
     else break;
     if (node) found = node;
   }

@@ -244,7 +244,7 @@ export function whatIf(s: PlannerSnapshot, failed: readonly string[], o: Capacit
   const { items, bins } = scenario(m, new Set(failed));
   if (bins.length === 0 && items.length > 0) return { survives: false, failed: [...failed], placement: {}, reason: 'no survivor left' };
   const r = exactFeasible(items, bins, o.maxNodesPerSet * 10);
-  const placement: Placement = r.placement ?? new Map();
+  const placement: Placement = r.placement ?? new Map<string, string>();
   return {
     survives: r.result === 'feasible' ? true : r.result === 'infeasible' ? false : null,
     failed: [...failed], placement: Object.fromEntries(placement),

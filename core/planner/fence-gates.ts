@@ -8,41 +8,9 @@
  * most N fences in flight and at most M within a window (as medik8s's NHC does).
  */
 import { stateOf, type PlannerSnapshot } from './model.ts';
+import type { FenceGate, FenceHistory, FencePolicy } from './fence-policy.ts';
 
-/** Why a fence was refused: each gate above, by name (shared by the planner, the CLI and remediation). */
-export const FENCE_GATES = [
-  'observer-isolated', 'quorum', 'path-up', 'no-path-evidence', 'in-flight', 'cooldown', 'storm-concurrent', 'storm-window',
-] as const;
-export type FenceGate = (typeof FENCE_GATES)[number];
-
-export interface FencePolicy {
-  /** Refuse when more than this share of the pool's hosts looks dead at once (0..1). */
-  quorumFraction: number;
-  /** An operator's override of the quorum gate. */
-  overrideQuorum: boolean;
-  maxConcurrentFences: number;
-  maxFencesInWindow: number;
-  fenceWindowMs: number;
-  /** No new fence of a host within this long of its last one. */
-  cooldownMs: number;
-  /**
-   * Fence a host whose paths' evidence is unknown (no `anyPathUp`: no two-path classification, e.g.
-   * a snapshot taken without the exporter). Off by default: never fence on one path's word.
-   */
-  allowWithoutPathEvidence: boolean;
-}
-
-export const DEFAULT_FENCE_POLICY: FencePolicy = {
-  quorumFraction: 0.5, overrideQuorum: false, maxConcurrentFences: 1, maxFencesInWindow: 3, fenceWindowMs: 3_600_000, cooldownMs: 900_000,
-  allowWithoutPathEvidence: false,
-};
-
-export interface FenceHistory {
-  /** Fences started (host UUID, time in ms), completed or not. */
-  fences: { host: string; at: number }[];
-  /** Hosts whose fence is running now. */
-  inFlight: string[];
-}
+export { DEFAULT_FENCE_POLICY, FENCE_GATES, type FenceGate, type FenceHistory, type FencePolicy } from './fence-policy.ts';
 
 export interface FenceDecision {
   /** Dead hosts to fence now, in order (the master first). */

@@ -95,7 +95,7 @@ export function exactFeasible(items: readonly Item[], bins: readonly Bin[], node
   const free = bins.map((b) => b.free);
   const binIndex = new Map(bins.map((b, i) => [b.id, i]));
   const assign: number[] = [];
-  const suffix: number[] = new Array(sorted.length + 1).fill(0);
+  const suffix: number[] = new Array<number>(sorted.length + 1).fill(0);
   for (let i = sorted.length - 1; i >= 0; i--) suffix[i] = suffix[i + 1]! + sorted[i]!.size;
   let nodes = 0;
   let exhausted = false;

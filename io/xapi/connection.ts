@@ -33,10 +33,9 @@ export const WATCHED_CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'S
 /** Counts every call the client makes, by method (xen-api exposes no hook, so its `_call` is wrapped). */
 class CountingXapi extends Xapi {
   onCall: (method: string) => void = () => {};
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  _call(method: string, ...rest: unknown[]): Promise<unknown> {
+
+  protected override _call(method: string, ...rest: unknown[]): Promise<unknown> {
     this.onCall(method);
-    // @ts-expect-error the private method of the untyped client
     return super._call(method, ...rest);
   }
 }
@@ -130,7 +129,7 @@ export class PoolConnection extends EventEmitter {
   private records(c: Xapi): RecordsByClass {
     const out: Record<string, Record<string, unknown>> = {};
     for (const cls of WATCHED_CLASSES) out[cls] = {};
-    for (const obj of Object.values(c.objects.all) as XapiObject[]) {
+    for (const obj of Object.values(c.objects.all)) {
       const bucket = out[obj.$type];
       if (bucket) bucket[obj.$ref] = obj;
     }
@@ -139,7 +138,7 @@ export class PoolConnection extends EventEmitter {
       out.VM = this.vmRecords.VM;
       out.VBD = this.vmRecords.VBD;
     }
-    return out as RecordsByClass;
+    return out;
   }
 
   /** The next VM fetch, jittered ±25 % so that many pools do not fetch (and hold the answers) at once. */
@@ -338,10 +337,11 @@ export class PoolConnection extends EventEmitter {
             this.markDirty();
             if (Object.values(objs).some((o) => o.$type === 'SR' || o.$type === 'pool')) void this.refreshHeartbeatVdis(c);
           };
-          const objects = c.objects as unknown as EventEmitter;
-          for (const ev of ['add', 'update', 'remove']) objects.on(ev, onObjects);
+          const objects = c.objects;
+          const kinds = ['add', 'update', 'remove'] as const;
+          for (const ev of kinds) objects.on(ev, onObjects);
           this.detach = () => {
-            for (const ev of ['add', 'update', 'remove']) objects.removeListener(ev, onObjects);
+            for (const ev of kinds) objects.removeListener(ev, onObjects);
           };
           await this.refreshHeartbeatVdis(c);
           if (this.o.vmRefreshMs > 0 && this.client === c) {

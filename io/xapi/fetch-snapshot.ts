@@ -1,6 +1,6 @@
 /** A one-shot pool snapshot over XAPI (for the CLI): login, every class xenha reads, logout. */
 import { createClient } from 'xen-api';
-import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
+import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 
 export async function fetchPoolSnapshot(url: string, user: string, password: string, opts: { allowUnauthorized?: boolean; timeoutMs?: number } = {}): Promise<PoolSnapshot> {
@@ -14,7 +14,7 @@ export async function fetchPoolSnapshot(url: string, user: string, password: str
     }));
     const pool = Object.values(records.pool ?? {})[0] as { ha_statefiles?: string[] } | undefined;
     records.VDI = await fetchHeartbeatVdis((m, ...a) => x.call(m, ...a), pool?.ha_statefiles);
-    return buildSnapshot(records as RecordsByClass);
+    return buildSnapshot(records);
   } finally {
     await x.disconnect().catch(() => {});
   }

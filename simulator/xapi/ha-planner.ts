@@ -13,7 +13,7 @@ function records(pool: SimulatedPool): RecordsByClass {
   const db = pool.built.db;
   const out: Record<string, Record<string, unknown>> = {};
   for (const cls of ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VDI', 'VM', 'VBD']) out[cls] = Object.fromEntries(db.all(cls));
-  return out as RecordsByClass;
+  return out;
 }
 
 /** Max host failures to tolerate; `priorities` (VM ref → priority) answers the hypothetical call. */

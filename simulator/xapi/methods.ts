@@ -48,7 +48,7 @@ const NAME_LABEL_CLASSES = new Set(['pool', 'host', 'VM', 'SR', 'VDI', 'network'
 
 /** Looks up a record of a class, HANDLE_INVALID otherwise. */
 function rec(ctx: CallContext, cls: string, r: unknown): XapiRecordData {
-  return ctx.pool.built.db.peek(cls, String(r)) as XapiRecordData;
+  return ctx.pool.built.db.peek(cls, String(r));
 }
 
 function hostRuntime(ctx: CallContext, r: string): HostRuntime {
@@ -281,7 +281,7 @@ function generic(method: string): MethodDef | undefined {
   if (dot < 0) return undefined;
   const cls = method.slice(0, dot);
   const op = method.slice(dot + 1);
-  if (!(SIM_CLASS_SET as Set<string>).has(cls)) return undefined;
+  if (!(SIM_CLASS_SET).has(cls)) return undefined;
   switch (op) {
     case 'get_all':
       return { args: [], run: (ctx) => ctx.pool.built.db.refs(cls) };
@@ -295,7 +295,8 @@ function generic(method: string): MethodDef | undefined {
         args: [str],
         run: (ctx, [expr]) => {
           const match = whereMatcher(String(expr));
-          return Object.fromEntries(ctx.pool.built.db.refs(cls).map((r) => [r, ctx.pool.built.db.get(cls, r)]).filter(([, rec]) => match(rec as XapiRecordData)));
+          const db = ctx.pool.built.db;
+          return Object.fromEntries(db.refs(cls).map((r): [string, XapiRecordData] => [r, db.get(cls, r)]).filter(([, rec]) => match(rec)));
         },
       };
     case 'get_record':
@@ -352,7 +353,11 @@ function whereMatcher(expr: string): (r: XapiRecordData) => boolean {
     if (!m) throw new XapiFailure('INVALID_VALUE', ['expr', expr]);
     return [m[1]!, m[2]!] as const;
   });
-  return (r) => terms.every(([f, v]) => String(r[f] ?? '') === v);
+  // A field compares as its string form (xapi's query language knows strings, numbers and refs).
+  return (r) => terms.every(([f, x]) => {
+    const v = r[f];
+    return (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '') === x;
+  });
 }
 
 const SIM_CLASS_SET = new Set<string>(SIM_CLASSES);
@@ -386,7 +391,7 @@ export async function dispatch(ctx: CallContext, method: string, params: unknown
   let args = params;
   if (!def.noSession) {
     const session = params[0];
-    if (typeof session !== 'string' || !ctx.sessions.has(session)) throw failure.sessionInvalid(String(session ?? ''));
+    if (typeof session !== 'string' || !ctx.sessions.has(session)) throw failure.sessionInvalid(typeof session === 'string' ? session : '');
     args = params.slice(1);
     if (method === 'session.logout') ctx.sessions.delete(session);
   }

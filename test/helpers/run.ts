@@ -27,7 +27,7 @@ export function run(cmd: string, args: string[], opts: { input?: string; env?: R
 
 export const XENHA_BIN = join(import.meta.dirname, '../../bin/xenha.js');
 
-/** The xenha CLI, as `node bin/xenha.js …`. */
+/** The xenha CLI, as `node bin/xenha.js …`: the compiled CLI in dist/, kept built by test/global-setup.ts. */
 export function xenha(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
   return run(process.execPath, [XENHA_BIN, ...args], { env });
 }

@@ -1,11 +1,15 @@
-/** Power control through Debian's real fence_dummy agent, on the simulator's power-status files. */
+/**
+ * Power control through Debian's real fence_dummy agent, on the simulator's power-status files. The
+ * simulator runs on a manual clock (startSteppedSim): once fence_dummy has exited its write is on disk,
+ * the test applies it with pool.pollPowerFiles() at the current simulated time, and then steps time.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { run } from '../helpers/run.ts';
-import type { Simulator } from '../../simulator/simulator.ts';
-import { PASSWORD, requireFile, slotOf, startTestSim, tcpProbe } from '../helpers/sim.ts';
+import {
+  PASSWORD, expectBootsAfterBootMs, overStatefileIntervals, requireFile, startSteppedSim, tcpProbe, type SteppedSim,
+} from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
-import { waitFor } from '../helpers/wait.ts';
 
 const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 
@@ -22,53 +26,74 @@ function fenceCli(args: string[]): Promise<{ code: number; stdout: string }> {
 /** Runs fence_dummy speaking the fence-agents stdin protocol (name=value lines). */
 const fenceStdin = (lines: string[]) => run(FENCE_DUMMY, [], { input: `${lines.join('\n')}\n` });
 
-let sim: Simulator;
+let c: SteppedSim | undefined;
 beforeAll(async () => {
   requireFile(FENCE_DUMMY, 'apt-get install fence-agents');
-  sim = await startTestSim();
+  c = await startSteppedSim();
 });
 afterAll(async () => {
-  await sim?.stop();
+  await c?.sim.stop();
 });
 
 describe('fence_dummy --type=file on a simulated host', () => {
   it('reports on, powers the host off (VMs halt, both paths stop), reports off, powers it on again', async () => {
+    const { sim } = c!;
     const info = sim.info().hosts.find((h) => h.name === 'host-02')!;
     const h = sim.pool.host('host-02');
     const db = sim.pool.built.db;
     const vms = db.all('VM').filter(([, v]) => v.resident_on === h.built.ref && !v.is_control_domain).map(([ref]) => ref);
     expect(vms.length).toBeGreaterThan(0);
     const file = `--status-file=${info.powerFile}`;
+    const probe = () => Promise.all(info.addresses.map((a) => tcpProbe(a, sim.port)));
 
     expect(await fenceCli(['--type=file', file, '--action=status'])).toEqual({ code: 0, stdout: expect.stringContaining('Status: ON') });
 
     const off = await fenceCli(['--type=file', file, '--action=off']);
     expect(off.code).toBe(0);
-    await waitFor('host-02 powered off', () => h.power === 'off');
+    // fence_dummy has exited, so "off" is in the file (the directory watch may have applied it already).
+    sim.pool.pollPowerFiles();
+    expect(h.power).toBe('off');
     await sim.settle();
     for (const ref of vms) expect(db.peek('VM', ref)).toMatchObject({ power_state: 'Halted', resident_on: 'OpaqueRef:NULL' });
-    expect(await Promise.all(info.addresses.map((a) => tcpProbe(a, sim.port)))).toEqual(['refused', 'refused']);
-    const seq = slotOf(sim, 'host-02').sequence;
-    await new Promise((r) => setTimeout(r, sim.pool.timing.statefileIntervalMs * 4));
-    expect(slotOf(sim, 'host-02').sequence).toBe(seq);
+    expect(await probe()).toEqual(['refused', 'refused']);
+    // Powered off: its slot is never rewritten, checked at every tick over five statefile intervals
+    // while the other hosts write theirs once per interval; the master marks it not live.
+    await overStatefileIntervals(c!, {
+      still: ['host-02'], advancing: ['host-01', 'host-03'],
+      eachTick: () => {
+        expect(db.peek('host_metrics', h.built.metricsRef).live).toBe(false);
+        expect(h.power).toBe('off');
+      },
+    });
+    expect(await probe()).toEqual(['refused', 'refused']);
     expect(sim.pool.eventLog().find((e) => e.kind === 'power')).toMatchObject({ host: 'host-02', detail: { state: 'off', by: 'power-file', vmsHalted: vms.length } });
 
     // fence-agents protocol: status of a powered-off plug exits 2.
     expect((await fenceStdin(['# xenha test', 'action=status', 'type=file', `status_file=${info.powerFile}`])).code).toBe(2);
 
     expect((await fenceStdin(['action=on', 'type=file', `status_file=${info.powerFile}`])).code).toBe(0);
-    await waitFor('host-02 back on both homes', async () =>
-      (await Promise.all(info.addresses.map((a) => tcpProbe(a, sim.port)))).every((x) => x === 'open'));
-    await waitFor('host-02 live', () => db.peek('host_metrics', h.built.metricsRef).live === true);
-    const after = slotOf(sim, 'host-02').sequence;
-    await waitFor('host-02 writing its slot again', () => slotOf(sim, 'host-02').sequence !== after);
+    sim.pool.pollPowerFiles();
+    expect(h.power).toBe('on');
+    const onAt = c!.now();
+    await sim.settle();
+    expect(sim.pool.eventLog().filter((e) => e.kind === 'power').at(-1)).toMatchObject({ atMs: onAt, host: 'host-02', detail: { state: 'on', by: 'power-file' } });
+    // Boots for bootMs (not reachable, not live, slot still), then is back on both homes, live, writing.
+    await expectBootsAfterBootMs(c!, 'host-02', onAt);
+    await overStatefileIntervals(c!, {
+      advancing: ['host-01', 'host-02', 'host-03'],
+      eachTick: () => expect(db.peek('host_metrics', h.built.metricsRef).live).toBe(true),
+    });
+    expect(await probe()).toEqual(['open', 'open']);
   });
 
   it('host.power_on through XAPI writes the power file as a BMC would', async () => {
+    const { sim } = c!;
     const h = sim.pool.host('host-03');
     const info = sim.info().hosts.find((x) => x.name === 'host-03')!;
     expect((await fenceCli(['--type=file', `--status-file=${info.powerFile}`, '--action=off'])).code).toBe(0);
-    await waitFor('host-03 off', () => h.power === 'off');
+    sim.pool.pollPowerFiles(); // fence_dummy has exited: "off" is in the file
+    expect(h.power).toBe('off');
+    await sim.settle();
     const session = (await jsonRpc(sim.info().masterUrl, 'session.login_with_password', ['root', PASSWORD])).result;
     expect((await jsonRpc(sim.info().masterUrl, 'host.power_on', [session, h.built.ref])).error).toBeUndefined();
     expect(h.power).toBe('on');

@@ -6,6 +6,6 @@ describe('deploy examples', () => {
   it('the example exporter config loads', () => {
     const c = loadExporterConfig(new URL('../../deploy/xenha.example.yaml', import.meta.url).pathname);
     expect(c.pools[0]!.name).toBe('prod-a');
-    expect(Object.keys(c.pools[0]!.probes)).toEqual(['network-tcp', 'network-xapi', 'storage-xapi', 'storage-statefile']);
+    expect(Object.keys(c.pools[0]!.probes).sort()).toEqual(['network-tcp', 'network-xapi', 'storage-statefile', 'storage-xapi']);
   });
 });

@@ -140,6 +140,7 @@ export function registerPlan(program: Command): void {
       const { whatIf } = await import('../core/planner/capacity.ts');
       const r = whatIf(snapshot, hostsByName(snapshot, o.fail));
       for (const n of notes) process.stderr.write(`xenha: ${n}\n`);
+      if (r.survives === false) process.exitCode = 3;
       if (o.format === 'json') {
         process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
         return;
@@ -150,6 +151,5 @@ export function registerPlan(program: Command): void {
         `losing ${r.failed.map(host).join(', ')}: ${r.survives === true ? 'SURVIVES' : r.survives === false ? 'DOES NOT SURVIVE' : 'CANNOT TELL'} — ${r.reason}`,
         ...Object.entries(r.placement).map(([v, h]) => `  ${vm(v)} → ${host(h)}`),
       ].join('\n')}\n`);
-      if (r.survives === false) process.exitCode = 3;
     });
 }

@@ -24,9 +24,11 @@ export function parseYaml<S extends z.ZodType>(schema: S, text: string, source: 
   if (doc.errors.length > 0) throw new ConfigError(`${source}: ${doc.errors.map((e) => e.message).join('; ')}`);
   const r = schema.safeParse(doc.toJS());
   if (r.success) return r.data;
-  const lines = r.error.issues.map((iss) => {
+  // An unknown key is reported at the key itself, with its own line.
+  const issues = r.error.issues.flatMap((iss) => (iss.code === 'unrecognized_keys' ? iss.keys.map((k) => ({ path: [...iss.path, k], message: iss.message })) : [iss]));
+  const lines = issues.map((iss) => {
     const line = lineOf(doc, counter, iss.path);
-    return `  ${iss.path.join('.') || '(top)'}${line ? ` (line ${line})` : ''}: ${iss.message}`;
+    return `  ${iss.path.map(String).join('.') || '(top)'}${line ? ` (line ${line})` : ''}: ${iss.message}`;
   });
   throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
 }

@@ -37,7 +37,8 @@ const probesShape = Object.fromEntries(PROBE_NAMES.map((n) => [n, PROBES[n].opti
 export const probesConfig = z.preprocess(
   (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, o]) => [k, o ?? {}])) : v),
   z.strictObject(probesShape, {
-    error: (iss) => (iss.code === 'unrecognized_keys' ? `unknown probe(s) ${iss.keys.map((k) => `"${k}"`).join(', ')} (available: ${PROBE_NAMES.join(', ')})` : undefined),
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `unknown probe ${iss.keys.map((k) => `"${k}"`).join(', ')} (available: ${PROBE_NAMES.join(', ')})` : undefined,
   }),
 );
 export type ProbesConfig = z.output<typeof probesConfig>;

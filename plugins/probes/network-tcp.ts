@@ -25,6 +25,7 @@ export function tcpConnect(host: string, port: number, timeoutMs: number, signal
     };
     const onAbort = () => finish(false, 'aborted');
     const timer = setTimeout(() => finish(false, `timeout after ${timeoutMs} ms`), timeoutMs);
+    if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => finish(true, `connected to ${host}:${port}`));
     socket.once('error', (e: NodeJS.ErrnoException) => finish(false, `${e.code ?? e.message} ${host}:${port}`));

@@ -22,7 +22,7 @@ export function networkXapiVerdicts(s: PoolSnapshot, xapiConnected: boolean): Ne
     const isMaster = h.ref === s.masterRef;
     const live = !xapiConnected || h.live === null ? null : h.live;
     out.push({
-      host: h.uuid, home: 'master', up: isMaster && live === true ? true : live,
+      host: h.uuid, home: 'master', up: live,
       detail: !xapiConnected ? 'XAPI unreachable: cannot tell' : `host_metrics.live = ${String(h.live)}${isMaster ? ' (this host is the master)' : ''}`,
     });
     const listeners = s.hosts.filter((p) => p.ref !== h.ref && p.live === true);

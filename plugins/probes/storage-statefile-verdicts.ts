@@ -52,7 +52,6 @@ export function deviceVerdicts(
     if (!d.ok) unreadable.add(i);
     else if (d.value.hostUuid) slots.set(d.value.hostUuid, d.value);
   });
-  const order = hostIndexOrder(hosts);
   const next = new Map<string, SlotTrack>();
   const samples: Verdict[] = [];
   const readings: SlotReading[] = [];
@@ -60,7 +59,7 @@ export function deviceVerdicts(
     const slot = slots.get(host);
     if (!slot) {
       // Any unreadable slot might be this host's: cannot tell.
-      const torn = unreadable.has(order.indexOf(host)) || unreadable.size > 0;
+      const torn = unreadable.size > 0;
       samples.push({
         host, up: torn ? null : false,
         detail: torn ? `${unreadable.size} slot(s) unreadable (torn or corrupt after retries): cannot tell` : 'no slot written by this host',

@@ -58,7 +58,10 @@ export const storageStatefile = defineProbe({
           readings.push(...verdicts.readings);
           for (const v of verdicts.samples) round.report(v.host, dev.home, v.up, v.detail, { latencySeconds: v.up ? seconds : null });
         }));
-        for (const r of readings) {
+        // One value per host: the freshest reading over the devices (each device reads the same slot).
+        const freshest = new Map<string, SlotReading>();
+        for (const r of readings) if ((freshest.get(r.host)?.ageMs ?? Infinity) >= r.ageMs) freshest.set(r.host, r);
+        for (const r of freshest.values()) {
           round.observe('sequence', r.host, r.slot.sequence);
           round.observe('peers', r.host, r.slot.hbdomain.length, { domain: 'network' });
           round.observe('peers', r.host, r.slot.sfdomain.length, { domain: 'storage' });

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { startExporter, type RunningExporter } from '../../exporter/exporter.ts';
 import { exporterConfig } from '../../exporter/config.ts';
 import { applyFault } from '../../simulator/faults.ts';
-import { computeMaxFailures } from '../../simulator/xapi/ha-planner.ts';
+import { maxFailuresBruteForce, readPool } from '../helpers/brute-force.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { EXPORTER_PASSWORD_ENV, fastPoolConfig, metricValue } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
@@ -69,17 +69,78 @@ describe('exporter over HTTP', () => {
     expect(metricValue(text, 'xenha_statefile_slot_peers', { pool: 'sim', host: 'host-01', domain: 'network' })).toBe(3);
   });
 
-  it('exports the planner\'s failures tolerable, equal to what the pool\'s HA call answers', async () => {
-    await waitFor('capacity figures', () => exporter.samplers[0]!.state.capacity !== null);
-    const text = await (await fetch(`${exporter.url}/metrics`)).text();
-    const lower = metricValue(text, 'xenha_pool_failures_tolerable', { pool: 'sim', bound: 'lower' })!;
-    const upper = metricValue(text, 'xenha_pool_failures_tolerable', { pool: 'sim', bound: 'upper' })!;
-    const exact = metricValue(text, 'xenha_pool_failures_tolerable', { pool: 'sim', bound: 'exact' })!;
-    expect(lower).toBeLessThanOrEqual(exact);
-    expect(exact).toBeLessThanOrEqual(upper);
-    expect(exact).toBe(computeMaxFailures(sim.pool));
-    expect(metricValue(text, 'xenha_pool_capacity_overcommitted', { pool: 'sim' })).toBe(lower < 1 ? 1 : 0);
-    expect(exporter.samplers[0]!.connection.calls.get('VM.get_all_records') ?? 0).toBeGreaterThanOrEqual(1);
+  it('exports failures tolerable equal to a brute force over the pool\'s own records, as built and after changes that move it', async () => {
+    const sampler = exporter.samplers[0]!;
+    const db = sim.pool.built.db;
+    const poolRec = () => db.peek('pool', sim.pool.built.poolRef);
+    await waitFor('capacity figures', () => sampler.state.capacity !== null);
+    const scrape = async () => {
+      const text = await (await fetch(`${exporter.url}/metrics`)).text();
+      const bound = (b: string) => metricValue(text, 'xenha_pool_failures_tolerable', { pool: 'sim', bound: b });
+      return { text, lower: bound('lower'), upper: bound('upper'), exact: bound('exact') };
+    };
+    /** Polls until the exporter's exact figure is `want`; checks the bounds on that same scrape. */
+    const expectExact = async (want: number) => {
+      const got = await waitFor(`the exporter's exact failures tolerable to be ${want}`, async () => {
+        const f = await scrape();
+        if (f.exact !== want) throw new Error(`exact ${f.exact}, lower ${f.lower}, upper ${f.upper}; the brute force says ${want}`);
+        return f;
+      });
+      expect(got.lower).toBeDefined();
+      expect(got.upper).toBeDefined();
+      expect(got.lower!).toBeLessThanOrEqual(got.exact!);
+      expect(got.exact!).toBeLessThanOrEqual(got.upper!);
+      return got;
+    };
+
+    // The pool as built.
+    const asBuilt = maxFailuresBruteForce(readPool(db));
+    const first = await expectExact(asBuilt);
+    const configured = Number(poolRec().ha_host_failures_to_tolerate);
+    expect(metricValue(first.text, 'xenha_pool_capacity_overcommitted', { pool: 'sim' })).toBe(first.lower! < configured ? 1 : 0);
+    expect(sampler.connection.calls.get('VM.get_all_records') ?? 0).toBeGreaterThanOrEqual(1);
+
+    // Changes that move the figure, each followed by the exporter (VMs are refetched every
+    // capacityInterval, host_metrics come through event.from); undone whatever happens.
+    const pool = readPool(db);
+    const pinned = pool.vms.filter((v) => v.protected && v.pinnedTo !== null);
+    const undo: (() => void)[] = [];
+    try {
+      // 1. The protected VMs on host-local storage lose their priority: their hosts' failure is survivable again.
+      expect(pinned.length, 'the test pool has a protected VM on local storage').toBeGreaterThan(0);
+      for (const v of pinned) {
+        undo.push(() => db.update('VM', v.ref, { ha_restart_priority: v.priority }));
+        db.update('VM', v.ref, { ha_restart_priority: '' });
+      }
+      const unpinned = maxFailuresBruteForce(readPool(db));
+      expect(unpinned).not.toBe(asBuilt);
+      await expectExact(unpinned);
+
+      // 2. The live host with the least free memory is left with one byte less than the protected
+      //    VMs of every other host need (losing all the others is no longer survivable), then with
+      //    exactly that (it is again: a VM fits in free memory equal to its need). Each figure differs
+      //    from the one before, so a stale figure cannot pass for the new one.
+      const live = readPool(db).hosts.filter((h) => h.live);
+      const smallest = [...live].sort((a, b) => a.free - b.free)[0]!;
+      const othersNeed = readPool(db).vms.filter((v) => v.protected && v.host !== smallest.ref).reduce((sum, v) => sum + v.need, 0);
+      const metricsRef = db.peek('host', smallest.ref).metrics as string;
+      const total = Number(db.peek('host_metrics', metricsRef).memory_total);
+      undo.push(() => db.update('host_metrics', metricsRef, { memory_total: total }));
+      const leaveFree = (bytes: number) => {
+        db.update('host_metrics', metricsRef, { memory_total: total - (smallest.free - bytes) });
+        expect(readPool(db).hosts.find((h) => h.ref === smallest.ref)!.free).toBe(bytes);
+        return maxFailuresBruteForce(readPool(db));
+      };
+      const short = leaveFree(othersNeed - 1);
+      expect(short).not.toBe(unpinned);
+      await expectExact(short);
+      const exactFit = leaveFree(othersNeed);
+      expect(exactFit).not.toBe(short);
+      await expectExact(exactFit);
+    } finally {
+      for (const u of undo.reverse()) u();
+    }
+    await expectExact(asBuilt);
   });
 
   it('uses the event.from long poll, not polling of get_all_records', async () => {

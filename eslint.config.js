@@ -17,6 +17,21 @@ export default tseslint.config(
     rules: {
       // A contract's async method (a probe's sample) may have nothing to await.
       '@typescript-eslint/require-await': 'off',
+      // `_name` marks what a destructuring leaves out on purpose.
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { varsIgnorePattern: '^_', argsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
+    },
+  },
+  {
+    // vitest's asymmetric matchers (expect.any, expect.objectContaining) are typed `any`.
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/unbound-method': 'off',
     },
   },
   prettier,

@@ -59,13 +59,21 @@ export async function benchCli(): Promise<void> {
   if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('the CLI is not built (no dist/cli/main.js): run `npm run build` first');
   const stateDir = mkdtempSync(join(tmpdir(), 'xenha-bench-cli-'));
   const sim = await startSimulator({
-    spec: generatePoolSpec({ hosts: 4, vms: 16, seed: 1 }), port: 0, controlPort: 0, addressBase: '127.0.0.1',
-    password: 'bench', stateDir, log: pino({ level: 'silent' }),
+    spec: generatePoolSpec({ hosts: 4, vms: 16, seed: 1 }),
+    port: 0,
+    controlPort: 0,
+    addressBase: '127.0.0.1',
+    password: 'bench',
+    stateDir,
+    log: pino({ level: 'silent' }),
   });
   const commands = [
     { label: '`node -e 0`', args: ['-e', '0'] },
     { label: '`xenha --help`', args: ['bin/xenha.js', '--help'] },
-    { label: '`xenha plan --input deploy/planner-snapshot.example.json`', args: ['bin/xenha.js', 'plan', '--input', 'deploy/planner-snapshot.example.json'] },
+    {
+      label: '`xenha plan --input deploy/planner-snapshot.example.json`',
+      args: ['bin/xenha.js', 'plan', '--input', 'deploy/planner-snapshot.example.json'],
+    },
     { label: '`xenha fault state --control <simulator>`', args: ['bin/xenha.js', 'fault', 'state', '--control', sim.info().controlUrl] },
   ].map((c) => ({ ...c, wall: [] as number[], cpu: [] as number[] }));
   try {
@@ -98,17 +106,20 @@ export async function benchCli(): Promise<void> {
     '|---|---|---|---|---|---|',
     ...rows,
     '',
-    'Each command is `node bin/xenha.js …` (the compiled CLI in dist/, without the shebang\'s V8 flags), started from the',
-    'repository root; `fault state` asks a simulated pool (4 hosts, 16 VMs) started in the benchmark\'s process. CPU',
-    'time is the children\'s, from /proc/self/stat, in 10 ms steps.',
+    "Each command is `node bin/xenha.js …` (the compiled CLI in dist/, without the shebang's V8 flags), started from the",
+    "repository root; `fault state` asks a simulated pool (4 hosts, 16 VMs) started in the benchmark's process. CPU",
+    "time is the children's, from /proc/self/stat, in 10 ms steps.",
     '',
   ];
-  writeSection('cli', [
-    '## CLI start-up',
-    '',
-    `Command: \`npm run build && npm run bench -- cli\` · ${machine()} · ${new Date().toISOString().slice(0, 10)}`,
-    '',
-    ...lines,
-  ].join('\n'));
+  writeSection(
+    'cli',
+    [
+      '## CLI start-up',
+      '',
+      `Command: \`npm run build && npm run bench -- cli\` · ${machine()} · ${new Date().toISOString().slice(0, 10)}`,
+      '',
+      ...lines,
+    ].join('\n'),
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -34,16 +34,27 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 function poolConfig(sim: Simulator, name: string) {
   const info = sim.info();
   return {
-    name, urls: info.hosts.slice(0, 3).flatMap((h) => h.urls), passwordEnv: PASSWORD_ENV,
+    name,
+    urls: info.hosts.slice(0, 3).flatMap((h) => h.urls),
+    passwordEnv: PASSWORD_ENV,
     probes: {
-      'network-tcp': {}, 'network-xapi': {}, 'storage-xapi': {},
+      'network-tcp': {},
+      'network-xapi': {},
+      'storage-xapi': {},
       'storage-statefile': { devices: [{ home: '0', path: info.statefile }], readMode: 'buffered' },
     },
   };
 }
 
 function sim(hosts: number, vms: number, seed: number, addressBase: string): Promise<Simulator> {
-  return startSimulator({ spec: generatePoolSpec({ hosts, vms, seed }), port: 0, controlPort: 0, password: PASSWORD, addressBase, log: silent });
+  return startSimulator({
+    spec: generatePoolSpec({ hosts, vms, seed }),
+    port: 0,
+    controlPort: 0,
+    password: PASSWORD,
+    addressBase,
+    log: silent,
+  });
 }
 
 function median(xs: number[]): number {
@@ -70,7 +81,12 @@ function bareTwin(text: string): Registry {
     if (line === '' || line.startsWith('#')) continue;
     const brace = line.indexOf('{');
     const name = brace >= 0 ? line.slice(0, brace) : line.slice(0, line.indexOf(' '));
-    const labels = brace >= 0 ? Object.fromEntries([...line.slice(brace + 1, line.lastIndexOf('}')).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!])) : {};
+    const labels =
+      brace >= 0
+        ? Object.fromEntries(
+            [...line.slice(brace + 1, line.lastIndexOf('}')).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]),
+          )
+        : {};
     const f = families.get(name) ?? { help: name, series: [] };
     f.series.push({ labels, value: Number(line.slice(line.lastIndexOf(' ') + 1)) });
     families.set(name, f);
@@ -135,9 +151,14 @@ export async function benchExporter(): Promise<void> {
     const cfg = { listen: '127.0.0.1:0', pools: sims.map((x, k) => poolConfig(x, `pool-${k}`)) };
     writeFileSync(cfgPath, JSON.stringify(cfg)); // JSON is YAML
     // Started as a user starts it: the executable, with its shebang's node flags.
-    const child = spawn(join(import.meta.dirname, '../bin/xenha.js'), ['exporter', '--config', cfgPath, '--listen', '127.0.0.1:19947', '--log-level', 'warn'], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env },
-    });
+    const child = spawn(
+      join(import.meta.dirname, '../bin/xenha.js'),
+      ['exporter', '--config', cfgPath, '--listen', '127.0.0.1:19947', '--log-level', 'warn'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env },
+      },
+    );
     try {
       await until('the 10-pool exporter ready', async () => {
         try {
@@ -147,7 +168,12 @@ export async function benchExporter(): Promise<void> {
         }
       });
       // Steady state: RSS sampled every 5 s for 30 s (its maximum is the figure), CPU over the window.
-      const cpu = () => readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
+      const cpu = () =>
+        readFileSync(`/proc/${child.pid}/stat`, 'utf8')
+          .split(') ')[1]!
+          .split(' ')
+          .slice(11, 13)
+          .reduce((a, b) => a + Number(b), 0);
       const rssOf = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]);
       await new Promise((r) => setTimeout(r, 5_000));
       const cpu0 = cpu();
@@ -180,12 +206,15 @@ export async function benchExporter(): Promise<void> {
     await Promise.all(sims.map((x) => x.stop()));
   }
 
-  writeSection('exporter', [
-    '## Exporter',
-    '',
-    `Command: \`npm run bench -- exporter\` · ${machine()} · ${new Date().toISOString().slice(0, 10)}`,
-    '',
-    ...lines,
-  ].join('\n'));
+  writeSection(
+    'exporter',
+    [
+      '## Exporter',
+      '',
+      `Command: \`npm run bench -- exporter\` · ${machine()} · ${new Date().toISOString().slice(0, 10)}`,
+      '',
+      ...lines,
+    ].join('\n'),
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -19,7 +19,14 @@ const pick = <T>(rng: RandomGenerator, xs: readonly T[]) => xs[int(rng, 0, xs.le
 
 /** A random pool: hosts of the given sizes, VMs drawn from `sizes`, placed first-fit from a random host. */
 export function randomPool(rng: RandomGenerator, hosts: number, vms: number, hostSizes: number[], sizes: number[]): PlannerSnapshot {
-  const hs = Array.from({ length: hosts }, (_, i) => ({ uuid: `h${String(i).padStart(2, '0')}`, name: `host-${i}`, live: true, enabled: true, memoryTotal: pick(rng, hostSizes) * G, memoryOverhead: G / 2 }));
+  const hs = Array.from({ length: hosts }, (_, i) => ({
+    uuid: `h${String(i).padStart(2, '0')}`,
+    name: `host-${i}`,
+    live: true,
+    enabled: true,
+    memoryTotal: pick(rng, hostSizes) * G,
+    memoryOverhead: G / 2,
+  }));
   const free = hs.map((h) => h.memoryTotal - h.memoryOverhead);
   const out: PlannerSnapshotInput['vms'] = [];
   for (let i = 0; i < vms; i++) {
@@ -36,9 +43,21 @@ export function randomPool(rng: RandomGenerator, hosts: number, vms: number, hos
     const prio = pick(rng, ['restart', 'restart', 'restart', 'best-effort', ''] as const);
     if (host < 0) continue;
     free[host] = free[host]! - size;
-    out.push({ uuid: `v${i}`, name: `vm-${i}`, powerState: 'Running', residentOn: hs[host]!.uuid, haRestartPriority: prio, order: int(rng, 0, 3), memoryNeed: size });
+    out.push({
+      uuid: `v${i}`,
+      name: `vm-${i}`,
+      powerState: 'Running',
+      residentOn: hs[host]!.uuid,
+      haRestartPriority: prio,
+      order: int(rng, 0, 3),
+      memoryNeed: size,
+    });
   }
-  return plannerSnapshot.parse({ pool: { name: 'bench', master: hs[0]!.uuid, haEnabled: true, hostFailuresToTolerate: 1 }, hosts: hs, vms: out });
+  return plannerSnapshot.parse({
+    pool: { name: 'bench', master: hs[0]!.uuid, haEnabled: true, hostFailuresToTolerate: 1 },
+    hosts: hs,
+    vms: out,
+  });
 }
 
 /** Brute force: every failure set, every assignment (memoised on capacities). */
@@ -54,7 +73,10 @@ function bruteForce(s: PlannerSnapshot): number {
       for (let x = mask; x; x &= x - 1) bits++;
       if (bits !== k) continue;
       const failed = new Set(live.filter((_, i) => mask & (1 << i)));
-      const items = prot.filter((v) => failed.has(v.residentOn!)).map((v) => v.memoryNeed).sort((a, b) => b - a);
+      const items = prot
+        .filter((v) => failed.has(v.residentOn!))
+        .map((v) => v.memoryNeed)
+        .sort((a, b) => b - a);
       const bins = live.filter((h) => !failed.has(h)).map((h) => free.get(h)!);
       const memo = new Set<string>();
       const go = (i: number): boolean => {
@@ -99,7 +121,12 @@ export async function benchPlanner(): Promise<void> {
   // --- 1. small pools
   {
     const rng = xoroshiro128plus(4);
-    let exactEq = 0, lowerEq = 0, lowerAbove = 0, xapiEq = 0, xapiAbove = 0, exactMissing = 0;
+    let exactEq = 0,
+      lowerEq = 0,
+      lowerAbove = 0,
+      xapiEq = 0,
+      xapiAbove = 0,
+      exactMissing = 0;
     const N = 1000;
     for (let i = 0; i < N; i++) {
       const hosts = int(rng, 2, 8);
@@ -129,9 +156,14 @@ export async function benchPlanner(): Promise<void> {
   {
     const rng = xoroshiro128plus(64);
     const N = 100;
-    let geXapi = 0, within1 = 0, exactKnown = 0;
+    let geXapi = 0,
+      within1 = 0,
+      exactKnown = 0;
     const gaps: number[] = [];
-    let sumLower = 0, sumXapi = 0, xapiZero = 0, lowerPositiveWhenXapiZero = 0;
+    let sumLower = 0,
+      sumXapi = 0,
+      xapiZero = 0,
+      lowerPositiveWhenXapiZero = 0;
     const times: number[] = [];
     for (let i = 0; i < N; i++) {
       const s = randomPool(rng, 64, int(rng, 300, 1500), [128, 192, 256, 384, 512], [1, 2, 4, 8, 16, 32, 64]);
@@ -172,7 +204,10 @@ export async function benchPlanner(): Promise<void> {
     const placed = s.vms.length;
     const ftt = time(() => failuresToTolerate(s), 20);
     const victim = s.hosts[7]!.uuid;
-    const dead = { ...s, hosts: s.hosts.map((h) => (h.uuid === victim ? { ...h, live: false, state: 'dead' as const, anyPathUp: false } : h)) };
+    const dead = {
+      ...s,
+      hosts: s.hosts.map((h) => (h.uuid === victim ? { ...h, live: false, state: 'dead' as const, anyPathUp: false } : h)),
+    };
     const ctx = { observerIsolated: false, history: { fences: [], inFlight: [] }, fencePolicy: DEFAULT_FENCE_POLICY, now: 0 };
     let steps = 0;
     const plan = time(() => {
@@ -188,6 +223,15 @@ export async function benchPlanner(): Promise<void> {
       '',
     );
   }
-  writeSection('planner', ['## Planner', '', `Command: \`npm run bench -- planner\` · ${machine()} · ${new Date().toISOString().slice(0, 10)}`, '', ...lines].join('\n'));
+  writeSection(
+    'planner',
+    [
+      '## Planner',
+      '',
+      `Command: \`npm run bench -- planner\` · ${machine()} · ${new Date().toISOString().slice(0, 10)}`,
+      '',
+      ...lines,
+    ].join('\n'),
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -11,7 +11,9 @@ export function machine(): string {
 export function writeSection(name: string, body: string): void {
   const begin = `<!-- ${name}:begin -->`;
   const end = `<!-- ${name}:end -->`;
-  let text = existsSync(FILE) ? readFileSync(FILE, 'utf8') : '# Benchmarks\n\nProduced by `npm run bench` (all) or `npm run bench -- <name>`; each section says its command and machine.\n';
+  let text = existsSync(FILE)
+    ? readFileSync(FILE, 'utf8')
+    : '# Benchmarks\n\nProduced by `npm run bench` (all) or `npm run bench -- <name>`; each section says its command and machine.\n';
   const section = `${begin}\n${body.trim()}\n${end}`;
   const i = text.indexOf(begin);
   const j = text.indexOf(end);

@@ -74,10 +74,18 @@ export function xapiPlanExists(s: PlannerSnapshot, r: number): boolean {
     return true;
   }
   const biggest = Math.max(...prot.map((v) => v.memoryNeed));
-  const capacity = hosts.map((h) => ({ h, cap: Math.floor(Math.max(0, free0.get(h)!) / biggest), count: prot.filter((v) => v.residentOn === h).length }));
+  const capacity = hosts.map((h) => ({
+    h,
+    cap: Math.floor(Math.max(0, free0.get(h)!) / biggest),
+    count: prot.filter((v) => v.residentOn === h).length,
+  }));
   const failing = [...capacity].sort((a, b) => b.cap - a.cap).slice(0, r);
   const failed = new Set(failing.map((x) => x.h));
-  const vmsToMove = [...capacity].map((x) => x.count).sort((a, b) => b - a).slice(0, r).reduce((a, b) => a + b, 0);
+  const vmsToMove = [...capacity]
+    .map((x) => x.count)
+    .sort((a, b) => b - a)
+    .slice(0, r)
+    .reduce((a, b) => a + b, 0);
   const room = capacity.filter((x) => !failed.has(x.h)).reduce((a, x) => a + x.cap, 0);
   return vmsToMove <= room;
 }

@@ -12,10 +12,15 @@ export function intArg(min: number, max: number) {
 
 export function intListArg(min: number, max: number) {
   const one = intArg(min, max);
-  return (value: string): number[] => value.split(',').filter((s) => s.trim() !== '').map((s) => one(s));
+  return (value: string): number[] =>
+    value
+      .split(',')
+      .filter((s) => s.trim() !== '')
+      .map((s) => one(s));
 }
 
 export function loopbackArg(value: string): string {
-  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(value)) throw new InvalidArgumentError(`expected a 127.x.y.z address, got ${JSON.stringify(value)}`);
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(value))
+    throw new InvalidArgumentError(`expected a 127.x.y.z address, got ${JSON.stringify(value)}`);
   return value;
 }

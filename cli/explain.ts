@@ -18,7 +18,10 @@ export function registerExplain(program: Command): void {
       try {
         res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
       } catch (e) {
-        throw new Error(`cannot reach the exporter at ${o.exporter}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`, { cause: e });
+        throw new Error(
+          `cannot reach the exporter at ${o.exporter}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`,
+          { cause: e },
+        );
       }
       const body = (await res.json().catch(() => ({}))) as Explanation & { error?: string };
       if (!res.ok) throw new Error(body.error ?? `exporter answered ${res.status}`);

@@ -13,13 +13,19 @@ export async function simulatorExporterConfig(sim: Simulator, listen: string): P
   const info = sim.info();
   return exporterConfig.parse({
     listen,
-    pools: [{
-      name: 'sim', urls: info.hosts.flatMap((h) => h.urls), passwordEnv: SIM_PASSWORD_ENV,
-      probes: {
-        'network-tcp': {}, 'network-xapi': {}, 'storage-xapi': {},
-        'storage-statefile': { devices: [{ home: '0', path: info.statefile }], readMode: 'buffered' },
+    pools: [
+      {
+        name: 'sim',
+        urls: info.hosts.flatMap((h) => h.urls),
+        passwordEnv: SIM_PASSWORD_ENV,
+        probes: {
+          'network-tcp': {},
+          'network-xapi': {},
+          'storage-xapi': {},
+          'storage-statefile': { devices: [{ home: '0', path: info.statefile }], readMode: 'buffered' },
+        },
       },
-    }],
+    ],
   });
 }
 
@@ -28,7 +34,7 @@ export function registerExporter(program: Command): void {
     .command('exporter')
     .description('sample both heartbeat paths of every host and export liveness, classification and preflight checks to Prometheus')
     .addOption(new Option('-c, --config <path>', 'config file (YAML, see docs/exporter.md)').env('XENHA_CONFIG'))
-    .option('--listen <host:port>', 'override the config\'s listen address')
+    .option('--listen <host:port>', "override the config's listen address")
     .option('--simulate', 'start an embedded simulated pool and watch it (no config needed)')
     .option('--hosts <n>', 'with --simulate: hosts', intArg(1, 64), 4)
     .option('--vms <n>', 'with --simulate: VMs', intArg(0, 10_000), 16)
@@ -36,12 +42,19 @@ export function registerExporter(program: Command): void {
     .option('--sim-port <n>', 'with --simulate: XAPI port', intArg(0, 65535), 8480)
     .option('--sim-control-port <n>', 'with --simulate: control API port', intArg(0, 65535), 8481)
     .option('--state-dir <dir>', 'with --simulate: simulator state directory', '.xenha-sim')
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .addOption(
+      new Option('--log-level <level>', 'log level (logs go to stderr)')
+        .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent'])
+        .default('info'),
+    )
     .action(async (o) => {
       // Everything this run needs is loaded before anything starts: a module that fails to load must
       // not leave a simulator running.
       const [{ pino }, { loadExporterConfig }, { startExporter }, { routeLibraryLogs }, sims] = await Promise.all([
-        import('pino'), import('../exporter/config.ts'), import('../exporter/exporter.ts'), import('../io/library-logs.ts'),
+        import('pino'),
+        import('../exporter/config.ts'),
+        import('../exporter/exporter.ts'),
+        import('../io/library-logs.ts'),
         o.simulate ? Promise.all([import('../simulator/pool-spec.ts'), import('../simulator/simulator.ts')]) : undefined,
       ]);
       const log = pino({ level: o.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
@@ -52,12 +65,17 @@ export function registerExporter(program: Command): void {
         const [{ generatePoolSpec }, { startSimulator }] = sims;
         process.env[SIM_PASSWORD_ENV] ??= 'xenha';
         sim = await startSimulator({
-          spec: generatePoolSpec({ hosts: o.hosts, vms: o.vms, seed: o.seed }), port: o.simPort, controlPort: o.simControlPort,
-          password: process.env[SIM_PASSWORD_ENV], stateDir: resolve(o.stateDir), log: log.child({ part: 'simulator' }),
+          spec: generatePoolSpec({ hosts: o.hosts, vms: o.vms, seed: o.seed }),
+          port: o.simPort,
+          controlPort: o.simControlPort,
+          password: process.env[SIM_PASSWORD_ENV],
+          stateDir: resolve(o.stateDir),
+          log: log.child({ part: 'simulator' }),
         });
         config = await simulatorExporterConfig(sim, o.listen ?? '127.0.0.1:9945');
       } else {
-        if (!o.config) throw new Error('no config: pass --config <path> (or XENHA_CONFIG), or --simulate to watch an embedded simulated pool');
+        if (!o.config)
+          throw new Error('no config: pass --config <path> (or XENHA_CONFIG), or --simulate to watch an embedded simulated pool');
         config = loadExporterConfig(o.config);
         if (o.listen) config = { ...config, listen: o.listen };
       }
@@ -73,7 +91,11 @@ export function registerExporter(program: Command): void {
       }
       process.stdout.write(`${lines.join('\n')}\nCtrl-C stops.\n`);
       await new Promise<void>((done) => {
-        const stop = () => void exporter.stop().then(() => sim?.stop()).then(done);
+        const stop = () =>
+          void exporter
+            .stop()
+            .then(() => sim?.stop())
+            .then(done);
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });

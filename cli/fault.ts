@@ -3,7 +3,7 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { intArg, intListArg } from './args.ts';
 
 function controlOption() {
-  return new Option('--control <url>', 'the simulator\'s control API').env('XENHA_SIM_CONTROL').default('http://127.0.0.1:8481');
+  return new Option('--control <url>', "the simulator's control API").env('XENHA_SIM_CONTROL').default('http://127.0.0.1:8481');
 }
 
 async function request(url: string, init?: RequestInit): Promise<unknown> {
@@ -11,7 +11,10 @@ async function request(url: string, init?: RequestInit): Promise<unknown> {
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   } catch (e) {
-    throw new Error(`cannot reach the simulator's control API at ${url}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`, { cause: e });
+    throw new Error(
+      `cannot reach the simulator's control API at ${url}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`,
+      { cause: e },
+    );
   }
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   if (!res.ok) throw new Error(`simulator refused (${res.status}): ${body.error ?? 'no reason given'}`);
@@ -24,7 +27,9 @@ async function send(control: string, body: unknown): Promise<void> {
   const parsed = faultRequest.safeParse(body);
   if (!parsed.success) throw new Error(z.prettifyError(parsed.error));
   const out = await request(new URL('/faults', control).toString(), {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(parsed.data),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(parsed.data),
   });
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -33,33 +38,71 @@ export function registerFault(program: Command): void {
   const fault = program.command('fault').description('inject a fault into a running simulator (xenha simulate)');
   const homes = () => new Option('--homes <list>', 'homes to cut, e.g. 0 or 0,1 (default: all)').argParser(intListArg(0, 7));
 
-  fault.command('host-crash').argument('<host>', 'host name or UUID').description('the host stops: both paths down, its VMs stay "Running" in XAPI until reset')
-    .addOption(controlOption()).action((host, o) => send(o.control, { kind: 'host-crash', host }));
-  fault.command('master-crash').description('the current master crashes')
-    .addOption(controlOption()).action((o) => send(o.control, { kind: 'master-crash' }));
-  fault.command('network-down').argument('<host>').description('cut the network (management) path on some or all homes')
-    .addOption(homes()).addOption(controlOption()).action((host, o) => send(o.control, { kind: 'network-down', host, homes: o.homes }));
-  fault.command('storage-down').argument('<host>').description('cut the storage path (heartbeat SR multipath legs) on some or all homes')
-    .addOption(homes()).addOption(controlOption()).action((host, o) => send(o.control, { kind: 'storage-down', host, homes: o.homes }));
-  fault.command('flap').argument('<host>').description('a path goes down and up: down for the first half of each period')
+  fault
+    .command('host-crash')
+    .argument('<host>', 'host name or UUID')
+    .description('the host stops: both paths down, its VMs stay "Running" in XAPI until reset')
+    .addOption(controlOption())
+    .action((host, o) => send(o.control, { kind: 'host-crash', host }));
+  fault
+    .command('master-crash')
+    .description('the current master crashes')
+    .addOption(controlOption())
+    .action((o) => send(o.control, { kind: 'master-crash' }));
+  fault
+    .command('network-down')
+    .argument('<host>')
+    .description('cut the network (management) path on some or all homes')
+    .addOption(homes())
+    .addOption(controlOption())
+    .action((host, o) => send(o.control, { kind: 'network-down', host, homes: o.homes }));
+  fault
+    .command('storage-down')
+    .argument('<host>')
+    .description('cut the storage path (heartbeat SR multipath legs) on some or all homes')
+    .addOption(homes())
+    .addOption(controlOption())
+    .action((host, o) => send(o.control, { kind: 'storage-down', host, homes: o.homes }));
+  fault
+    .command('flap')
+    .argument('<host>')
+    .description('a path goes down and up: down for the first half of each period')
     .addOption(new Option('--path <path>', 'which path').choices(['network', 'storage']).makeOptionMandatory())
     .requiredOption('--period-ms <ms>', 'full down+up period', intArg(1, 3_600_000))
-    .addOption(homes()).addOption(controlOption())
+    .addOption(homes())
+    .addOption(controlOption())
     .action((host, o) => send(o.control, { kind: 'flap', host, path: o.path, periodMs: o.periodMs, homes: o.homes }));
-  fault.command('slow-xapi').argument('[host]', 'one host, or every host when absent').description('add latency to every XAPI answer')
-    .requiredOption('--latency-ms <ms>', 'added latency', intArg(0, 600_000)).addOption(controlOption())
+  fault
+    .command('slow-xapi')
+    .argument('[host]', 'one host, or every host when absent')
+    .description('add latency to every XAPI answer')
+    .requiredOption('--latency-ms <ms>', 'added latency', intArg(0, 600_000))
+    .addOption(controlOption())
     .action((host, o) => send(o.control, { kind: 'slow-xapi', host, latencyMs: o.latencyMs }));
-  fault.command('observer-isolation').description('cut the monitor off the pool: no XAPI answers, while hosts still see each other and the statefile')
-    .addOption(controlOption()).action((o) => send(o.control, { kind: 'observer-isolation' }));
-  fault.command('heal').argument('[host]', 'one host, or everything when absent').description('clear faults; a crashed host reboots (power state is left to the fence agent)')
-    .addOption(controlOption()).action((host, o) => send(o.control, { kind: 'heal', host }));
-  fault.command('state').description('print the simulator\'s state (hosts, paths per home, faults)')
-    .addOption(controlOption()).action(async (o) => {
+  fault
+    .command('observer-isolation')
+    .description('cut the monitor off the pool: no XAPI answers, while hosts still see each other and the statefile')
+    .addOption(controlOption())
+    .action((o) => send(o.control, { kind: 'observer-isolation' }));
+  fault
+    .command('heal')
+    .argument('[host]', 'one host, or everything when absent')
+    .description('clear faults; a crashed host reboots (power state is left to the fence agent)')
+    .addOption(controlOption())
+    .action((host, o) => send(o.control, { kind: 'heal', host }));
+  fault
+    .command('state')
+    .description("print the simulator's state (hosts, paths per home, faults)")
+    .addOption(controlOption())
+    .action(async (o) => {
       process.stdout.write(`${JSON.stringify(await request(new URL('/state', o.control).toString()), null, 2)}\n`);
     });
-  fault.command('events').description('print the event log (faults, power, paths, master changes)')
+  fault
+    .command('events')
+    .description('print the event log (faults, power, paths, master changes)')
     .option('--since <n>', 'events after this sequence number', intArg(0, Number.MAX_SAFE_INTEGER), 0)
-    .addOption(controlOption()).action(async (o) => {
+    .addOption(controlOption())
+    .action(async (o) => {
       const out = (await request(new URL(`/events?since=${o.since}`, o.control).toString())) as { events: unknown[] };
       for (const ev of out.events) process.stdout.write(`${JSON.stringify(ev)}\n`);
     });

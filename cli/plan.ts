@@ -27,15 +27,17 @@ function sourceOptions<C extends Command>(cmd: C) {
     .option('--user <name>', 'with --pool: XAPI user', 'root')
     .option('--password-env <var>', 'with --pool: environment variable holding the password', 'XENHA_PASSWORD')
     .option('--allow-unauthorized', 'with --pool: accept a self-signed certificate')
-    .option('--exporter <url>', 'with --pool: take each host\'s state and observer isolation from a running exporter')
-    .option('--exporter-pool <name>', 'with --exporter: the pool\'s name in the exporter (default: its only pool)');
+    .option('--exporter <url>', "with --pool: take each host's state and observer isolation from a running exporter")
+    .option('--exporter-pool <name>', "with --exporter: the pool's name in the exporter (default: its only pool)");
 }
 
 /** The planner snapshot, and whether the observer is isolated, from the chosen source. */
 async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; observerIsolated: boolean; notes: string[] }> {
   if ((o.input === undefined) === (o.pool === undefined)) throw new Error('give exactly one of --input <file> and --pool <url>');
   const [{ z }, { fromPoolSnapshot, plannerSnapshot }, { HOST_STATES }] = await Promise.all([
-    import('zod'), import('../core/planner/model.ts'), import('../core/classify/state-machine.ts'),
+    import('zod'),
+    import('../core/planner/model.ts'),
+    import('../core/classify/state-machine.ts'),
   ]);
   if (o.input !== undefined) {
     let raw: unknown;
@@ -53,33 +55,52 @@ async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; obse
   const { fetchPoolSnapshot } = await import('../io/xapi/fetch-snapshot.ts');
   const snap = await fetchPoolSnapshot(o.pool!, o.user, password, { allowUnauthorized: o.allowUnauthorized });
   if (!o.exporter) {
-    return { snapshot: fromPoolSnapshot(snap), observerIsolated: false, notes: ['no --exporter: host states derived from host_metrics.live (not live = dead), and no host is fenced without --allow-without-path-evidence; the exporter\'s two-path classification is safer'] };
+    return {
+      snapshot: fromPoolSnapshot(snap),
+      observerIsolated: false,
+      notes: [
+        "no --exporter: host states derived from host_metrics.live (not live = dead), and no host is fenced without --allow-without-path-evidence; the exporter's two-path classification is safer",
+      ],
+    };
   }
   const pathStatus = z.enum(['up', 'degraded', 'down', 'unknown']);
   const exporterState = z.object({
-    pools: z.array(z.object({
-      pool: z.string(),
-      observerIsolated: z.boolean().nullable(),
-      hosts: z.array(z.object({
-        uuid: z.string(), state: z.enum(HOST_STATES).nullable(), network: pathStatus.nullable(), storage: pathStatus.nullable(),
-      })),
-    })),
+    pools: z.array(
+      z.object({
+        pool: z.string(),
+        observerIsolated: z.boolean().nullable(),
+        hosts: z.array(
+          z.object({
+            uuid: z.string(),
+            state: z.enum(HOST_STATES).nullable(),
+            network: pathStatus.nullable(),
+            storage: pathStatus.nullable(),
+          }),
+        ),
+      }),
+    ),
   });
   const res = await fetch(new URL('/api/v1/state', o.exporter), { signal: AbortSignal.timeout(10_000) });
   const state = exporterState.parse(await res.json());
   const p = o.exporterPool ? state.pools.find((x) => x.pool === o.exporterPool) : state.pools.length === 1 ? state.pools[0] : undefined;
   if (!p) throw new Error(`pick the exporter's pool with --exporter-pool (pools: ${state.pools.map((x) => x.pool).join(', ')})`);
   const alive = (s: string | null) => s === 'up' || s === 'degraded';
-  const states = Object.fromEntries(p.hosts.flatMap((h) => (h.state ? [[h.uuid, { state: h.state, anyPathUp: alive(h.network) || alive(h.storage) }]] : [])));
+  const states = Object.fromEntries(
+    p.hosts.flatMap((h) => (h.state ? [[h.uuid, { state: h.state, anyPathUp: alive(h.network) || alive(h.storage) }]] : [])),
+  );
   return { snapshot: fromPoolSnapshot(snap, states), observerIsolated: p.observerIsolated === true, notes: [] };
 }
 
 function hostsByName(s: PlannerSnapshot, list: string): string[] {
-  return list.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
-    const h = s.hosts.find((y) => y.name === x || y.uuid === x);
-    if (!h) throw new Error(`no host ${JSON.stringify(x)} (hosts: ${s.hosts.map((y) => y.name).join(', ')})`);
-    return h.uuid;
-  });
+  return list
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map((x) => {
+      const h = s.hosts.find((y) => y.name === x || y.uuid === x);
+      if (!h) throw new Error(`no host ${JSON.stringify(x)} (hosts: ${s.hosts.map((y) => y.name).join(', ')})`);
+      return h.uuid;
+    });
 }
 
 function capacityTable(s: PlannerSnapshot, c: Capacity): string[] {
@@ -95,7 +116,16 @@ function planTable(s: PlannerSnapshot, p: RecoveryPlan): string[] {
   const host = (u: string) => s.hosts.find((h) => h.uuid === u)?.name ?? u;
   const vm = (u: string) => s.vms.find((v) => v.uuid === u)?.name ?? u;
   const rows = p.steps.map((st, i) => {
-    const what = st.kind === 'reset-power-state' ? `${vm(st.vm)} on ${host(st.host)}` : 'vm' in st ? `${vm(st.vm)} → ${host(st.host)}` : 'host' in st ? host(st.host) : st.kind === 'wait' ? `${st.seconds} s` : '';
+    const what =
+      st.kind === 'reset-power-state'
+        ? `${vm(st.vm)} on ${host(st.host)}`
+        : 'vm' in st
+          ? `${vm(st.vm)} → ${host(st.host)}`
+          : 'host' in st
+            ? host(st.host)
+            : st.kind === 'wait'
+              ? `${st.seconds} s`
+              : '';
     return `${String(i + 1).padStart(3)}  ${st.kind.padEnd(22)} ${what.padEnd(32)} ${st.reason}`;
   });
   return [
@@ -109,26 +139,37 @@ function planTable(s: PlannerSnapshot, p: RecoveryPlan): string[] {
 
 export function registerPlan(program: Command): void {
   sourceOptions(program.command('plan'))
-    .description('failures the pool can absorb, and the recovery plan for the hosts that are dead (fence, confirm, master hand-over, restarts)')
+    .description(
+      'failures the pool can absorb, and the recovery plan for the hosts that are dead (fence, confirm, master hand-over, restarts)',
+    )
     .addOption(new Option('--format <format>', 'output').choices(['json', 'table']).default('json'))
     .option('--max-concurrent-fences <n>', 'storm limit: fences in flight', intArg(0, 64), DEFAULT_FENCE_POLICY.maxConcurrentFences)
-    .option('--override-quorum', 'fence even when most of the pool looks dead (an operator\'s decision)')
-    .option('--allow-without-path-evidence', 'fence hosts that have no two-path classification (no --exporter): an operator\'s decision')
+    .option('--override-quorum', "fence even when most of the pool looks dead (an operator's decision)")
+    .option('--allow-without-path-evidence', "fence hosts that have no two-path classification (no --exporter): an operator's decision")
     .action(async (o) => {
       const { snapshot, observerIsolated, notes } = await load(o);
-      const [{ failuresToTolerate }, { planRecovery }] = await Promise.all([import('../core/planner/capacity.ts'), import('../core/planner/plan.ts')]);
+      const [{ failuresToTolerate }, { planRecovery }] = await Promise.all([
+        import('../core/planner/capacity.ts'),
+        import('../core/planner/plan.ts'),
+      ]);
       const capacity = failuresToTolerate(snapshot);
       const plan = planRecovery(snapshot, {
-        observerIsolated, history: { fences: [], inFlight: [] }, now: Date.now(),
+        observerIsolated,
+        history: { fences: [], inFlight: [] },
+        now: Date.now(),
         fencePolicy: {
-          ...DEFAULT_FENCE_POLICY, maxConcurrentFences: o.maxConcurrentFences, overrideQuorum: o.overrideQuorum === true,
+          ...DEFAULT_FENCE_POLICY,
+          maxConcurrentFences: o.maxConcurrentFences,
+          overrideQuorum: o.overrideQuorum === true,
           allowWithoutPathEvidence: o.allowWithoutPathEvidence === true,
         },
       });
       for (const n of notes) process.stderr.write(`xenha: ${n}\n`);
-      process.stdout.write(o.format === 'table'
-        ? `${[...capacityTable(snapshot, capacity), '', ...planTable(snapshot, plan)].join('\n')}\n`
-        : `${JSON.stringify({ capacity, plan }, null, 2)}\n`);
+      process.stdout.write(
+        o.format === 'table'
+          ? `${[...capacityTable(snapshot, capacity), '', ...planTable(snapshot, plan)].join('\n')}\n`
+          : `${JSON.stringify({ capacity, plan }, null, 2)}\n`,
+      );
     });
 
   sourceOptions(program.command('what-if'))
@@ -147,9 +188,11 @@ export function registerPlan(program: Command): void {
       }
       const host = (u: string) => snapshot.hosts.find((h) => h.uuid === u)?.name ?? u;
       const vm = (u: string) => snapshot.vms.find((v) => v.uuid === u)?.name ?? u;
-      process.stdout.write(`${[
-        `losing ${r.failed.map(host).join(', ')}: ${r.survives === true ? 'SURVIVES' : r.survives === false ? 'DOES NOT SURVIVE' : 'CANNOT TELL'} — ${r.reason}`,
-        ...Object.entries(r.placement).map(([v, h]) => `  ${vm(v)} → ${host(h)}`),
-      ].join('\n')}\n`);
+      process.stdout.write(
+        `${[
+          `losing ${r.failed.map(host).join(', ')}: ${r.survives === true ? 'SURVIVES' : r.survives === false ? 'DOES NOT SURVIVE' : 'CANNOT TELL'} — ${r.reason}`,
+          ...Object.entries(r.placement).map(([v, h]) => `  ${vm(v)} → ${host(h)}`),
+        ].join('\n')}\n`,
+      );
     });
 }

@@ -12,26 +12,51 @@ export function registerSimulate(program: Command): void {
     .option('--vms <n>', 'VMs in a generated pool', intArg(0, 10_000), 16)
     .option('--seed <n>', 'seed of the generated pool', intArg(0, 2 ** 31 - 1), 1)
     .option('--pool-file <path>', 'load the pool from a YAML file instead of generating it (see docs/simulator.md)')
-    .option('--port <n>', 'XAPI port of every host (the master starts on the address base, 127.0.0.1 by default); 0 = any free port', intArg(0, 65535), 8480)
-    .option('--address-base <ip>', 'first host\'s first address; host i listens on A.B.C.(D+i) and A.B.(C+1).(D+i)', loopbackArg, '127.0.0.1')
+    .option(
+      '--port <n>',
+      'XAPI port of every host (the master starts on the address base, 127.0.0.1 by default); 0 = any free port',
+      intArg(0, 65535),
+      8480,
+    )
+    .option(
+      '--address-base <ip>',
+      "first host's first address; host i listens on A.B.C.(D+i) and A.B.(C+1).(D+i)",
+      loopbackArg,
+      '127.0.0.1',
+    )
     .option('--control-port <n>', 'control API port on 127.0.0.1 (fault injection); 0 = any free port', intArg(0, 65535), 8481)
     .addOption(new Option('--password <pw>', 'root password of the simulated pool').env('XENHA_SIM_PASSWORD').default('xenha'))
     .option('--state-dir <dir>', 'where the statefile and the power files live', '.xenha-sim')
     .option('--tick-ms <ms>', 'simulation step', intArg(10, 60_000))
     .option('--statefile-interval-ms <ms>', 'statefile slot rewrite interval (default from the HA timeout, as xhad)', intArg(10, 600_000))
     .option('--boot-ms <ms>', 'time from power-on to live', intArg(0, 600_000))
-    .option('--auto-elect-master-ms <ms>', 'elect a new master this long after the master is lost, as xhad does (default: never; xenha hands over)', intArg(0, 600_000))
+    .option(
+      '--auto-elect-master-ms <ms>',
+      'elect a new master this long after the master is lost, as xhad does (default: never; xenha hands over)',
+      intArg(0, 600_000),
+    )
     .option('--json', 'print the startup information as one JSON line')
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .addOption(
+      new Option('--log-level <level>', 'log level (logs go to stderr)')
+        .choices(['trace', 'debug', 'info', 'warn', 'error', 'silent'])
+        .default('info'),
+    )
     .action(async (o) => {
       const [{ pino }, { generatePoolSpec, loadPoolSpecFile }, { startSimulator }] = await Promise.all([
-        import('pino'), import('../simulator/pool-spec.ts'), import('../simulator/simulator.ts'),
+        import('pino'),
+        import('../simulator/pool-spec.ts'),
+        import('../simulator/simulator.ts'),
       ]);
       const log = pino({ level: o.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
       const spec = o.poolFile ? loadPoolSpecFile(o.poolFile) : generatePoolSpec({ hosts: o.hosts, vms: o.vms, seed: o.seed });
       const sim = await startSimulator({
-        spec, port: o.port, addressBase: o.addressBase, controlPort: o.controlPort, password: o.password,
-        stateDir: resolve(o.stateDir), log,
+        spec,
+        port: o.port,
+        addressBase: o.addressBase,
+        controlPort: o.controlPort,
+        password: o.password,
+        stateDir: resolve(o.stateDir),
+        log,
         timing: {
           ...(o.tickMs !== undefined && { tickMs: o.tickMs }),
           ...(o.statefileIntervalMs !== undefined && { statefileIntervalMs: o.statefileIntervalMs }),
@@ -60,7 +85,9 @@ function describe(info: SimulatorInfo, vms: number): string {
     `  control API     ${info.controlUrl}   (xenha fault --help)`,
     `  statefile       ${info.statefile}`,
     `  hosts:`,
-    ...info.hosts.map((h) => `    ${h.name}${h.master ? ' (master)' : '         '}  ${h.addresses.join(', ')}  uuid ${h.uuid}  power ${h.powerFile}`),
+    ...info.hosts.map(
+      (h) => `    ${h.name}${h.master ? ' (master)' : '         '}  ${h.addresses.join(', ')}  uuid ${h.uuid}  power ${h.powerFile}`,
+    ),
     `  fence a host:   fence_dummy --type=file --status-file=${info.hosts[0]?.powerFile ?? '<power file>'} --action=off`,
     `Ctrl-C stops.`,
     '',

@@ -10,8 +10,15 @@ export const METADATA_MIN_BYTES = 256 * 2 ** 20;
 export const HAND_PROVISIONED_SR_TYPES = new Set(['netapp', 'equal']);
 
 export const PREFLIGHT_CHECKS = [
-  'heartbeat_sr_present', 'heartbeat_sr_shared', 'heartbeat_sr_attached_all_hosts', 'statefile_volume_size',
-  'metadata_volume_size', 'at_least_two_hosts', 'ha_licensed_all_hosts', 'static_ip_all_hosts', 'heartbeat_lun_auto_provisioned',
+  'heartbeat_sr_present',
+  'heartbeat_sr_shared',
+  'heartbeat_sr_attached_all_hosts',
+  'statefile_volume_size',
+  'metadata_volume_size',
+  'at_least_two_hosts',
+  'ha_licensed_all_hosts',
+  'static_ip_all_hosts',
+  'heartbeat_lun_auto_provisioned',
 ] as const;
 export type PreflightCheck = (typeof PREFLIGHT_CHECKS)[number];
 
@@ -29,20 +36,48 @@ export function preflight(s: PoolSnapshot): PreflightResult[] {
   const missingSr = 'no heartbeat SR (no statefile VDI)';
   const unattached = sr ? s.hosts.filter((h) => !sr.attachedHosts.includes(h.ref)).map((h) => h.name) : [];
   const unlicensed = s.hosts.filter((h) => !h.haLicensed).map((h) => h.name);
-  const dynamic = s.hosts.filter((h) => h.managementIpMode !== 'Static').map((h) => `${h.name} (${h.managementIpMode ?? 'no management PIF'})`);
+  const dynamic = s.hosts
+    .filter((h) => h.managementIpMode !== 'Static')
+    .map((h) => `${h.name} (${h.managementIpMode ?? 'no management PIF'})`);
   return [
     r('heartbeat_sr_present', sr !== null, sr ? `heartbeat SR "${sr.name}" (${sr.type})` : missingSr),
     r('heartbeat_sr_shared', sr?.shared === true, sr ? (sr.shared ? 'shared' : `SR "${sr.name}" is not shared`) : missingSr),
-    r('heartbeat_sr_attached_all_hosts', sr !== null && unattached.length === 0,
-      sr ? (unattached.length === 0 ? 'a PBD is attached on every host' : `not attached on ${unattached.join(', ')}`) : missingSr),
-    r('statefile_volume_size', (sr?.statefileBytes ?? 0) >= STATEFILE_MIN_BYTES,
-      sr ? `statefile volume ${MiB(sr.statefileBytes ?? 0)}, need ≥ ${MiB(STATEFILE_MIN_BYTES)}` : missingSr),
-    r('metadata_volume_size', (sr?.metadataBytes ?? 0) >= METADATA_MIN_BYTES,
-      sr ? (sr.metadataBytes === null ? 'no metadata (redo_log) volume on the heartbeat SR' : `metadata volume ${MiB(sr.metadataBytes)}, need ≥ ${MiB(METADATA_MIN_BYTES)}`) : missingSr),
+    r(
+      'heartbeat_sr_attached_all_hosts',
+      sr !== null && unattached.length === 0,
+      sr ? (unattached.length === 0 ? 'a PBD is attached on every host' : `not attached on ${unattached.join(', ')}`) : missingSr,
+    ),
+    r(
+      'statefile_volume_size',
+      (sr?.statefileBytes ?? 0) >= STATEFILE_MIN_BYTES,
+      sr ? `statefile volume ${MiB(sr.statefileBytes ?? 0)}, need ≥ ${MiB(STATEFILE_MIN_BYTES)}` : missingSr,
+    ),
+    r(
+      'metadata_volume_size',
+      (sr?.metadataBytes ?? 0) >= METADATA_MIN_BYTES,
+      sr
+        ? sr.metadataBytes === null
+          ? 'no metadata (redo_log) volume on the heartbeat SR'
+          : `metadata volume ${MiB(sr.metadataBytes)}, need ≥ ${MiB(METADATA_MIN_BYTES)}`
+        : missingSr,
+    ),
     r('at_least_two_hosts', s.hosts.length >= 2, `${s.hosts.length} host(s)`),
-    r('ha_licensed_all_hosts', unlicensed.length === 0, unlicensed.length === 0 ? 'HA licensed on every host' : `HA not licensed on ${unlicensed.join(', ')}`),
-    r('static_ip_all_hosts', dynamic.length === 0, dynamic.length === 0 ? 'static management IP on every host' : `not static: ${dynamic.join(', ')}`),
-    r('heartbeat_lun_auto_provisioned', !(sr && HAND_PROVISIONED_SR_TYPES.has(sr.type)),
-      sr && HAND_PROVISIONED_SR_TYPES.has(sr.type) ? `SR type ${sr.type}: the heartbeat iSCSI LUN must be provisioned by hand` : 'no hand-provisioned LUN needed'),
+    r(
+      'ha_licensed_all_hosts',
+      unlicensed.length === 0,
+      unlicensed.length === 0 ? 'HA licensed on every host' : `HA not licensed on ${unlicensed.join(', ')}`,
+    ),
+    r(
+      'static_ip_all_hosts',
+      dynamic.length === 0,
+      dynamic.length === 0 ? 'static management IP on every host' : `not static: ${dynamic.join(', ')}`,
+    ),
+    r(
+      'heartbeat_lun_auto_provisioned',
+      !(sr && HAND_PROVISIONED_SR_TYPES.has(sr.type)),
+      sr && HAND_PROVISIONED_SR_TYPES.has(sr.type)
+        ? `SR type ${sr.type}: the heartbeat iSCSI LUN must be provisioned by hand`
+        : 'no hand-provisioned LUN needed',
+    ),
   ];
 }

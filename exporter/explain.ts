@@ -32,11 +32,21 @@ export function explainHost(s: PoolSampler, hostNameOrUuid: string, now: number)
   return {
     pool: s.config.name,
     host: { name: view.name, uuid: view.uuid, master: view.ref === snap.masterRef },
-    state: h.state, rule: h.rule, reason: h.reason, inStateSeconds: secs(h.since)!,
-    network: h.network, storage: h.storage, lastVerdict: h.lastRawDecision, pending: h.pending,
-    bothDownSeconds: secs(h.bothDownSince), deadAfterSeconds: s.policy.deadAfterMs / 1000,
-    observerIsolated: mem.observerIsolated, observerReason: mem.observerReason,
-    samples: [...h.lastSamples].sort((a, b) => a.path.localeCompare(b.path) || a.probe.localeCompare(b.probe) || a.home.localeCompare(b.home)),
+    state: h.state,
+    rule: h.rule,
+    reason: h.reason,
+    inStateSeconds: secs(h.since)!,
+    network: h.network,
+    storage: h.storage,
+    lastVerdict: h.lastRawDecision,
+    pending: h.pending,
+    bothDownSeconds: secs(h.bothDownSince),
+    deadAfterSeconds: s.policy.deadAfterMs / 1000,
+    observerIsolated: mem.observerIsolated,
+    observerReason: mem.observerReason,
+    samples: [...h.lastSamples].sort(
+      (a, b) => a.path.localeCompare(b.path) || a.probe.localeCompare(b.probe) || a.home.localeCompare(b.home),
+    ),
     sampledSecondsAgo: secs(h.lastSampleAt),
   };
 }
@@ -54,7 +64,10 @@ export function formatExplanation(e: Explanation): string {
     `observer   ${e.observerIsolated ? 'ISOLATED: ' : ''}${e.observerReason}`,
     '',
     'path     probe              home       up    latency   detail',
-    ...e.samples.map((x) => `${x.path.padEnd(8)} ${x.probe.padEnd(18)} ${x.home.padEnd(10)} ${mark(x.up).padEnd(5)} ${x.latencySeconds === null ? '-'.padEnd(9) : `${(x.latencySeconds * 1000).toFixed(1)}ms`.padEnd(9)} ${x.detail}${x.observerSide ? ' [monitor-side]' : ''}`),
+    ...e.samples.map(
+      (x) =>
+        `${x.path.padEnd(8)} ${x.probe.padEnd(18)} ${x.home.padEnd(10)} ${mark(x.up).padEnd(5)} ${x.latencySeconds === null ? '-'.padEnd(9) : `${(x.latencySeconds * 1000).toFixed(1)}ms`.padEnd(9)} ${x.detail}${x.observerSide ? ' [monitor-side]' : ''}`,
+    ),
   ];
   return `${lines.join('\n')}\n`;
 }

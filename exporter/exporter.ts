@@ -18,7 +18,10 @@ export async function startExporter(config: ExporterConfig, log: Logger): Promis
   const samplers = config.pools.map((p) => new PoolSampler(p, log.child({ pool: p.name }), now));
   const reg = createRegistry(samplers, now);
   const server: Server = createServer(exporterApp(samplers, reg, now));
-  const [host, port] = [config.listen.slice(0, config.listen.lastIndexOf(':')), Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))];
+  const [host, port] = [
+    config.listen.slice(0, config.listen.lastIndexOf(':')),
+    Number(config.listen.slice(config.listen.lastIndexOf(':') + 1)),
+  ];
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -28,7 +31,8 @@ export async function startExporter(config: ExporterConfig, log: Logger): Promis
   const url = `http://${addr.address}:${addr.port}`;
   log.info({ url, pools: config.pools.map((p) => p.name) }, 'exporter listening');
   return {
-    samplers, url,
+    samplers,
+    url,
     async stop() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -9,12 +9,17 @@ import { HOST_STATES, type HostMemory } from '../core/classify/state-machine.ts'
 import type { SeriesDefinition } from '../plugins/probes/index.ts';
 import type { PoolSampler } from './sampler.ts';
 
-export function createRegistry(samplers: readonly PoolSampler[], now: () => number = () => performance.now(), withProcessMetrics = true): Registry {
+export function createRegistry(
+  samplers: readonly PoolSampler[],
+  now: () => number = () => performance.now(),
+  withProcessMetrics = true,
+): Registry {
   const reg = new Registry();
   if (withProcessMetrics) {
     collectDefaultMetrics({ register: reg });
     // prom-client names these gauges `_total`, which `promtool check metrics` rejects; they go.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) reg.removeSingleMetric(name);
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      reg.removeSingleMetric(name);
   }
 
   // The host label is the host's name; two hosts with the same name get their UUID's first 8
@@ -41,30 +46,39 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   };
 
   new Gauge({
-    name: 'xenha_host_path_up', help: 'Whether a probe saw the host alive on a path and home (1) or not (0); absent when it could not tell.',
-    labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const, registers: [reg],
+    name: 'xenha_host_path_up',
+    help: 'Whether a probe saw the host alive on a path and home (1) or not (0); absent when it could not tell.',
+    labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       forHosts((h, pool, host) => {
-        for (const x of h.lastSamples) if (x.up !== null) this.set({ pool, host, path: x.path, probe: x.probe, home: x.home }, x.up ? 1 : 0);
+        for (const x of h.lastSamples)
+          if (x.up !== null) this.set({ pool, host, path: x.path, probe: x.probe, home: x.home }, x.up ? 1 : 0);
       });
     },
   });
 
   new Gauge({
-    name: 'xenha_host_path_latency_seconds', help: 'Latency of the last successful probe of a path and home.',
-    labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const, registers: [reg],
+    name: 'xenha_host_path_latency_seconds',
+    help: 'Latency of the last successful probe of a path and home.',
+    labelNames: ['pool', 'host', 'path', 'probe', 'home'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       forHosts((h, pool, host) => {
-        for (const x of h.lastSamples) if (x.up === true && x.latencySeconds !== null) this.set({ pool, host, path: x.path, probe: x.probe, home: x.home }, x.latencySeconds);
+        for (const x of h.lastSamples)
+          if (x.up === true && x.latencySeconds !== null)
+            this.set({ pool, host, path: x.path, probe: x.probe, home: x.home }, x.latencySeconds);
       });
     },
   });
 
   new Gauge({
-    name: 'xenha_host_heartbeat_age_seconds', help: 'Seconds since the path last had evidence of life.',
-    labelNames: ['pool', 'host', 'path'] as const, registers: [reg],
+    name: 'xenha_host_heartbeat_age_seconds',
+    help: 'Seconds since the path last had evidence of life.',
+    labelNames: ['pool', 'host', 'path'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       const t = now();
@@ -78,8 +92,10 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   });
 
   new Gauge({
-    name: 'xenha_host_state', help: 'Host classification: 1 on the current state, 0 on the others.',
-    labelNames: ['pool', 'host', 'state'] as const, registers: [reg],
+    name: 'xenha_host_state',
+    help: 'Host classification: 1 on the current state, 0 on the others.',
+    labelNames: ['pool', 'host', 'state'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       forHosts((h, pool, host) => {
@@ -89,8 +105,10 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   });
 
   new Gauge({
-    name: 'xenha_host_state_seconds', help: 'Seconds the host has been in its current state.',
-    labelNames: ['pool', 'host'] as const, registers: [reg],
+    name: 'xenha_host_state_seconds',
+    help: 'Seconds the host has been in its current state.',
+    labelNames: ['pool', 'host'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       const t = now();
@@ -98,9 +116,17 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
     },
   });
   /** A counter per pool (and one more label), read from the samplers' own monotonic counts. */
-  const poolCounter = (name: string, help: string, label: string | null, values: (s: PoolSampler) => number | Iterable<readonly [string, number]>) =>
+  const poolCounter = (
+    name: string,
+    help: string,
+    label: string | null,
+    values: (s: PoolSampler) => number | Iterable<readonly [string, number]>,
+  ) =>
     new Counter({
-      name, help, labelNames: label ? ['pool', label] : ['pool'], registers: [reg],
+      name,
+      help,
+      labelNames: label ? ['pool', label] : ['pool'],
+      registers: [reg],
       collect() {
         this.reset();
         for (const s of samplers) {
@@ -111,18 +137,41 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
       },
     });
 
-  poolCounter('xenha_host_state_transitions_total', 'Host state changes.', 'host', (s) => [...s.counters.transitions].map(([uuid, n]) => [hostName(s, uuid), n] as const));
-  poolCounter('xenha_false_positives_averted_total', 'Times one path alone would have declared a live host dead (the host was alive on the other path).', 'path',
-    (s) => Object.entries(s.counters.falsePositivesAverted));
+  poolCounter('xenha_host_state_transitions_total', 'Host state changes.', 'host', (s) =>
+    [...s.counters.transitions].map(([uuid, n]) => [hostName(s, uuid), n] as const),
+  );
+  poolCounter(
+    'xenha_false_positives_averted_total',
+    'Times one path alone would have declared a live host dead (the host was alive on the other path).',
+    'path',
+    (s) => Object.entries(s.counters.falsePositivesAverted),
+  );
   poolCounter('xenha_xapi_calls_total', 'XAPI calls made, by method.', 'method', (s) => s.connection.calls);
-  poolCounter('xenha_xapi_errors_total', 'XAPI failures (connects, event fetches, queries), by error code.', 'code', (s) => s.connection.errors);
-  poolCounter('xenha_xapi_connects_total', 'Successful XAPI connections (a new one after a master change or a lost session).', null, (s) => s.connection.connects);
+  poolCounter(
+    'xenha_xapi_errors_total',
+    'XAPI failures (connects, event fetches, queries), by error code.',
+    'code',
+    (s) => s.connection.errors,
+  );
+  poolCounter(
+    'xenha_xapi_connects_total',
+    'Successful XAPI connections (a new one after a master change or a lost session).',
+    null,
+    (s) => s.connection.connects,
+  );
   poolCounter('xenha_exporter_sample_rounds_total', 'Sampling rounds run.', null, (s) => s.counters.rounds);
-  poolCounter('xenha_exporter_probe_errors_total', 'Probe runs that failed outright (not a host found down).', 'probe', (s) => s.counters.probeErrors);
+  poolCounter(
+    'xenha_exporter_probe_errors_total',
+    'Probe runs that failed outright (not a host found down).',
+    'probe',
+    (s) => s.counters.probeErrors,
+  );
 
   new Counter({
-    name: 'xenha_host_path_flaps_total', help: 'Changes of a path\'s status between up, degraded (a home lost) and down.',
-    labelNames: ['pool', 'host', 'path'] as const, registers: [reg],
+    name: 'xenha_host_path_flaps_total',
+    help: "Changes of a path's status between up, degraded (a home lost) and down.",
+    labelNames: ['pool', 'host', 'path'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       for (const s of samplers) {
@@ -136,7 +185,10 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
 
   const poolGauge = (name: string, help: string, value: (s: PoolSampler) => number | null) =>
     new Gauge({
-      name, help, labelNames: ['pool'] as const, registers: [reg],
+      name,
+      help,
+      labelNames: ['pool'] as const,
+      registers: [reg],
       collect() {
         this.reset();
         for (const s of samplers) {
@@ -146,20 +198,44 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
       },
     });
 
-  poolGauge('xenha_pool_observer_isolated', 'Whether the evidence says the monitor itself is cut off from the pool (then no host is called dead).', (s) => (s.state.memory ? (s.state.memory.observerIsolated ? 1 : 0) : null));
-  poolGauge('xenha_xapi_up', 'Whether the exporter holds a working XAPI session with the pool master.', (s) => (s.connection.status === 'connected' ? 1 : 0));
+  poolGauge(
+    'xenha_pool_observer_isolated',
+    'Whether the evidence says the monitor itself is cut off from the pool (then no host is called dead).',
+    (s) => (s.state.memory ? (s.state.memory.observerIsolated ? 1 : 0) : null),
+  );
+  poolGauge('xenha_xapi_up', 'Whether the exporter holds a working XAPI session with the pool master.', (s) =>
+    s.connection.status === 'connected' ? 1 : 0,
+  );
   poolGauge('xenha_pool_ha_enabled', 'pool.ha_enabled.', (s) => (s.state.snapshot ? (s.state.snapshot.haEnabled ? 1 : 0) : null));
-  poolGauge('xenha_pool_ha_host_failures_to_tolerate', 'pool.ha_host_failures_to_tolerate: the configured number of host failures to tolerate.', (s) => s.state.snapshot?.haHostFailuresToTolerate ?? null);
-  poolGauge('xenha_pool_ha_plan_exists_for', 'pool.ha_plan_exists_for: host failures XAPI\'s planner has a plan for.', (s) => s.state.snapshot?.haPlanExistsFor ?? null);
-  poolGauge('xenha_pool_ha_overcommitted', 'pool.ha_overcommitted.', (s) => (s.state.snapshot ? (s.state.snapshot.haOvercommitted ? 1 : 0) : null));
+  poolGauge(
+    'xenha_pool_ha_host_failures_to_tolerate',
+    'pool.ha_host_failures_to_tolerate: the configured number of host failures to tolerate.',
+    (s) => s.state.snapshot?.haHostFailuresToTolerate ?? null,
+  );
+  poolGauge(
+    'xenha_pool_ha_plan_exists_for',
+    "pool.ha_plan_exists_for: host failures XAPI's planner has a plan for.",
+    (s) => s.state.snapshot?.haPlanExistsFor ?? null,
+  );
+  poolGauge('xenha_pool_ha_overcommitted', 'pool.ha_overcommitted.', (s) =>
+    s.state.snapshot ? (s.state.snapshot.haOvercommitted ? 1 : 0) : null,
+  );
   poolGauge('xenha_pool_hosts', 'Hosts in the pool.', (s) => s.state.snapshot?.hosts.length ?? null);
-  poolGauge('xenha_exporter_last_sample_age_seconds', 'Seconds since the pool\'s last sampling round.', (s) => (s.state.lastRoundAt === null ? null : Math.max(0, (now() - s.state.lastRoundAt) / 1000)));
-  poolGauge('xenha_exporter_sample_duration_seconds', 'Duration of the pool\'s last sampling round.', (s) => s.state.lastRoundSeconds);
-  poolGauge('xenha_exporter_invalid_records', 'XAPI records that failed validation in the last snapshot (left out).', (s) => s.state.snapshot?.invalid.length ?? null);
+  poolGauge('xenha_exporter_last_sample_age_seconds', "Seconds since the pool's last sampling round.", (s) =>
+    s.state.lastRoundAt === null ? null : Math.max(0, (now() - s.state.lastRoundAt) / 1000),
+  );
+  poolGauge('xenha_exporter_sample_duration_seconds', "Duration of the pool's last sampling round.", (s) => s.state.lastRoundSeconds);
+  poolGauge(
+    'xenha_exporter_invalid_records',
+    'XAPI records that failed validation in the last snapshot (left out).',
+    (s) => s.state.snapshot?.invalid.length ?? null,
+  );
 
   new Gauge({
-    name: 'xenha_pool_failures_tolerable', help: 'Host failures the pool can absorb with every protected VM restarted: a proven lower bound, a proven upper bound, and the exact figure where the planner could compute it.',
-    labelNames: ['pool', 'bound'] as const, registers: [reg],
+    name: 'xenha_pool_failures_tolerable',
+    help: 'Host failures the pool can absorb with every protected VM restarted: a proven lower bound, a proven upper bound, and the exact figure where the planner could compute it.',
+    labelNames: ['pool', 'bound'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       for (const s of samplers) {
@@ -171,14 +247,20 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
       }
     },
   });
-  poolGauge('xenha_pool_capacity_overcommitted', 'Whether the failures the pool provably tolerates (lower bound) are fewer than the configured failures to tolerate.',
-    (s) => (s.state.capacity && s.state.snapshot ? (s.state.capacity.lower < s.state.snapshot.haHostFailuresToTolerate ? 1 : 0) : null));
-  poolGauge('xenha_pool_failover_plan_exists_now', 'Whether the protected VMs of hosts already down fit on the survivors now.',
-    (s) => (s.state.capacity ? (s.state.capacity.planExistsNow ? 1 : 0) : null));
+  poolGauge(
+    'xenha_pool_capacity_overcommitted',
+    'Whether the failures the pool provably tolerates (lower bound) are fewer than the configured failures to tolerate.',
+    (s) => (s.state.capacity && s.state.snapshot ? (s.state.capacity.lower < s.state.snapshot.haHostFailuresToTolerate ? 1 : 0) : null),
+  );
+  poolGauge('xenha_pool_failover_plan_exists_now', 'Whether the protected VMs of hosts already down fit on the survivors now.', (s) =>
+    s.state.capacity ? (s.state.capacity.planExistsNow ? 1 : 0) : null,
+  );
 
   new Gauge({
-    name: 'xenha_pool_master_info', help: 'The pool master (1 on the master host).',
-    labelNames: ['pool', 'host'] as const, registers: [reg],
+    name: 'xenha_pool_master_info',
+    help: 'The pool master (1 on the master host).',
+    labelNames: ['pool', 'host'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       for (const s of samplers) {
@@ -189,8 +271,10 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   });
 
   new Gauge({
-    name: 'xenha_preflight_check', help: 'HA requirement checks: 1 ok, 0 failed (see xenha explain or /api/v1/state for the reason).',
-    labelNames: ['pool', 'check'] as const, registers: [reg],
+    name: 'xenha_preflight_check',
+    help: 'HA requirement checks: 1 ok, 0 failed (see xenha explain or /api/v1/state for the reason).',
+    labelNames: ['pool', 'check'] as const,
+    registers: [reg],
     collect() {
       this.reset();
       for (const s of samplers) for (const r of s.state.preflight) this.set({ pool: s.config.name, check: r.check }, r.ok ? 1 : 0);
@@ -202,11 +286,15 @@ export function createRegistry(samplers: readonly PoolSampler[], now: () => numb
   for (const s of samplers) for (const p of s.probes) for (const d of Object.values(p.series)) declared.set(d.name, d);
   for (const d of declared.values()) {
     new Gauge({
-      name: d.name, help: d.help, labelNames: ['pool', 'host', ...d.labelNames], registers: [reg],
+      name: d.name,
+      help: d.help,
+      labelNames: ['pool', 'host', ...d.labelNames],
+      registers: [reg],
       collect() {
         this.reset();
         for (const s of samplers) {
-          for (const v of s.state.series.get(d.name) ?? []) this.set({ ...v.labels, pool: s.config.name, host: hostName(s, v.host) }, v.value);
+          for (const v of s.state.series.get(d.name) ?? [])
+            this.set({ ...v.labels, pool: s.config.name, host: hostName(s, v.host) }, v.value);
         }
       },
     });

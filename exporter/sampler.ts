@@ -6,9 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import {
-  classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange,
-} from '../core/classify/state-machine.ts';
+import { classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange } from '../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { preflight, type PreflightResult } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
@@ -51,9 +49,21 @@ export class PoolSampler {
   readonly connection: PoolConnection;
   readonly probes: ConfiguredProbe[];
   readonly counters: SamplerCounters = {
-    transitions: new Map(), falsePositivesAverted: { network: 0, storage: 0 }, pathFlaps: new Map(), rounds: 0, probeErrors: new Map(),
+    transitions: new Map(),
+    falsePositivesAverted: { network: 0, storage: 0 },
+    pathFlaps: new Map(),
+    rounds: 0,
+    probeErrors: new Map(),
   };
-  readonly state: PoolState = { memory: undefined, snapshot: null, preflight: [], lastRoundAt: null, lastRoundSeconds: null, series: new Map(), capacity: null };
+  readonly state: PoolState = {
+    memory: undefined,
+    snapshot: null,
+    preflight: [],
+    lastRoundAt: null,
+    lastRoundSeconds: null,
+    series: new Map(),
+    capacity: null,
+  };
   private capacityKey = '';
   private snapshotSeen: PoolSnapshot | null = null;
   readonly changes: StateChange[] = [];
@@ -65,15 +75,29 @@ export class PoolSampler {
   private lastPathStatus = new Map<string, string>();
   private readonly inFlight = new Set<string>();
 
-  constructor(readonly config: PoolConfig, readonly log: Logger, private readonly clock: () => number = () => performance.now()) {
+  constructor(
+    readonly config: PoolConfig,
+    readonly log: Logger,
+    private readonly clock: () => number = () => performance.now(),
+  ) {
     this.connection = new PoolConnection({
-      name: config.name, urls: config.urls, user: config.user, password: resolvePassword(config), allowUnauthorized: config.allowUnauthorized,
-      callTimeoutMs: config.timing.xapiTimeout, vmRefreshMs: config.timing.capacityInterval, retryMinMs: 500, retryMaxMs: 10_000, log,
+      name: config.name,
+      urls: config.urls,
+      user: config.user,
+      password: resolvePassword(config),
+      allowUnauthorized: config.allowUnauthorized,
+      callTimeoutMs: config.timing.xapiTimeout,
+      vmRefreshMs: config.timing.capacityInterval,
+      retryMinMs: 500,
+      retryMaxMs: 10_000,
+      log,
     });
     this.probes = createProbes(config.probes, { log });
     this.policy = {
-      confirmSamples: config.timing.confirmSamples, deadAfterMs: config.timing.deadAfter,
-      flapWindowMs: config.timing.flapWindow, flapThreshold: config.timing.flapThreshold,
+      confirmSamples: config.timing.confirmSamples,
+      deadAfterMs: config.timing.deadAfter,
+      flapWindowMs: config.timing.flapWindow,
+      flapThreshold: config.timing.flapThreshold,
     };
   }
 
@@ -82,7 +106,9 @@ export class PoolSampler {
     const tick = () => {
       if (this.stopped) return;
       // A round that overruns is not stacked: the next one starts when it ends.
-      this.running ??= this.round().catch((e) => this.log.error({ err: e }, 'sampling round failed')).finally(() => (this.running = null));
+      this.running ??= this.round()
+        .catch((e) => this.log.error({ err: e }, 'sampling round failed'))
+        .finally(() => (this.running = null));
     };
     this.timer = setInterval(tick, this.config.timing.sampleInterval);
     tick();
@@ -119,9 +145,22 @@ export class PoolSampler {
     // Each probe is raced against the timeout: one that hangs (I/O on a dead LUN cannot be
     // interrupted) gives no samples this round, and is not started again while it still runs.
     const expired = new Promise<'timeout'>((resolve) => ac.signal.addEventListener('abort', () => resolve('timeout'), { once: true }));
-    const results = await Promise.all(this.probes.map((p) => this.runProbe(p, {
-      snapshot: s, xapiConnected, xapiUrl, now: started, timeoutMs: this.config.timing.probeTimeout, signal: ac.signal,
-    }, expired)));
+    const results = await Promise.all(
+      this.probes.map((p) =>
+        this.runProbe(
+          p,
+          {
+            snapshot: s,
+            xapiConnected,
+            xapiUrl,
+            now: started,
+            timeoutMs: this.config.timing.probeTimeout,
+            signal: ac.signal,
+          },
+          expired,
+        ),
+      ),
+    );
     clearTimeout(timer);
     ac.abort();
     const samplesOf = new Map<string, Sample[]>();
@@ -150,8 +189,11 @@ export class PoolSampler {
    * path and side; anything reported after the round ended (a probe that overran) is dropped. Null
    * when the probe failed, overran or is still running from an earlier round.
    */
-  private async runProbe(p: ConfiguredProbe, base: Omit<ProbeRound, 'report' | 'observe'>, expired: Promise<'timeout'>):
-    Promise<{ samples: Map<string, Sample[]>; series: Map<string, SeriesValue[]> } | null> {
+  private async runProbe(
+    p: ConfiguredProbe,
+    base: Omit<ProbeRound, 'report' | 'observe'>,
+    expired: Promise<'timeout'>,
+  ): Promise<{ samples: Map<string, Sample[]>; series: Map<string, SeriesValue[]> } | null> {
     const fail = (why: string, e?: unknown) => {
       this.counters.probeErrors.set(p.name, (this.counters.probeErrors.get(p.name) ?? 0) + 1);
       this.log.warn({ err: e, probe: p.name }, why);
@@ -167,7 +209,15 @@ export class PoolSampler {
         if (!open) return;
         const list = samples.get(host) ?? [];
         samples.set(host, list);
-        list.push({ probe: p.name, path: extra?.path ?? p.path, home, up, latencySeconds: extra?.latencySeconds ?? null, detail, observerSide: p.observerSide });
+        list.push({
+          probe: p.name,
+          path: extra?.path ?? p.path,
+          home,
+          up,
+          latencySeconds: extra?.latencySeconds ?? null,
+          detail,
+          observerSide: p.observerSide,
+        });
       },
       observe: (key, host, value, labels = {}) => {
         const def = p.series[key];
@@ -190,7 +240,12 @@ export class PoolSampler {
   /** Recomputes the capacity figures when the snapshot or a host's state changed. */
   private updateCapacity(s: PoolSnapshot, mem: PoolMemory): void {
     if (this.connection.vmsFetchedAt === null) return;
-    const states = Object.fromEntries(Object.values(mem.hosts).map((h) => [h.host, { state: h.state, anyPathUp: h.network === 'up' || h.network === 'degraded' || h.storage === 'up' || h.storage === 'degraded' }]));
+    const states = Object.fromEntries(
+      Object.values(mem.hosts).map((h) => [
+        h.host,
+        { state: h.state, anyPathUp: h.network === 'up' || h.network === 'degraded' || h.storage === 'up' || h.storage === 'degraded' },
+      ]),
+    );
     const key = `${this.connection.vmsFetchedAt}|${JSON.stringify(states)}`;
     if (this.snapshotSeen === s && key === this.capacityKey) return;
     this.snapshotSeen = s;
@@ -233,7 +288,8 @@ export class PoolSampler {
    */
   private watchMaster(s: PoolSnapshot, hosts: { host: string; samples: Sample[] }[]): void {
     const master = s.hosts.find((h) => h.ref === s.masterRef);
-    const reach = hosts.find((h) => h.host === master?.uuid)?.samples.filter((x) => x.observerSide && x.path === 'network' && x.up !== null) ?? [];
+    const reach =
+      hosts.find((h) => h.host === master?.uuid)?.samples.filter((x) => x.observerSide && x.path === 'network' && x.up !== null) ?? [];
     this.masterDownRounds = reach.length > 0 && reach.every((x) => x.up === false) ? this.masterDownRounds + 1 : 0;
     if (this.masterDownRounds >= 2) {
       this.masterDownRounds = 0;

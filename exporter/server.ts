@@ -21,7 +21,11 @@ export function exporterApp(samplers: readonly PoolSampler[], reg: Registry, now
   app.get('/-/ready', (_req, res) => {
     const waiting = samplers.filter((s) => !s.ready).map((s) => s.config.name);
     if (waiting.length === 0) res.type('text/plain').send('ready\n');
-    else res.status(503).type('text/plain').send(`waiting for the first sample of: ${waiting.join(', ')}\n`);
+    else
+      res
+        .status(503)
+        .type('text/plain')
+        .send(`waiting for the first sample of: ${waiting.join(', ')}\n`);
   });
   app.get('/api/v1/state', (_req, res) => {
     res.json({
@@ -32,7 +36,15 @@ export function exporterApp(samplers: readonly PoolSampler[], reg: Registry, now
         master: s.state.snapshot?.hosts.find((h) => h.ref === s.state.snapshot?.masterRef)?.name ?? null,
         hosts: (s.state.snapshot?.hosts ?? []).map((h) => {
           const m = s.state.memory?.hosts[h.uuid];
-          return { name: h.name, uuid: h.uuid, state: m?.state ?? null, rule: m?.rule ?? null, reason: m?.reason ?? null, network: m?.network ?? null, storage: m?.storage ?? null };
+          return {
+            name: h.name,
+            uuid: h.uuid,
+            state: m?.state ?? null,
+            rule: m?.rule ?? null,
+            reason: m?.reason ?? null,
+            network: m?.network ?? null,
+            storage: m?.storage ?? null,
+          };
         }),
         preflight: s.state.preflight,
         recentChanges: s.changes.slice(-50),
@@ -53,7 +65,9 @@ export function exporterApp(samplers: readonly PoolSampler[], reg: Registry, now
     }
     const e = explainHost(s, q.data.host, now());
     if (!e) {
-      res.status(404).json({ error: `no classified host ${q.data.host} in pool ${q.data.pool} (hosts: ${(s.state.snapshot?.hosts ?? []).map((h) => h.name).join(', ') || 'none yet'})` });
+      res.status(404).json({
+        error: `no classified host ${q.data.host} in pool ${q.data.pool} (hosts: ${(s.state.snapshot?.hosts ?? []).map((h) => h.name).join(', ') || 'none yet'})`,
+      });
       return;
     }
     res.json(e);

@@ -21,15 +21,17 @@ function levelName(level: number): 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 export function routeLibraryLogs(log: Logger): () => void {
   const lib = log.child({ lib: 'xen-api' });
   configure((entry: { level: number; namespace: string; message: string; data?: unknown }) => {
-    const data = entry.data && typeof entry.data === 'object' ? entry.data as Record<string, unknown> : { data: entry.data };
+    const data = entry.data && typeof entry.data === 'object' ? (entry.data as Record<string, unknown>) : { data: entry.data };
     const { error, ...rest } = data;
     lib[levelName(entry.level)]({ namespace: entry.namespace, ...rest, ...(error !== undefined && { err: error }) }, entry.message);
   });
   const console = log.child({ lib: 'console' });
-  const route = (level: 'info' | 'warn' | 'error') => (...args: unknown[]) => {
-    const err = args.find((a) => a instanceof Error);
-    console[level]({ ...(err !== undefined && { err }) }, format(...args.filter((a) => a !== err)));
-  };
+  const route =
+    (level: 'info' | 'warn' | 'error') =>
+    (...args: unknown[]) => {
+      const err = args.find((a) => a instanceof Error);
+      console[level]({ ...(err !== undefined && { err }) }, format(...args.filter((a) => a !== err)));
+    };
   const warn = globalThis.console.warn.bind(globalThis.console);
   const error = globalThis.console.error.bind(globalThis.console);
   globalThis.console.warn = route('warn');

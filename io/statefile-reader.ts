@@ -24,11 +24,15 @@ async function readBuffered(path: string): Promise<Buffer> {
 
 function readDirect(path: string, signal: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    execFile('dd', [`if=${path}`, `bs=${LAYOUT_BYTES}`, 'count=1', 'iflag=direct', 'status=none'],
-      { encoding: 'buffer', maxBuffer: LAYOUT_BYTES * 2, signal }, (err, stdout, stderr) => {
+    execFile(
+      'dd',
+      [`if=${path}`, `bs=${LAYOUT_BYTES}`, 'count=1', 'iflag=direct', 'status=none'],
+      { encoding: 'buffer', maxBuffer: LAYOUT_BYTES * 2, signal },
+      (err, stdout, stderr) => {
         if (err) reject(new Error(`dd iflag=direct ${path}: ${stderr.toString().trim() || err.message}`));
         else resolve(stdout);
-      });
+      },
+    );
   });
 }
 

@@ -14,8 +14,11 @@ export const faultRequest = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('network-down'), host, homes }),
   z.strictObject({ kind: z.literal('storage-down'), host, homes }),
   z.strictObject({
-    kind: z.literal('flap'), host, path: z.enum(['network', 'storage']),
-    periodMs: z.number().int().positive(), homes,
+    kind: z.literal('flap'),
+    host,
+    path: z.enum(['network', 'storage']),
+    periodMs: z.number().int().positive(),
+    homes,
   }),
   z.strictObject({ kind: z.literal('slow-xapi'), host: host.optional(), latencyMs: z.number().int().min(0).max(600_000) }),
   z.strictObject({ kind: z.literal('observer-isolation') }),

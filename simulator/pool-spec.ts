@@ -10,13 +10,19 @@ import { xoroshiro128plus, unsafeUniformIntDistribution, type RandomGenerator } 
 const UNITS: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
 
 /** A size in bytes: an integer, or a string like "16GiB" / "512 MiB". */
-export const byteSize = z.union([
-  z.number().int().nonnegative(),
-  z.string().regex(/^\d+(\.\d+)?\s*(B|KiB|MiB|GiB|TiB)$/, 'expected bytes or a size like "16GiB"').transform((s) => {
-    const m = /^(\d+(?:\.\d+)?)\s*(\w+)$/.exec(s)!;
-    return Math.round(Number(m[1]) * UNITS[m[2]!]!);
-  }),
-], { error: 'expected a size: bytes as an integer, or a string like "16GiB" (B, KiB, MiB, GiB, TiB)' });
+export const byteSize = z.union(
+  [
+    z.number().int().nonnegative(),
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?\s*(B|KiB|MiB|GiB|TiB)$/, 'expected bytes or a size like "16GiB"')
+      .transform((s) => {
+        const m = /^(\d+(?:\.\d+)?)\s*(\w+)$/.exec(s)!;
+        return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+      }),
+  ],
+  { error: 'expected a size: bytes as an integer, or a string like "16GiB" (B, KiB, MiB, GiB, TiB)' },
+);
 
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'expected a lower-case UUID');
 
@@ -46,38 +52,44 @@ export const vmSpec = z.strictObject({
   localStorage: z.boolean().default(false),
 });
 
-export const poolSpec = z.strictObject({
-  name: z.string().min(1).default('xenha-sim'),
-  uuid: uuid.optional(),
-  haEnabled: z.boolean().default(true),
-  /** HA timeout T in seconds (ha_configuration.timeout); xapi derives every xhad timer from it. */
-  haTimeout: z.number().int().min(10).default(30),
-  hostFailuresToTolerate: z.number().int().min(0).default(1),
-  allowOvercommit: z.boolean().default(false),
-  heartbeatSr: z.strictObject({
-    name: z.string().default('HA heartbeat'),
-    /** SR type: lvmoiscsi, lvmohba, nfs, gfs2, and the old vendor adapters netapp / equal (NetApp, EqualLogic). */
-    type: z.string().default('lvmoiscsi'),
-    shared: z.boolean().default(true),
-    statefileSize: byteSize.default(4 * 2 ** 20),
-    metadataSize: byteSize.default(256 * 2 ** 20),
-  }).prefault({}),
-  hosts: z.array(hostSpec).min(1).max(64),
-  vms: z.array(vmSpec).default([]),
-}).superRefine((p, ctx) => {
-  const names = new Set<string>();
-  p.hosts.forEach((h, i) => {
-    if (names.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name ${h.name}` });
-    names.add(h.name);
+export const poolSpec = z
+  .strictObject({
+    name: z.string().min(1).default('xenha-sim'),
+    uuid: uuid.optional(),
+    haEnabled: z.boolean().default(true),
+    /** HA timeout T in seconds (ha_configuration.timeout); xapi derives every xhad timer from it. */
+    haTimeout: z.number().int().min(10).default(30),
+    hostFailuresToTolerate: z.number().int().min(0).default(1),
+    allowOvercommit: z.boolean().default(false),
+    heartbeatSr: z
+      .strictObject({
+        name: z.string().default('HA heartbeat'),
+        /** SR type: lvmoiscsi, lvmohba, nfs, gfs2, and the old vendor adapters netapp / equal (NetApp, EqualLogic). */
+        type: z.string().default('lvmoiscsi'),
+        shared: z.boolean().default(true),
+        statefileSize: byteSize.default(4 * 2 ** 20),
+        metadataSize: byteSize.default(256 * 2 ** 20),
+      })
+      .prefault({}),
+    hosts: z.array(hostSpec).min(1).max(64),
+    vms: z.array(vmSpec).default([]),
+  })
+  .superRefine((p, ctx) => {
+    const names = new Set<string>();
+    p.hosts.forEach((h, i) => {
+      if (names.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name ${h.name}` });
+      names.add(h.name);
+    });
+    const vmNames = new Set<string>();
+    p.vms.forEach((v, i) => {
+      if (vmNames.has(v.name)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'name'], message: `duplicate VM name ${v.name}` });
+      vmNames.add(v.name);
+      if (v.host !== undefined && !names.has(v.host))
+        ctx.addIssue({ code: 'custom', path: ['vms', i, 'host'], message: `no host named ${v.host}` });
+      if (v.localStorage && v.host === undefined)
+        ctx.addIssue({ code: 'custom', path: ['vms', i, 'localStorage'], message: 'a VM on local storage needs a host' });
+    });
   });
-  const vmNames = new Set<string>();
-  p.vms.forEach((v, i) => {
-    if (vmNames.has(v.name)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'name'], message: `duplicate VM name ${v.name}` });
-    vmNames.add(v.name);
-    if (v.host !== undefined && !names.has(v.host)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'host'], message: `no host named ${v.host}` });
-    if (v.localStorage && v.host === undefined) ctx.addIssue({ code: 'custom', path: ['vms', i, 'localStorage'], message: 'a VM on local storage needs a host' });
-  });
-});
 
 export type PoolSpec = z.output<typeof poolSpec>;
 export type PoolSpecInput = z.input<typeof poolSpec>;
@@ -160,8 +172,14 @@ export function generatePoolSpec({ hosts, vms, seed }: GenerateOptions): PoolSpe
       }
     }
     return {
-      name: `vm-${String(i + 1).padStart(4, '0')}`, uuid: seededUuid(rng), memory, host,
-      haRestartPriority, order, startDelay, localStorage: localStorage && host !== undefined,
+      name: `vm-${String(i + 1).padStart(4, '0')}`,
+      uuid: seededUuid(rng),
+      memory,
+      host,
+      haRestartPriority,
+      order,
+      startDelay,
+      localStorage: localStorage && host !== undefined,
     };
   });
   return poolSpec.parse({ name: `sim-${seed}`, uuid: seededUuid(rng), hosts: hostSpecs, vms: vmSpecs });

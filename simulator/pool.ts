@@ -12,7 +12,12 @@ import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { NULL_REF } from '../core/model/xapi-records.ts';
 import {
-  encodeGlobal, encodeHostSlot, hostIndexOrder, hostSlotOffset, initialVolume, type StatefileGlobal,
+  encodeGlobal,
+  encodeHostSlot,
+  hostIndexOrder,
+  hostSlotOffset,
+  initialVolume,
+  type StatefileGlobal,
 } from '../core/statefile/layout.ts';
 import { buildPool, NETWORK_HOMES, STORAGE_HOMES, type BuiltHost, type BuiltPool } from './build.ts';
 import type { PoolSpec } from './pool-spec.ts';
@@ -112,9 +117,18 @@ export class SimulatedPool extends EventEmitter {
     const order = hostIndexOrder(this.built.hosts.map((h) => h.uuid));
     const t = this.now();
     this.hosts = this.built.hosts.map((b) => ({
-      built: b, slot: order.indexOf(b.uuid), power: 'on', crashed: false, bootedAt: t - opts.timing.bootMs,
-      networkDown: Array(NETWORK_HOMES).fill(false), storageDown: Array(STORAGE_HOMES).fill(false), flaps: [],
-      latencyMs: 0, sequence: 0, lastSlotWrite: -Infinity, lastHbReceipt: Array(this.built.hosts.length).fill(-1),
+      built: b,
+      slot: order.indexOf(b.uuid),
+      power: 'on',
+      crashed: false,
+      bootedAt: t - opts.timing.bootMs,
+      networkDown: Array(NETWORK_HOMES).fill(false),
+      storageDown: Array(STORAGE_HOMES).fill(false),
+      flaps: [],
+      latencyMs: 0,
+      sequence: 0,
+      lastSlotWrite: -Infinity,
+      lastHbReceipt: Array(this.built.hosts.length).fill(-1),
     }));
     mkdirSync(this.stateDir, { recursive: true });
     this.powerDir = join(this.stateDir, 'power');
@@ -123,7 +137,13 @@ export class SimulatedPool extends EventEmitter {
     this.statefilePath = join(this.stateDir, 'statefile.img');
     this.statefileFd = openSync(this.statefilePath, existsSync(this.statefilePath) ? 'r+' : 'w+');
     ftruncateSync(this.statefileFd, 0);
-    writeSync(this.statefileFd, initialVolume(this.built.haGenerationUuid, this.hosts.length, opts.spec.heartbeatSr.statefileSize), 0, undefined, 0);
+    writeSync(
+      this.statefileFd,
+      initialVolume(this.built.haGenerationUuid, this.hosts.length, opts.spec.heartbeatSr.statefileSize),
+      0,
+      undefined,
+      0,
+    );
     this.writeGlobal();
   }
 
@@ -203,7 +223,14 @@ export class SimulatedPool extends EventEmitter {
 
   record(kind: SimEvent['kind'], host: HostRuntime | undefined, detail: SimEvent['detail']): SimEvent {
     const atMs = this.now();
-    const ev: SimEvent = { seq: ++this.eventSeq, at: new Date(atMs).toISOString(), atMs, kind, ...(host ? { host: host.built.name } : {}), detail };
+    const ev: SimEvent = {
+      seq: ++this.eventSeq,
+      at: new Date(atMs).toISOString(),
+      atMs,
+      kind,
+      ...(host ? { host: host.built.name } : {}),
+      detail,
+    };
     this.events.push(ev);
     if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
     this.emit('event', ev);
@@ -385,7 +412,10 @@ export class SimulatedPool extends EventEmitter {
 
   private logPathChanges(now: number): void {
     for (const h of this.hosts) {
-      for (const [path, count] of [['network', NETWORK_HOMES], ['storage', STORAGE_HOMES]] as const) {
+      for (const [path, count] of [
+        ['network', NETWORK_HOMES],
+        ['storage', STORAGE_HOMES],
+      ] as const) {
         for (let home = 0; home < count; home++) {
           const up = path === 'network' ? this.networkUp(h, home, now) : this.storageUp(h, home, now);
           const key = `${h.slot}/${path}/${home}`;
@@ -414,7 +444,10 @@ export class SimulatedPool extends EventEmitter {
 
   private writeGlobal(): void {
     const g: StatefileGlobal = {
-      genUuid: this.built.haGenerationUuid, poolState: 'active', master: this.master.built.uuid, configHosts: this.hosts.length,
+      genUuid: this.built.haGenerationUuid,
+      poolState: 'active',
+      master: this.master.built.uuid,
+      configHosts: this.hosts.length,
     };
     const key = JSON.stringify(g);
     if (key === this.lastGlobal || this.statefileFd === null) return;
@@ -426,17 +459,30 @@ export class SimulatedPool extends EventEmitter {
   private writeSlot(h: HostRuntime, now: number): void {
     if (this.statefileFd === null) return;
     const bySlot = [...this.hosts].sort((a, b) => a.slot - b.slot);
-    const hbdomain = bySlot.filter((p) => h.lastHbReceipt[p.slot]! >= 0 && now - h.lastHbReceipt[p.slot]! < this.haTimeoutMs()).map((p) => p.slot);
+    const hbdomain = bySlot
+      .filter((p) => h.lastHbReceipt[p.slot]! >= 0 && now - h.lastHbReceipt[p.slot]! < this.haTimeoutMs())
+      .map((p) => p.slot);
     const sfdomain = bySlot.filter((p) => p.lastSlotWrite > -Infinity && now - p.lastSlotWrite < this.haTimeoutMs()).map((p) => p.slot);
     if (!sfdomain.includes(h.slot)) sfdomain.push(h.slot);
     sfdomain.sort((a, b) => a - b);
     const live = hbdomain.filter((s) => sfdomain.includes(s));
     const slot = encodeHostSlot({
-      sequence: h.sequence, hostIndex: h.slot, hostUuid: h.built.uuid, excluded: false, starting: now - h.bootedAt < this.timing.bootMs,
+      sequence: h.sequence,
+      hostIndex: h.slot,
+      hostUuid: h.built.uuid,
+      excluded: false,
+      starting: now - h.bootedAt < this.timing.bootMs,
       sinceLastHbReceiptMs: bySlot.map((p) => (h.lastHbReceipt[p.slot]! < 0 ? -1 : Math.min(now - h.lastHbReceipt[p.slot]!, 2 ** 31 - 1))),
       sinceLastSfUpdateMs: bySlot.map((p) => (p.lastSlotWrite === -Infinity ? -1 : Math.min(now - p.lastSlotWrite, 2 ** 31 - 1))),
-      sinceXapiRestartFirstAttemptedMs: -1, currentLiveset: live, proposedLiveset: live, hbdomain, sfdomain,
-      lockRequest: false, lockGrant: [], smPhase: 1, weight: 1,
+      sinceXapiRestartFirstAttemptedMs: -1,
+      currentLiveset: live,
+      proposedLiveset: live,
+      hbdomain,
+      sfdomain,
+      lockRequest: false,
+      lockGrant: [],
+      smPhase: 1,
+      weight: 1,
     });
     writeSync(this.statefileFd, slot, 0, slot.length, hostSlotOffset(h.slot));
     h.sequence = (h.sequence + 1) >>> 0;
@@ -466,7 +512,10 @@ export class SimulatedPool extends EventEmitter {
       const pbd = db.peek('PBD', h.built.heartbeatPbdRef);
       db.update('PBD', h.built.heartbeatPbdRef, {
         currently_attached: h.power === 'on',
-        other_config: { ...(pbd.other_config as Record<string, string>), [`mpath-${this.built.heartbeatScsiId}`]: `[${activeLegs}, ${STORAGE_HOMES}]` },
+        other_config: {
+          ...(pbd.other_config as Record<string, string>),
+          [`mpath-${this.built.heartbeatScsiId}`]: `[${activeLegs}, ${STORAGE_HOMES}]`,
+        },
       });
     }
   }
@@ -483,7 +532,8 @@ export class SimulatedPool extends EventEmitter {
     let used = host.memory_overhead as number;
     for (const ref of host.resident_VMs as string[]) {
       const vm = db.has('VM', ref) ? db.peek('VM', ref) : undefined;
-      if (vm && vm.resident_on === h.built.ref && vm.power_state !== 'Halted') used += (vm.memory_static_max as number) + (vm.memory_overhead as number);
+      if (vm && vm.resident_on === h.built.ref && vm.power_state !== 'Halted')
+        used += (vm.memory_static_max as number) + (vm.memory_overhead as number);
     }
     return Math.max(0, total - used);
   }

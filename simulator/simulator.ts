@@ -206,8 +206,13 @@ export class Simulator {
       statefile: p.statefilePath,
       user: 'root',
       hosts: p.hosts.map((h) => ({
-        name: h.built.name, uuid: h.built.uuid, ref: h.built.ref, addresses: [...h.built.addresses],
-        urls: h.built.addresses.map((a) => `http://${a}:${this.port}`), powerFile: p.powerFile(h), master: h === p.master,
+        name: h.built.name,
+        uuid: h.built.uuid,
+        ref: h.built.ref,
+        addresses: [...h.built.addresses],
+        urls: h.built.addresses.map((a) => `http://${a}:${this.port}`),
+        powerFile: p.powerFile(h),
+        master: h === p.master,
       })),
     };
   }
@@ -222,12 +227,18 @@ export class Simulator {
       observerIsolated: p.observerIsolated,
       poolLatencyMs: p.poolLatencyMs,
       runtime: p.hosts.map((h) => ({
-        name: h.built.name, slot: h.slot, power: h.power, crashed: h.crashed, up: p.isUp(h, now),
+        name: h.built.name,
+        slot: h.slot,
+        power: h.power,
+        crashed: h.crashed,
+        up: p.isUp(h, now),
         live: db.peek('host_metrics', h.built.metricsRef).live,
         network: Array.from({ length: NETWORK_HOMES }, (_, i) => p.networkUp(h, i, now)),
         storage: Array.from({ length: STORAGE_HOMES }, (_, i) => p.storageUp(h, i, now)),
         listening: Array.from({ length: NETWORK_HOMES }, (_, i) => this.listeners.get(this.key(h, i))?.open === true),
-        flaps: h.flaps, latencyMs: h.latencyMs, statefileSequence: h.sequence,
+        flaps: h.flaps,
+        latencyMs: h.latencyMs,
+        statefileSequence: h.sequence,
       })),
     };
   }

@@ -44,5 +44,7 @@ declare module 'xen-api' {
 
 declare module '@xen-orchestra/log/configure' {
   /** Replaces the global transport of every @xen-orchestra/log logger (a function gets each entry). */
-  export function configure(transport: (entry: { level: number; namespace: string; message: string; time: Date; data?: unknown }) => void): void;
+  export function configure(
+    transport: (entry: { level: number; namespace: string; message: string; time: Date; data?: unknown }) => void,
+  ): void;
 }

@@ -67,8 +67,18 @@ export const DEFAULT_POLICY: ClassifyPolicy = { confirmSamples: 2, deadAfterMs: 
  * the planner, so a reason is always one of these.
  */
 export const CLASSIFY_RULES = [
-  'initial', 'no-evidence', 'both-paths-down', 'one-path-down-other-unknown', 'network-down-storage-alive',
-  'storage-down-network-alive', 'both-paths-up', 'home-lost', 'path-without-evidence', 'flapping', 'dead-after', 'observer-isolated',
+  'initial',
+  'no-evidence',
+  'both-paths-down',
+  'one-path-down-other-unknown',
+  'network-down-storage-alive',
+  'storage-down-network-alive',
+  'both-paths-up',
+  'home-lost',
+  'path-without-evidence',
+  'flapping',
+  'dead-after',
+  'observer-isolated',
 ] as const;
 export type ClassifyRule = (typeof CLASSIFY_RULES)[number];
 
@@ -124,7 +134,11 @@ export interface StateChange {
   at: number;
 }
 
-export function assessPath(samples: readonly Sample[], path: PathName, ignoreObserverSide: boolean): { status: PathStatus; up: Sample[]; down: Sample[] } {
+export function assessPath(
+  samples: readonly Sample[],
+  path: PathName,
+  ignoreObserverSide: boolean,
+): { status: PathStatus; up: Sample[]; down: Sample[] } {
   const known = samples.filter((s) => s.path === path && s.up !== null && !(ignoreObserverSide && s.observerSide));
   const up = known.filter((s) => s.up === true);
   const down = known.filter((s) => s.up === false);
@@ -138,7 +152,10 @@ function names(samples: readonly Sample[]): string {
 }
 
 /** The verdict of one round for one host, with the rule and a reason a person can read. */
-export function rawVerdict(samples: readonly Sample[], observerIsolated: boolean): Decision & { verdict: RawVerdict; network: PathStatus; storage: PathStatus } {
+export function rawVerdict(
+  samples: readonly Sample[],
+  observerIsolated: boolean,
+): Decision & { verdict: RawVerdict; network: PathStatus; storage: PathStatus } {
   const net = assessPath(samples, 'network', observerIsolated);
   const sto = assessPath(samples, 'storage', false);
   const base = { network: net.status, storage: sto.status };
@@ -146,17 +163,41 @@ export function rawVerdict(samples: readonly Sample[], observerIsolated: boolean
     return { ...base, verdict: 'none', state: 'healthy', rule: 'no-evidence', reason: 'no probe could tell anything this round' };
   }
   if (net.status === 'down' && sto.status === 'down') {
-    return { ...base, verdict: 'suspect', state: 'suspect', rule: 'both-paths-down', reason: `every sample of both paths is down (${names([...net.down, ...sto.down])})` };
+    return {
+      ...base,
+      verdict: 'suspect',
+      state: 'suspect',
+      rule: 'both-paths-down',
+      reason: `every sample of both paths is down (${names([...net.down, ...sto.down])})`,
+    };
   }
   if ((net.status === 'down' && sto.status === 'unknown') || (net.status === 'unknown' && sto.status === 'down')) {
     const [d, u] = net.status === 'down' ? ['network', 'storage'] : ['storage', 'network'];
-    return { ...base, verdict: 'suspect', state: 'suspect', rule: 'one-path-down-other-unknown', reason: `${d} path down, no evidence on the ${u} path: never dead on one path's word` };
+    return {
+      ...base,
+      verdict: 'suspect',
+      state: 'suspect',
+      rule: 'one-path-down-other-unknown',
+      reason: `${d} path down, no evidence on the ${u} path: never dead on one path's word`,
+    };
   }
   if (net.status === 'down') {
-    return { ...base, verdict: 'network_isolated', state: 'network_isolated', rule: 'network-down-storage-alive', reason: `network down (${names(net.down)}) while the storage path is alive (${names(sto.up)}): a network-only monitor would call it dead` };
+    return {
+      ...base,
+      verdict: 'network_isolated',
+      state: 'network_isolated',
+      rule: 'network-down-storage-alive',
+      reason: `network down (${names(net.down)}) while the storage path is alive (${names(sto.up)}): a network-only monitor would call it dead`,
+    };
   }
   if (sto.status === 'down') {
-    return { ...base, verdict: 'storage_lost', state: 'storage_lost', rule: 'storage-down-network-alive', reason: `storage down (${names(sto.down)}) while the network path is alive (${names(net.up)})` };
+    return {
+      ...base,
+      verdict: 'storage_lost',
+      state: 'storage_lost',
+      rule: 'storage-down-network-alive',
+      reason: `storage down (${names(sto.down)}) while the network path is alive (${names(net.up)})`,
+    };
   }
   if (net.status === 'up' && sto.status === 'up') {
     return { ...base, verdict: 'healthy', state: 'healthy', rule: 'both-paths-up', reason: 'both paths up on every home' };
@@ -164,8 +205,12 @@ export function rawVerdict(samples: readonly Sample[], observerIsolated: boolean
   const lost = [...net.down, ...sto.down];
   const missing = [net.status === 'unknown' ? 'network' : null, sto.status === 'unknown' ? 'storage' : null].filter(Boolean);
   return {
-    ...base, verdict: 'degraded', state: 'degraded', rule: lost.length > 0 ? 'home-lost' : 'path-without-evidence',
-    reason: lost.length > 0 ? `alive on both paths, but down on ${names(lost)}` : `alive, but no evidence on the ${missing.join(' and ')} path`,
+    ...base,
+    verdict: 'degraded',
+    state: 'degraded',
+    rule: lost.length > 0 ? 'home-lost' : 'path-without-evidence',
+    reason:
+      lost.length > 0 ? `alive on both paths, but down on ${names(lost)}` : `alive, but no evidence on the ${missing.join(' and ')} path`,
   };
 }
 
@@ -182,7 +227,10 @@ export function observerIsolation(obs: PoolObservation): { isolated: boolean; re
   const storageUp = obs.hosts.filter((h) => assessPath(h.samples, 'storage', false).up.length > 0).length;
   const peerHeard = obs.hosts.filter((h) => h.samples.some((s) => s.path === 'network' && !s.observerSide && s.up === true)).length;
   if (storageUp > 0 && (peerHeard > 0 || obs.hosts.length === 1)) {
-    return { isolated: true, reason: `the monitor reaches no host on the network, yet ${storageUp} host(s) write the statefile and ${peerHeard} are heard by their peers` };
+    return {
+      isolated: true,
+      reason: `the monitor reaches no host on the network, yet ${storageUp} host(s) write the statefile and ${peerHeard} are heard by their peers`,
+    };
   }
   return { isolated: false, reason: 'the monitor reaches no host, and neither does anything else' };
 }
@@ -190,13 +238,32 @@ export function observerIsolation(obs: PoolObservation): { isolated: boolean; re
 function newHost(host: string, at: number): HostMemory {
   const d: Decision = { state: 'healthy', rule: 'initial', reason: 'no sample yet' };
   return {
-    host, state: 'healthy', rule: 'initial', reason: 'no sample yet', since: at, pending: null, bothDownSince: null,
-    rawChanges: [], lastRaw: 'none', lastRawDecision: d, network: 'unknown', storage: 'unknown', lastSamples: [], lastSampleAt: null,
-    lastUp: { network: null, storage: null }, transitions: 0,
+    host,
+    state: 'healthy',
+    rule: 'initial',
+    reason: 'no sample yet',
+    since: at,
+    pending: null,
+    bothDownSince: null,
+    rawChanges: [],
+    lastRaw: 'none',
+    lastRawDecision: d,
+    network: 'unknown',
+    storage: 'unknown',
+    lastSamples: [],
+    lastSampleAt: null,
+    lastUp: { network: null, storage: null },
+    transitions: 0,
   };
 }
 
-function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, observerIsolated: boolean, policy: ClassifyPolicy): { next: HostMemory; change: StateChange | null } {
+function stepHost(
+  prev: HostMemory,
+  samples: readonly Sample[],
+  at: number,
+  observerIsolated: boolean,
+  policy: ClassifyPolicy,
+): { next: HostMemory; change: StateChange | null } {
   const raw = rawVerdict(samples, observerIsolated);
   // Dead counts every sample, the monitor's own included, even while they are set aside for the verdict.
   const bothDown = raw.network === 'down' && raw.storage === 'down' && assessPath(samples, 'network', false).status === 'down';
@@ -208,7 +275,11 @@ function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, obse
     return { next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince, lastSamples: [...samples] }, change: null };
   }
   const next: HostMemory = {
-    ...prev, network: raw.network, storage: raw.storage, lastSamples: [...samples], lastSampleAt: at,
+    ...prev,
+    network: raw.network,
+    storage: raw.storage,
+    lastSamples: [...samples],
+    lastSampleAt: at,
     lastRawDecision: { state: raw.state, rule: raw.rule, reason: raw.reason },
     lastUp: {
       network: raw.network === 'up' || raw.network === 'degraded' ? at : prev.lastUp.network,
@@ -230,7 +301,11 @@ function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, obse
   // go suspect, and dead after dead-after, on time.
   const confirmedDown = raw.verdict === 'suspect' && count >= policy.confirmSamples;
   if (next.rawChanges.length >= policy.flapThreshold && !confirmedDown) {
-    decision = { state: 'flapping', rule: 'flapping', reason: `${next.rawChanges.length} verdict changes within ${policy.flapWindowMs / 1000} s (threshold ${policy.flapThreshold})` };
+    decision = {
+      state: 'flapping',
+      rule: 'flapping',
+      reason: `${next.rawChanges.length} verdict changes within ${policy.flapWindowMs / 1000} s (threshold ${policy.flapThreshold})`,
+    };
   } else {
     const confirmed = count >= policy.confirmSamples || prev.state === raw.verdict;
     const rawDecision: Decision = { state: raw.state, rule: raw.rule, reason: raw.reason };
@@ -238,14 +313,28 @@ function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, obse
     // Dead ends at once, without confirmation, on any up sample or when the monitor is cut off.
     if (decision.state === 'dead' && (anyUp || observerIsolated)) decision = rawDecision;
     const downFor = next.bothDownSince === null ? 0 : at - next.bothDownSince;
-    if (bothDown && !observerIsolated && (confirmed || prev.state === 'dead') && next.bothDownSince !== null && downFor >= policy.deadAfterMs) {
-      decision = prev.state === 'dead' ? { state: 'dead', rule: prev.rule, reason: prev.reason } : {
-        state: 'dead', rule: 'dead-after',
-        reason: `both paths down on every home for ${(downFor / 1000).toFixed(1)} s (dead-after ${policy.deadAfterMs / 1000} s): ${raw.reason}`,
-      };
+    if (
+      bothDown &&
+      !observerIsolated &&
+      (confirmed || prev.state === 'dead') &&
+      next.bothDownSince !== null &&
+      downFor >= policy.deadAfterMs
+    ) {
+      decision =
+        prev.state === 'dead'
+          ? { state: 'dead', rule: prev.rule, reason: prev.reason }
+          : {
+              state: 'dead',
+              rule: 'dead-after',
+              reason: `both paths down on every home for ${(downFor / 1000).toFixed(1)} s (dead-after ${policy.deadAfterMs / 1000} s): ${raw.reason}`,
+            };
     }
     if (decision.state === 'suspect' && raw.verdict === 'suspect' && observerIsolated) {
-      decision = { state: 'suspect', rule: 'observer-isolated', reason: `${raw.reason}; the monitor is cut off from the pool, so no host is called dead` };
+      decision = {
+        state: 'suspect',
+        rule: 'observer-isolated',
+        reason: `${raw.reason}; the monitor is cut off from the pool, so no host is called dead`,
+      };
     }
   }
   if (decision.state === prev.state) {
@@ -262,7 +351,11 @@ function stepHost(prev: HostMemory, samples: readonly Sample[], at: number, obse
 }
 
 /** One round for a whole pool: the previous memory, this round's samples, the time → the next memory and the changes. */
-export function classifyPool(prev: PoolMemory | undefined, obs: PoolObservation, policy: ClassifyPolicy = DEFAULT_POLICY): { next: PoolMemory; changes: StateChange[] } {
+export function classifyPool(
+  prev: PoolMemory | undefined,
+  obs: PoolObservation,
+  policy: ClassifyPolicy = DEFAULT_POLICY,
+): { next: PoolMemory; changes: StateChange[] } {
   // A round in which no probe could tell anything (every sample dropped) changes nothing, pool included.
   if (prev && !obs.hosts.some((h) => h.samples.some((s) => s.up !== null))) {
     return { next: { ...prev, at: obs.at }, changes: [] };
@@ -290,7 +383,13 @@ export function classifyPool(prev: PoolMemory | undefined, obs: PoolObservation,
     }
   }
   return {
-    next: { at: obs.at, observerIsolated: isolated, observerReason: isolated && !iso.isolated ? `clearing: ${iso.reason}` : iso.reason, observerClearCount: clearCount, hosts },
+    next: {
+      at: obs.at,
+      observerIsolated: isolated,
+      observerReason: isolated && !iso.isolated ? `clearing: ${iso.reason}` : iso.reason,
+      observerClearCount: clearCount,
+      hosts,
+    },
     changes,
   };
 }

@@ -25,7 +25,9 @@ export function parseYaml<S extends z.ZodType>(schema: S, text: string, source: 
   const r = schema.safeParse(doc.toJS());
   if (r.success) return r.data;
   // An unknown key is reported at the key itself, with its own line.
-  const issues = r.error.issues.flatMap((iss) => (iss.code === 'unrecognized_keys' ? iss.keys.map((k) => ({ path: [...iss.path, k], message: iss.message })) : [iss]));
+  const issues = r.error.issues.flatMap((iss) =>
+    iss.code === 'unrecognized_keys' ? iss.keys.map((k) => ({ path: [...iss.path, k], message: iss.message })) : [iss],
+  );
   const lines = issues.map((iss) => {
     const line = lineOf(doc, counter, iss.path);
     return `  ${iss.path.map(String).join('.') || '(top)'}${line ? ` (line ${line})` : ''}: ${iss.message}`;

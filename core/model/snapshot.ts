@@ -6,12 +6,28 @@
  */
 import { z } from 'zod';
 import {
-  hostMetricsRecord, hostRecord, NULL_REF, pbdRecord, pifRecord, poolRecord, srRecord, vbdRecord, vdiRecord, vmRecord,
-  type HostRecord, type PbdRecord, type PifRecord, type SrRecord, type VdiRecord, type VmRecord,
+  hostMetricsRecord,
+  hostRecord,
+  NULL_REF,
+  pbdRecord,
+  pifRecord,
+  poolRecord,
+  srRecord,
+  vbdRecord,
+  vdiRecord,
+  vmRecord,
+  type HostRecord,
+  type PbdRecord,
+  type PifRecord,
+  type SrRecord,
+  type VdiRecord,
+  type VmRecord,
 } from './xapi-records.ts';
 
 /** Records by class, each `{ref: record}`, as `<class>.get_all_records` answers. */
-export type RecordsByClass = Partial<Record<'pool' | 'host' | 'host_metrics' | 'PIF' | 'PBD' | 'SR' | 'VDI' | 'VM' | 'VBD', Record<string, unknown>>>;
+export type RecordsByClass = Partial<
+  Record<'pool' | 'host' | 'host_metrics' | 'PIF' | 'PBD' | 'SR' | 'VDI' | 'VM' | 'VBD', Record<string, unknown>>
+>;
 
 export interface HeartbeatPbd {
   attached: boolean;
@@ -87,7 +103,12 @@ export interface PoolSnapshot {
   invalid: { cls: string; ref: string; error: string }[];
 }
 
-function validated<T>(cls: string, records: Record<string, unknown> | undefined, schema: z.ZodType<T>, invalid: PoolSnapshot['invalid']): Map<string, T> {
+function validated<T>(
+  cls: string,
+  records: Record<string, unknown> | undefined,
+  schema: z.ZodType<T>,
+  invalid: PoolSnapshot['invalid'],
+): Map<string, T> {
   const out = new Map<string, T>();
   for (const [ref, raw] of Object.entries(records ?? {})) {
     const r = schema.safeParse(raw);
@@ -131,8 +152,8 @@ export function buildSnapshot(records: RecordsByClass): PoolSnapshot {
 
   // The heartbeat SR: where pool.ha_statefiles points, else the SR holding an ha_statefile VDI.
   const statefileVdi: [string, VdiRecord] | undefined =
-    pool.ha_statefiles.map((r) => [r, vdis.get(r)] as const).find((x): x is [string, VdiRecord] => x[1] !== undefined)
-    ?? [...vdis.entries()].find(([, v]) => v.type === 'ha_statefile');
+    pool.ha_statefiles.map((r) => [r, vdis.get(r)] as const).find((x): x is [string, VdiRecord] => x[1] !== undefined) ??
+    [...vdis.entries()].find(([, v]) => v.type === 'ha_statefile');
   let heartbeatSr: HeartbeatSrView | null = null;
   let heartbeatPbds = new Map<string, PbdRecord>();
   if (statefileVdi) {
@@ -144,28 +165,44 @@ export function buildSnapshot(records: RecordsByClass): PoolSnapshot {
       const srPbds = sr.PBDs.map((r) => pbds.get(r)).filter((p): p is PbdRecord => p !== undefined);
       heartbeatPbds = new Map(srPbds.map((p) => [p.host, p]));
       heartbeatSr = {
-        ref: srRef, uuid: sr.uuid, name: sr.name_label, type: sr.type, shared: sr.shared,
-        statefileBytes: statefileVdi[1].virtual_size, metadataBytes: metadata?.virtual_size ?? null,
+        ref: srRef,
+        uuid: sr.uuid,
+        name: sr.name_label,
+        type: sr.type,
+        shared: sr.shared,
+        statefileBytes: statefileVdi[1].virtual_size,
+        metadataBytes: metadata?.virtual_size ?? null,
         attachedHosts: srPbds.filter((p) => p.currently_attached).map((p) => p.host),
         scsiId: srPbds.map((p) => p.device_config.SCSIid).find((x) => x !== undefined) ?? null,
       };
     }
   }
 
-  const hostViews: HostView[] = [...hosts.entries()].map(([ref, h]) => {
-    const m = metrics.get(h.metrics);
-    const mgmt = h.PIFs.map((r) => pifs.get(r)).find((p) => p?.management);
-    const pbd = heartbeatPbds.get(ref);
-    const l = pbd ? legs(pbd) : null;
-    return {
-      ref, uuid: h.uuid, name: h.name_label, address: h.address, homes: homesOf(h, pifs), enabled: h.enabled,
-      live: m?.live ?? null, memoryTotal: m?.memory_total ?? null, memoryFree: m?.memory_free ?? null, memoryOverhead: h.memory_overhead,
-      haStatefiles: h.ha_statefiles, haNetworkPeers: h.ha_network_peers,
-      haLicensed: h.license_params.restrict_ha !== 'true',
-      managementIpMode: mgmt?.ip_configuration_mode ?? null,
-      heartbeatPbd: pbd ? { attached: pbd.currently_attached, activeLegs: l!.active, totalLegs: l!.total } : null,
-    };
-  }).sort((a, b) => a.name.localeCompare(b.name));
+  const hostViews: HostView[] = [...hosts.entries()]
+    .map(([ref, h]) => {
+      const m = metrics.get(h.metrics);
+      const mgmt = h.PIFs.map((r) => pifs.get(r)).find((p) => p?.management);
+      const pbd = heartbeatPbds.get(ref);
+      const l = pbd ? legs(pbd) : null;
+      return {
+        ref,
+        uuid: h.uuid,
+        name: h.name_label,
+        address: h.address,
+        homes: homesOf(h, pifs),
+        enabled: h.enabled,
+        live: m?.live ?? null,
+        memoryTotal: m?.memory_total ?? null,
+        memoryFree: m?.memory_free ?? null,
+        memoryOverhead: h.memory_overhead,
+        haStatefiles: h.ha_statefiles,
+        haNetworkPeers: h.ha_network_peers,
+        haLicensed: h.license_params.restrict_ha !== 'true',
+        managementIpMode: mgmt?.ip_configuration_mode ?? null,
+        heartbeatPbd: pbd ? { attached: pbd.currently_attached, activeLegs: l!.active, totalLegs: l!.total } : null,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
 
   // A disk on a host-local SR ties its VM to that host. SR.VDIs says which VDIs an SR holds, so
   // no VDI records are needed for this.
@@ -175,21 +212,44 @@ export function buildSnapshot(records: RecordsByClass): PoolSnapshot {
     const host = sr.PBDs.map((r) => pbds.get(r)?.host).find((x) => x !== undefined);
     if (host) for (const vdi of sr.VDIs) localVdiHost.set(vdi, host);
   }
-  const vmViews: VmView[] = [...vms.entries()].filter(([, v]) => !v.is_a_template && !v.is_a_snapshot).map(([ref, v]) => {
-    const pinnedTo = v.VBDs.map((r) => vbds.get(r)?.VDI).map((vdi) => (vdi ? localVdiHost.get(vdi) : undefined)).find((x) => x !== undefined) ?? null;
-    return {
-      ref, uuid: v.uuid, name: v.name_label, powerState: v.power_state, residentOn: v.resident_on === NULL_REF ? null : v.resident_on,
-      haRestartPriority: v.ha_restart_priority, haAlwaysRun: v.ha_always_run, order: v.order, startDelay: v.start_delay,
-      memoryNeed: v.memory_static_max + v.memory_overhead, isControlDomain: v.is_control_domain, pinnedTo,
-    };
-  });
+  const vmViews: VmView[] = [...vms.entries()]
+    .filter(([, v]) => !v.is_a_template && !v.is_a_snapshot)
+    .map(([ref, v]) => {
+      const pinnedTo =
+        v.VBDs.map((r) => vbds.get(r)?.VDI)
+          .map((vdi) => (vdi ? localVdiHost.get(vdi) : undefined))
+          .find((x) => x !== undefined) ?? null;
+      return {
+        ref,
+        uuid: v.uuid,
+        name: v.name_label,
+        powerState: v.power_state,
+        residentOn: v.resident_on === NULL_REF ? null : v.resident_on,
+        haRestartPriority: v.ha_restart_priority,
+        haAlwaysRun: v.ha_always_run,
+        order: v.order,
+        startDelay: v.start_delay,
+        memoryNeed: v.memory_static_max + v.memory_overhead,
+        isControlDomain: v.is_control_domain,
+        pinnedTo,
+      };
+    });
 
   const t = Number(pool.ha_configuration.timeout ?? pool.other_config.default_ha_timeout ?? 60);
   return {
-    ref: poolRef, uuid: pool.uuid, name: pool.name_label, masterRef: pool.master, haEnabled: pool.ha_enabled,
-    haHostFailuresToTolerate: pool.ha_host_failures_to_tolerate, haPlanExistsFor: pool.ha_plan_exists_for,
-    haOvercommitted: pool.ha_overcommitted, haAllowOvercommit: pool.ha_allow_overcommit,
+    ref: poolRef,
+    uuid: pool.uuid,
+    name: pool.name_label,
+    masterRef: pool.master,
+    haEnabled: pool.ha_enabled,
+    haHostFailuresToTolerate: pool.ha_host_failures_to_tolerate,
+    haPlanExistsFor: pool.ha_plan_exists_for,
+    haOvercommitted: pool.ha_overcommitted,
+    haAllowOvercommit: pool.ha_allow_overcommit,
     haTimeoutSeconds: Number.isFinite(t) && t > 0 ? t : 60,
-    hosts: hostViews, vms: vmViews, heartbeatSr, invalid,
+    hosts: hostViews,
+    vms: vmViews,
+    heartbeatSr,
+    invalid,
   };
 }

@@ -12,7 +12,13 @@ import { z } from 'zod';
 export const NULL_REF = 'OpaqueRef:NULL';
 
 export const xapiRef = z.string().regex(/^OpaqueRef:/, 'expected an OpaqueRef');
-export const xapiInt = z.union([z.number().int(), z.string().regex(/^-?\d+$/).transform(Number)]);
+export const xapiInt = z.union([
+  z.number().int(),
+  z
+    .string()
+    .regex(/^-?\d+$/)
+    .transform(Number),
+]);
 export const stringMap = z.record(z.string(), z.string());
 
 export const poolRecord = z.looseObject({

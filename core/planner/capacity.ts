@@ -60,7 +60,10 @@ function toItem(v: PlannerVm): Item {
 
 function model(s: PlannerSnapshot, protectedOverride?: (v: PlannerVm) => boolean): Model {
   const isProt = protectedOverride ?? isProtected;
-  const hosts = s.hosts.filter((h) => h.live && !h.fenced && h.state !== 'dead').map((h) => h.uuid).sort();
+  const hosts = s.hosts
+    .filter((h) => h.live && !h.fenced && h.state !== 'dead')
+    .map((h) => h.uuid)
+    .sort();
   const hostSet = new Set(hosts);
   const canTake = new Set(s.hosts.filter(canHost).map((h) => h.uuid));
   const free = new Map([...hostFree(s)].map(([h, f]) => [h, canTake.has(h) ? f : 0]));
@@ -86,7 +89,10 @@ function scenario(m: Model, failed: ReadonlySet<string>): { items: Item[]; bins:
 
 function topK(values: number[], k: number): number {
   if (k <= 0) return 0;
-  return [...values].sort((a, b) => b - a).slice(0, k).reduce((a, b) => a + b, 0);
+  return [...values]
+    .sort((a, b) => b - a)
+    .slice(0, k)
+    .reduce((a, b) => a + b, 0);
 }
 
 /** The largest k for which the FFD proof holds for every set of k failures (-1: not even k = 0). */
@@ -97,7 +103,15 @@ function lowerBound(m: Model): number {
   const pinnedHosts = m.hosts.filter((h) => m.itemsOn.get(h)!.some((i) => i.pinnedTo !== null));
   const sizes = [...new Set(all.map((i) => i.size))].sort((a, b) => b - a);
   // Per host, its protected memory in items ≥ x, through sorted sizes and prefix sums.
-  const sortedOn = new Map(m.hosts.map((h) => [h, m.itemsOn.get(h)!.map((i) => i.size).sort((a, b) => b - a)]));
+  const sortedOn = new Map(
+    m.hosts.map((h) => [
+      h,
+      m.itemsOn
+        .get(h)!
+        .map((i) => i.size)
+        .sort((a, b) => b - a),
+    ]),
+  );
   const memAtLeast = (xs: number[], x: number) => {
     let s = 0;
     for (const v of xs) {
@@ -136,7 +150,13 @@ function witnessCandidates(m: Model, k: number): string[][] {
   const pinned = m.hosts.find((h) => m.itemsOn.get(h)!.some((i) => i.pinnedTo !== null));
   if (pinned) out.push([pinned, ...m.hosts.filter((h) => h !== pinned).slice(0, k - 1)]);
   const biggestHost = byScore((h) => Math.max(0, ...m.itemsOn.get(h)!.map((i) => i.size)))[0];
-  if (biggestHost) out.push([biggestHost, ...byScore((h) => (h === biggestHost ? -Infinity : m.free.get(h)!)).filter((h) => h !== biggestHost).slice(0, k - 1)]);
+  if (biggestHost)
+    out.push([
+      biggestHost,
+      ...byScore((h) => (h === biggestHost ? -Infinity : m.free.get(h)!))
+        .filter((h) => h !== biggestHost)
+        .slice(0, k - 1),
+    ]);
   return out.filter((f) => f.length === k);
 }
 
@@ -171,7 +191,11 @@ function exact(m: Model, o: CapacityOptions, maxK: number): { k: number; witness
       const { items, bins } = scenario(m, failed);
       const r = exactFeasible(items, bins, o.maxNodesPerSet);
       if (r.result === 'unknown') return null;
-      if (r.result === 'infeasible') return { k: k - 1, witness: { hosts: [...failed], reason: provablyInfeasible(items, bins) ?? 'no placement exists (exhaustive search)' } };
+      if (r.result === 'infeasible')
+        return {
+          k: k - 1,
+          witness: { hosts: [...failed], reason: provablyInfeasible(items, bins) ?? 'no placement exists (exhaustive search)' },
+        };
     }
   }
   return { k: Math.min(maxK, n - 1), witness: null };
@@ -182,18 +206,39 @@ export function lowerBoundTolerable(s: PlannerSnapshot): number {
   return Math.max(0, lowerBound(model(s)));
 }
 
-export function failuresToTolerate(s: PlannerSnapshot, o: CapacityOptions = DEFAULT_CAPACITY_OPTIONS, protectedOverride?: (v: PlannerVm) => boolean): Capacity {
+export function failuresToTolerate(
+  s: PlannerSnapshot,
+  o: CapacityOptions = DEFAULT_CAPACITY_OPTIONS,
+  protectedOverride?: (v: PlannerVm) => boolean,
+): Capacity {
   const m = model(s, protectedOverride);
   const n = m.hosts.length;
   const reasons: string[] = [];
   const pinned = s.vms.filter((v) => (protectedOverride ?? isProtected)(v) && v.pinnedTo !== null);
-  if (pinned.length > 0) reasons.push(`${pinned.length} protected VM(s) on host-local storage cannot restart elsewhere (${pinned.slice(0, 3).map((v) => v.name).join(', ')}${pinned.length > 3 ? ', …' : ''}): their host's failure is not survivable, as xapi counts it`);
-  if (n === 0) return { lower: 0, upper: 0, exact: 0, candidates: 0, planExistsNow: m.deadItems.length === 0, witness: null, reasons: [...reasons, 'no live host'] };
+  if (pinned.length > 0)
+    reasons.push(
+      `${pinned.length} protected VM(s) on host-local storage cannot restart elsewhere (${pinned
+        .slice(0, 3)
+        .map((v) => v.name)
+        .join(', ')}${pinned.length > 3 ? ', …' : ''}): their host's failure is not survivable, as xapi counts it`,
+    );
+  if (n === 0)
+    return {
+      lower: 0,
+      upper: 0,
+      exact: 0,
+      candidates: 0,
+      planExistsNow: m.deadItems.length === 0,
+      witness: null,
+      reasons: [...reasons, 'no live host'],
+    };
   const now = scenario(m, new Set());
   const nowCheck = exactFeasible(now.items, now.bins, o.maxNodesPerSet);
   const planExistsNow = nowCheck.result === 'feasible';
   if (!planExistsNow) {
-    reasons.push(`the protected VMs of hosts already down do not fit on the survivors${nowCheck.result === 'unknown' ? ' (search budget exhausted)' : ''}`);
+    reasons.push(
+      `the protected VMs of hosts already down do not fit on the survivors${nowCheck.result === 'unknown' ? ' (search budget exhausted)' : ''}`,
+    );
   }
   const lower = Math.max(0, lowerBound(m));
   let upper = n - 1;
@@ -206,8 +251,11 @@ export function failuresToTolerate(s: PlannerSnapshot, o: CapacityOptions = DEFA
       for (const f of witnessCandidates(m, k)) {
         const { items, bins } = scenario(m, new Set(f));
         // Necessary conditions first; near the lower bound, a bounded exact search too.
-        const why = provablyInfeasible(items, bins)
-          ?? ((items.length <= 40 || k <= lower + 2) && exactFeasible(items, bins, 20_000).result === 'infeasible' ? 'no placement exists (exhaustive search)' : null);
+        const why =
+          provablyInfeasible(items, bins) ??
+          ((items.length <= 40 || k <= lower + 2) && exactFeasible(items, bins, 20_000).result === 'infeasible'
+            ? 'no placement exists (exhaustive search)'
+            : null);
         if (why) {
           upper = k - 1;
           witness = { hosts: f, reason: why };
@@ -247,8 +295,13 @@ export function whatIf(s: PlannerSnapshot, failed: readonly string[], o: Capacit
   const placement: Placement = r.placement ?? new Map<string, string>();
   return {
     survives: r.result === 'feasible' ? true : r.result === 'infeasible' ? false : null,
-    failed: [...failed], placement: Object.fromEntries(placement),
-    reason: r.result === 'feasible' ? `${items.length} protected VM(s) placed on ${bins.length} survivor(s)`
-      : r.result === 'infeasible' ? (provablyInfeasible(items, bins) ?? 'no placement exists (exhaustive search)') : 'search budget exhausted: cannot tell',
+    failed: [...failed],
+    placement: Object.fromEntries(placement),
+    reason:
+      r.result === 'feasible'
+        ? `${items.length} protected VM(s) placed on ${bins.length} survivor(s)`
+        : r.result === 'infeasible'
+          ? (provablyInfeasible(items, bins) ?? 'no placement exists (exhaustive search)')
+          : 'search budget exhausted: cannot tell',
   };
 }

@@ -20,19 +20,32 @@ export interface FenceDecision {
   refused: { host: string; gate: FenceGate; reason: string }[];
 }
 
-export function decideFences(s: PlannerSnapshot, observerIsolated: boolean, history: FenceHistory, policy: FencePolicy, now: number): FenceDecision {
+export function decideFences(
+  s: PlannerSnapshot,
+  observerIsolated: boolean,
+  history: FenceHistory,
+  policy: FencePolicy,
+  now: number,
+): FenceDecision {
   const out: FenceDecision = { fence: [], alreadyFenced: [], refused: [] };
-  const dead = s.hosts.filter((h) => stateOf(h) === 'dead')
+  const dead = s.hosts
+    .filter((h) => stateOf(h) === 'dead')
     .sort((a, b) => (a.uuid === s.pool.master ? -1 : b.uuid === s.pool.master ? 1 : a.uuid.localeCompare(b.uuid)));
   const refuse = (host: string, gate: FenceGate, reason: string) => out.refused.push({ host, gate, reason });
   if (observerIsolated) {
-    for (const h of dead) refuse(h.uuid, 'observer-isolated', 'the monitor is cut off from the pool: what looks dead may be the monitor\'s own isolation');
+    for (const h of dead)
+      refuse(h.uuid, 'observer-isolated', "the monitor is cut off from the pool: what looks dead may be the monitor's own isolation");
     return out;
   }
   // Hosts already fenced are known to be down, not "looking dead": they do not count for quorum.
   const looking = dead.filter((h) => !h.fenced).length;
   if (looking > 0 && looking / s.hosts.length > policy.quorumFraction && !policy.overrideQuorum) {
-    for (const h of dead) refuse(h.uuid, 'quorum', `${looking} of ${s.hosts.length} hosts look dead at once (> ${Math.round(policy.quorumFraction * 100)} %): suspect the observer or a partition; an operator may override`);
+    for (const h of dead)
+      refuse(
+        h.uuid,
+        'quorum',
+        `${looking} of ${s.hosts.length} hosts look dead at once (> ${Math.round(policy.quorumFraction * 100)} %): suspect the observer or a partition; an operator may override`,
+      );
     return out;
   }
   let inFlight = history.inFlight.length;
@@ -43,7 +56,11 @@ export function decideFences(s: PlannerSnapshot, observerIsolated: boolean, hist
       continue;
     }
     if (h.anyPathUp === undefined && !h.fenced && !policy.allowWithoutPathEvidence) {
-      refuse(h.uuid, 'no-path-evidence', 'no two-path evidence for this host (no classification from the exporter): never fence on one path\'s word');
+      refuse(
+        h.uuid,
+        'no-path-evidence',
+        "no two-path evidence for this host (no classification from the exporter): never fence on one path's word",
+      );
       continue;
     }
     if (h.fenced) {

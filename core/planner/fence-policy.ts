@@ -5,7 +5,14 @@
 
 /** Why a fence was refused: each gate of fence-gates.ts, by name (shared by the planner, the CLI and remediation). */
 export const FENCE_GATES = [
-  'observer-isolated', 'quorum', 'path-up', 'no-path-evidence', 'in-flight', 'cooldown', 'storm-concurrent', 'storm-window',
+  'observer-isolated',
+  'quorum',
+  'path-up',
+  'no-path-evidence',
+  'in-flight',
+  'cooldown',
+  'storm-concurrent',
+  'storm-window',
 ] as const;
 export type FenceGate = (typeof FENCE_GATES)[number];
 
@@ -27,7 +34,12 @@ export interface FencePolicy {
 }
 
 export const DEFAULT_FENCE_POLICY: FencePolicy = {
-  quorumFraction: 0.5, overrideQuorum: false, maxConcurrentFences: 1, maxFencesInWindow: 3, fenceWindowMs: 3_600_000, cooldownMs: 900_000,
+  quorumFraction: 0.5,
+  overrideQuorum: false,
+  maxConcurrentFences: 1,
+  maxFencesInWindow: 3,
+  fenceWindowMs: 3_600_000,
+  cooldownMs: 900_000,
   allowWithoutPathEvidence: false,
 };
 

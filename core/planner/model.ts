@@ -43,26 +43,31 @@ export const plannerVm = z.strictObject({
   isControlDomain: z.boolean().default(false),
 });
 
-export const plannerSnapshot = z.strictObject({
-  pool: z.strictObject({
-    name: z.string().min(1),
-    /** UUID of the master host. */
-    master: z.string().min(1),
-    haEnabled: z.boolean(),
-    /** The configured number of host failures to tolerate. */
-    hostFailuresToTolerate: z.number().int().nonnegative(),
-  }),
-  hosts: z.array(plannerHost).min(1).max(64),
-  vms: z.array(plannerVm),
-}).superRefine((s, ctx) => {
-  const uuids = new Set(s.hosts.map((h) => h.uuid));
-  if (uuids.size !== s.hosts.length) ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'host UUIDs must be unique' });
-  if (!uuids.has(s.pool.master)) ctx.addIssue({ code: 'custom', path: ['pool', 'master'], message: `no host with UUID ${s.pool.master}` });
-  s.vms.forEach((v, i) => {
-    if (v.residentOn !== null && !uuids.has(v.residentOn)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'residentOn'], message: `no host with UUID ${v.residentOn}` });
-    if (v.pinnedTo !== null && !uuids.has(v.pinnedTo)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'pinnedTo'], message: `no host with UUID ${v.pinnedTo}` });
+export const plannerSnapshot = z
+  .strictObject({
+    pool: z.strictObject({
+      name: z.string().min(1),
+      /** UUID of the master host. */
+      master: z.string().min(1),
+      haEnabled: z.boolean(),
+      /** The configured number of host failures to tolerate. */
+      hostFailuresToTolerate: z.number().int().nonnegative(),
+    }),
+    hosts: z.array(plannerHost).min(1).max(64),
+    vms: z.array(plannerVm),
+  })
+  .superRefine((s, ctx) => {
+    const uuids = new Set(s.hosts.map((h) => h.uuid));
+    if (uuids.size !== s.hosts.length) ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'host UUIDs must be unique' });
+    if (!uuids.has(s.pool.master))
+      ctx.addIssue({ code: 'custom', path: ['pool', 'master'], message: `no host with UUID ${s.pool.master}` });
+    s.vms.forEach((v, i) => {
+      if (v.residentOn !== null && !uuids.has(v.residentOn))
+        ctx.addIssue({ code: 'custom', path: ['vms', i, 'residentOn'], message: `no host with UUID ${v.residentOn}` });
+      if (v.pinnedTo !== null && !uuids.has(v.pinnedTo))
+        ctx.addIssue({ code: 'custom', path: ['vms', i, 'pinnedTo'], message: `no host with UUID ${v.pinnedTo}` });
+    });
   });
-});
 
 export type PlannerSnapshot = z.output<typeof plannerSnapshot>;
 export type PlannerSnapshotInput = z.input<typeof plannerSnapshot>;
@@ -101,19 +106,40 @@ export function canHost(h: PlannerHost): boolean {
 }
 
 /** Converts the exporter's snapshot (refs) to the planner's (UUIDs), with the hosts' states. */
-export function fromPoolSnapshot(s: PoolSnapshot, states: Record<string, { state: PlannerHost['state']; anyPathUp: boolean }> = {}): PlannerSnapshot {
+export function fromPoolSnapshot(
+  s: PoolSnapshot,
+  states: Record<string, { state: PlannerHost['state']; anyPathUp: boolean }> = {},
+): PlannerSnapshot {
   const uuidOf = new Map(s.hosts.map((h) => [h.ref, h.uuid]));
   return plannerSnapshot.parse({
-    pool: { name: s.name, master: uuidOf.get(s.masterRef) ?? s.hosts[0]?.uuid, haEnabled: s.haEnabled, hostFailuresToTolerate: s.haHostFailuresToTolerate },
+    pool: {
+      name: s.name,
+      master: uuidOf.get(s.masterRef) ?? s.hosts[0]?.uuid,
+      haEnabled: s.haEnabled,
+      hostFailuresToTolerate: s.haHostFailuresToTolerate,
+    },
     hosts: s.hosts.map((h) => ({
-      uuid: h.uuid, name: h.name, live: h.live ?? false, enabled: h.enabled,
-      memoryTotal: h.memoryTotal ?? 0, memoryOverhead: h.memoryOverhead,
+      uuid: h.uuid,
+      name: h.name,
+      live: h.live ?? false,
+      enabled: h.enabled,
+      memoryTotal: h.memoryTotal ?? 0,
+      memoryOverhead: h.memoryOverhead,
       ...(states[h.uuid] ? { state: states[h.uuid]!.state, anyPathUp: states[h.uuid]!.anyPathUp } : {}),
     })),
-    vms: s.vms.filter((v) => v.residentOn === null || uuidOf.has(v.residentOn)).map((v) => ({
-      uuid: v.uuid, name: v.name, powerState: v.powerState, residentOn: v.residentOn ? uuidOf.get(v.residentOn)! : null,
-      haRestartPriority: v.haRestartPriority, order: v.order, startDelay: v.startDelay, memoryNeed: v.memoryNeed,
-      pinnedTo: v.pinnedTo ? (uuidOf.get(v.pinnedTo) ?? null) : null, isControlDomain: v.isControlDomain,
-    })),
+    vms: s.vms
+      .filter((v) => v.residentOn === null || uuidOf.has(v.residentOn))
+      .map((v) => ({
+        uuid: v.uuid,
+        name: v.name,
+        powerState: v.powerState,
+        residentOn: v.residentOn ? uuidOf.get(v.residentOn)! : null,
+        haRestartPriority: v.haRestartPriority,
+        order: v.order,
+        startDelay: v.startDelay,
+        memoryNeed: v.memoryNeed,
+        pinnedTo: v.pinnedTo ? (uuidOf.get(v.pinnedTo) ?? null) : null,
+        isControlDomain: v.isControlDomain,
+      })),
   });
 }

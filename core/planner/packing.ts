@@ -21,7 +21,10 @@ export interface Bin {
 export type Placement = Map<string, string>; // item id → bin id
 
 /** Largest first, each onto the first bin (in the given bin order) with room. */
-export function firstFitDecreasing(items: readonly Item[], bins: readonly Bin[]): { ok: true; placement: Placement } | { ok: false; failed: Item } {
+export function firstFitDecreasing(
+  items: readonly Item[],
+  bins: readonly Bin[],
+): { ok: true; placement: Placement } | { ok: false; failed: Item } {
   const free = bins.map((b) => b.free);
   const placement: Placement = new Map();
   const sorted = [...items].sort((a, b) => b.size - a.size || a.id.localeCompare(b.id));
@@ -87,7 +90,11 @@ export function provablyInfeasible(items: readonly Item[], bins: readonly Bin[])
  * bin already tried for the same item (symmetry), and cutting when the remaining total exceeds the
  * remaining room. `unknown` when the node budget runs out.
  */
-export function exactFeasible(items: readonly Item[], bins: readonly Bin[], nodeBudget = 200_000): { result: 'feasible' | 'infeasible' | 'unknown'; placement?: Placement; nodes: number } {
+export function exactFeasible(
+  items: readonly Item[],
+  bins: readonly Bin[],
+  nodeBudget = 200_000,
+): { result: 'feasible' | 'infeasible' | 'unknown'; placement?: Placement; nodes: number } {
   if (provablyInfeasible(items, bins)) return { result: 'infeasible', nodes: 0 };
   const ffd = firstFitDecreasing(items, bins);
   if (ffd.ok) return { result: 'feasible', placement: ffd.placement, nodes: 0 };
@@ -123,7 +130,10 @@ export function exactFeasible(items: readonly Item[], bins: readonly Bin[], node
     }
     return false;
   };
-  const ok = dfs(0, free.reduce((a, b) => a + b, 0));
+  const ok = dfs(
+    0,
+    free.reduce((a, b) => a + b, 0),
+  );
   if (ok) {
     const placement: Placement = new Map(sorted.map((it, k) => [it.id, bins[assign[k]!]!.id]));
     return { result: 'feasible', placement, nodes };

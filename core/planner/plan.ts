@@ -53,7 +53,11 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   const steps: Step[] = [];
   for (const h of fences.fence) {
     steps.push({ kind: 'fence', host: h, reason: `${name.get(h)} is dead: both paths down on every home for dead-after` });
-    steps.push({ kind: 'confirm-fenced', host: h, reason: `${name.get(h)}'s fence agent must report it off before any of its VMs restarts` });
+    steps.push({
+      kind: 'confirm-fenced',
+      host: h,
+      reason: `${name.get(h)}'s fence agent must report it off before any of its VMs restarts`,
+    });
   }
   for (const h of fences.alreadyFenced) {
     steps.push({ kind: 'confirm-fenced', host: h, reason: `${name.get(h)} was fenced already: confirm it is still off` });
@@ -62,7 +66,8 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   const plan: RecoveryPlan = { steps, fences, unplaced: [], notRestarted: [] };
   if (recovered.size === 0) return plan;
 
-  const survivors = s.hosts.filter((h) => canHost(h) && !recovered.has(h.uuid))
+  const survivors = s.hosts
+    .filter((h) => canHost(h) && !recovered.has(h.uuid))
     .sort((a, b) => rank(a.state) - rank(b.state) || a.uuid.localeCompare(b.uuid));
   const vmsOf = s.vms.filter((v) => isResident(v) && recovered.has(v.residentOn!) && !v.isControlDomain);
   const masterHost = s.hosts.find((h) => h.uuid === s.pool.master);
@@ -71,38 +76,62 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
     // Resets and restarts go through XAPI, which the dead master no longer serves, and the role can
     // only move once it is fenced: nothing more until then.
     for (const v of vmsOf.filter((x) => x.haRestartPriority !== '')) {
-      plan.unplaced.push({ vm: v.uuid, name: v.name, reason: `the master ${name.get(s.pool.master)} is dead and not fenced yet: no XAPI to restart through` });
+      plan.unplaced.push({
+        vm: v.uuid,
+        name: v.name,
+        reason: `the master ${name.get(s.pool.master)} is dead and not fenced yet: no XAPI to restart through`,
+      });
     }
     return plan;
   }
   if (recovered.has(s.pool.master)) {
     const next = survivors[0];
     if (s.pool.haEnabled) {
-      steps.push({ kind: 'await-master-election', reason: `the master ${name.get(s.pool.master)} is dead and HA is on: xhad elects the new master (xapi refuses a manual transition then)` });
+      steps.push({
+        kind: 'await-master-election',
+        reason: `the master ${name.get(s.pool.master)} is dead and HA is on: xhad elects the new master (xapi refuses a manual transition then)`,
+      });
     } else if (next) {
-      steps.push({ kind: 'transition-master', host: next.uuid, reason: `the master ${name.get(s.pool.master)} is dead: ${next.name} (${next.state ?? 'live'}, lowest UUID among the healthiest) takes over before anything needs XAPI` });
+      steps.push({
+        kind: 'transition-master',
+        host: next.uuid,
+        reason: `the master ${name.get(s.pool.master)} is dead: ${next.name} (${next.state ?? 'live'}, lowest UUID among the healthiest) takes over before anything needs XAPI`,
+      });
       // Every other live host follows, hosts that cannot take VMs (disabled) included.
       const followers = s.hosts.filter((h) => h.live && h.state !== 'dead' && !h.fenced && !recovered.has(h.uuid) && h.uuid !== next.uuid);
-      for (const o of followers) steps.push({ kind: 'follow-master', host: o.uuid, master: next.uuid, reason: `${o.name} follows the new master ${next.name}` });
+      for (const o of followers)
+        steps.push({ kind: 'follow-master', host: o.uuid, master: next.uuid, reason: `${o.name} follows the new master ${next.name}` });
     }
   }
   if (survivors.length === 0) {
     // No host left to run XAPI or VMs: fencing is all that can be done.
-    for (const v of vmsOf.filter((x) => x.haRestartPriority !== '')) plan.unplaced.push({ vm: v.uuid, name: v.name, reason: 'no live, enabled host left' });
+    for (const v of vmsOf.filter((x) => x.haRestartPriority !== ''))
+      plan.unplaced.push({ vm: v.uuid, name: v.name, reason: 'no live, enabled host left' });
     return plan;
   }
   for (const v of vmsOf) {
-    steps.push({ kind: 'reset-power-state', vm: v.uuid, host: v.residentOn!, reason: `${v.name} is still ${v.powerState} on ${name.get(v.residentOn!)} in XAPI; its host is fenced` });
+    steps.push({
+      kind: 'reset-power-state',
+      vm: v.uuid,
+      host: v.residentOn!,
+      reason: `${v.name} is still ${v.powerState} on ${name.get(v.residentOn!)} in XAPI; its host is fenced`,
+    });
   }
 
-  const why = (v: PlannerVm) => (v.pinnedTo !== null && recovered.has(v.pinnedTo)
-    ? `its disk is on ${name.get(v.pinnedTo)}'s local storage`
-    : `needs ${gib(v.memoryNeed)}, no survivor has that much free`);
+  const why = (v: PlannerVm) =>
+    v.pinnedTo !== null && recovered.has(v.pinnedTo)
+      ? `its disk is on ${name.get(v.pinnedTo)}'s local storage`
+      : `needs ${gib(v.memoryNeed)}, no survivor has that much free`;
 
   // Where the protected VMs go: of the candidate placements, the one that keeps the most host
   // failures tolerable afterwards (the pool should still hold k − 1 after losing one of k).
   const protectedVms = vmsOf.filter((v) => v.haRestartPriority === 'restart');
-  const chosen = choosePlacement(s, recovered, survivors.map((h) => h.uuid), protectedVms);
+  const chosen = choosePlacement(
+    s,
+    recovered,
+    survivors.map((h) => h.uuid),
+    protectedVms,
+  );
   const placed = new Map(chosen.placement);
   const groups = [...new Set(protectedVms.map((v) => v.order))].sort((a, b) => orderKey(a) - orderKey(b));
   let started = 0;
@@ -113,7 +142,9 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   };
   groups.forEach((order, gi) => {
     if (gi > 0 && started > 0) steps.push({ kind: 'wait', seconds: 0, reason: `order ${groups[gi - 1]} started before order ${order}` });
-    for (const v of protectedVms.filter((x) => x.order === order).sort((a, b) => b.memoryNeed - a.memoryNeed || a.uuid.localeCompare(b.uuid))) {
+    for (const v of protectedVms
+      .filter((x) => x.order === order)
+      .sort((a, b) => b.memoryNeed - a.memoryNeed || a.uuid.localeCompare(b.uuid))) {
       const host = placed.get(v.uuid);
       if (host) start(v, host, `restart (order ${order})`, chosen.how);
       else plan.unplaced.push({ vm: v.uuid, name: v.name, reason: why(v) });
@@ -122,15 +153,19 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   // Best-effort VMs only where room is left over the failover reserve: a start that would lower the
   // failures the pool tolerates below what the restart placement kept is left out (as xapi's
   // overcommit protection refuses it).
-  const bestEffort = vmsOf.filter((v) => v.haRestartPriority === 'best-effort')
+  const bestEffort = vmsOf
+    .filter((v) => v.haRestartPriority === 'best-effort')
     .sort((a, b) => orderKey(a.order) - orderKey(b.order) || b.memoryNeed - a.memoryNeed || a.uuid.localeCompare(b.uuid));
-  if (bestEffort.length > 0 && started > 0) steps.push({ kind: 'wait', seconds: 0, reason: 'every restart VM started before the best-effort ones' });
+  if (bestEffort.length > 0 && started > 0)
+    steps.push({ kind: 'wait', seconds: 0, reason: 'every restart VM started before the best-effort ones' });
   let current = withPlacement(s, recovered, placed);
   const keep = failuresToTolerate(current);
   const keepK = keep.exact ?? keep.lower;
   for (const v of bestEffort) {
     const free = hostFree(current);
-    const options = survivors.map((h) => h.uuid).filter((h) => (v.pinnedTo === null || v.pinnedTo === h) && free.get(h)! >= v.memoryNeed)
+    const options = survivors
+      .map((h) => h.uuid)
+      .filter((h) => (v.pinnedTo === null || v.pinnedTo === h) && free.get(h)! >= v.memoryNeed)
       .sort((a, b) => free.get(b)! - free.get(a)! || a.localeCompare(b));
     let host: string | null = null;
     for (const h of options) {
@@ -146,7 +181,11 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
       placed.set(v.uuid, host);
       start(v, host, 'best-effort', 'the survivor with the most free memory that keeps the failures tolerable');
     } else {
-      plan.unplaced.push({ vm: v.uuid, name: v.name, reason: options.length === 0 ? `best-effort: ${why(v)}` : `best-effort: would leave fewer than ${keepK} host failure(s) tolerable` });
+      plan.unplaced.push({
+        vm: v.uuid,
+        name: v.name,
+        reason: options.length === 0 ? `best-effort: ${why(v)}` : `best-effort: would leave fewer than ${keepK} host failure(s) tolerable`,
+      });
     }
   }
 
@@ -174,7 +213,12 @@ function withPlacement(s: PlannerSnapshot, recovered: ReadonlySet<string>, place
  * Candidates: largest first onto the most free host (xapi's), onto the tightest fit, first fit;
  * and, for small cases, every placement.
  */
-function choosePlacement(s: PlannerSnapshot, recovered: ReadonlySet<string>, survivors: string[], vms: PlannerVm[]): { placement: Map<string, string>; how: string } {
+function choosePlacement(
+  s: PlannerSnapshot,
+  recovered: ReadonlySet<string>,
+  survivors: string[],
+  vms: PlannerVm[],
+): { placement: Map<string, string>; how: string } {
   const free0 = hostFree(s);
   const sorted = [...vms].sort((a, b) => b.memoryNeed - a.memoryNeed || a.uuid.localeCompare(b.uuid));
   const allowed = (v: PlannerVm, h: string) => v.pinnedTo === null || v.pinnedTo === h;
@@ -192,7 +236,10 @@ function choosePlacement(s: PlannerSnapshot, recovered: ReadonlySet<string>, sur
   };
   const fitting = (v: PlannerVm, free: Map<string, number>) => survivors.filter((h) => allowed(v, h) && free.get(h)! >= v.memoryNeed);
   const candidates: { placement: Map<string, string>; how: string }[] = [
-    { placement: greedy((v, f) => fitting(v, f).sort((a, b) => f.get(b)! - f.get(a)! || a.localeCompare(b))[0]), how: 'the survivor with the most free memory' },
+    {
+      placement: greedy((v, f) => fitting(v, f).sort((a, b) => f.get(b)! - f.get(a)! || a.localeCompare(b))[0]),
+      how: 'the survivor with the most free memory',
+    },
     { placement: greedy((v, f) => fitting(v, f).sort((a, b) => f.get(a)! - f.get(b)! || a.localeCompare(b))[0]), how: 'the tightest fit' },
     { placement: greedy((v, f) => fitting(v, f)[0]), how: 'the first survivor with room' },
   ];

@@ -27,8 +27,18 @@ export const POOL_STATES = ['none', 'init', 'active', 'invalid'] as const;
 export type PoolState = (typeof POOL_STATES)[number];
 
 export const SM_PHASES = [
-  'STARTING', 'STARTED', 'ABORTED', 'FHREADY', 'FH1', 'FH1DONE',
-  'FH2', 'FH2DONE', 'FH3', 'FH3DONE', 'FH4', 'FH4DONE',
+  'STARTING',
+  'STARTED',
+  'ABORTED',
+  'FHREADY',
+  'FH1',
+  'FH1DONE',
+  'FH2',
+  'FH2DONE',
+  'FH3',
+  'FH3DONE',
+  'FH4',
+  'FH4DONE',
 ] as const;
 
 const GLOBAL_USED = 104;
@@ -203,10 +213,22 @@ export function decodeGlobal(buf: Buffer): Decoded<StatefileGlobal> {
 /** An all-zero slot with a valid frame, as `writestatefile setinit` leaves it. */
 export function emptyHostSlot(hostIndex = 0): StatefileHostSlot {
   return {
-    sequence: 0, hostIndex, hostUuid: null, excluded: false, starting: false,
-    sinceLastHbReceiptMs: [], sinceLastSfUpdateMs: [], sinceXapiRestartFirstAttemptedMs: 0,
-    currentLiveset: [], proposedLiveset: [], hbdomain: [], sfdomain: [],
-    lockRequest: false, lockGrant: [], smPhase: 0, weight: 0,
+    sequence: 0,
+    hostIndex,
+    hostUuid: null,
+    excluded: false,
+    starting: false,
+    sinceLastHbReceiptMs: [],
+    sinceLastSfUpdateMs: [],
+    sinceXapiRestartFirstAttemptedMs: 0,
+    currentLiveset: [],
+    proposedLiveset: [],
+    hbdomain: [],
+    sfdomain: [],
+    lockRequest: false,
+    lockGrant: [],
+    smPhase: 0,
+    weight: 0,
   };
 }
 

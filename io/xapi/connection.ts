@@ -145,10 +145,13 @@ export class PoolConnection extends EventEmitter {
   private scheduleVmFetch(c: Xapi): void {
     clearTimeout(this.vmTimer);
     if (this.client !== c || this.stopped) return;
-    this.vmTimer = setTimeout(() => {
-      if (this.client !== c || this.stopped) return;
-      void this.fetchVms(c).finally(() => this.scheduleVmFetch(c));
-    }, this.o.vmRefreshMs * (0.75 + Math.random() / 2));
+    this.vmTimer = setTimeout(
+      () => {
+        if (this.client !== c || this.stopped) return;
+        void this.fetchVms(c).finally(() => this.scheduleVmFetch(c));
+      },
+      this.o.vmRefreshMs * (0.75 + Math.random() / 2),
+    );
     this.vmTimer.unref();
   }
 
@@ -165,11 +168,15 @@ export class PoolConnection extends EventEmitter {
     try {
       await Promise.race([
         c.call('pool.get_all'),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), this.o.callTimeoutMs))),
+        new Promise(
+          (_, reject) =>
+            (timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), this.o.callTimeoutMs)),
+        ),
       ]);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      if (this.client === c && (code === undefined || /^E[A-Z]+$|^UND_ERR/.test(code))) this.requestFailover(`${reason}; session check failed: ${code ?? (e as Error).message}`);
+      if (this.client === c && (code === undefined || /^E[A-Z]+$|^UND_ERR/.test(code)))
+        this.requestFailover(`${reason}; session check failed: ${code ?? (e as Error).message}`);
     } finally {
       clearTimeout(timer);
       this.checking = false;
@@ -275,9 +282,15 @@ export class PoolConnection extends EventEmitter {
 
   private async tryConnect(url: string): Promise<CountingXapi> {
     const c = new CountingXapi({
-      url, auth: { user: this.o.user, password: this.o.password }, allowUnauthorized: this.o.allowUnauthorized,
-      readOnly: true, watchEvents: [...WATCHED_CLASSES], callTimeout: this.o.callTimeoutMs,
-      httpInactivityTimeout: 90_000, eventPollDelay: 1000, debounce: 200,
+      url,
+      auth: { user: this.o.user, password: this.o.password },
+      allowUnauthorized: this.o.allowUnauthorized,
+      readOnly: true,
+      watchEvents: [...WATCHED_CLASSES],
+      callTimeout: this.o.callTimeoutMs,
+      httpInactivityTimeout: 90_000,
+      eventPollDelay: 1000,
+      debounce: 200,
     });
     c.onCall = (m) => this.count(this.calls, m);
     c.on('error', () => {});
@@ -286,7 +299,9 @@ export class PoolConnection extends EventEmitter {
       await c.connect();
       await Promise.race([
         c.objectsFetched,
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out fetching the pool records')), this.o.callTimeoutMs * 3))),
+        new Promise(
+          (_, reject) => (timer = setTimeout(() => reject(new Error('timed out fetching the pool records')), this.o.callTimeoutMs * 3)),
+        ),
       ]);
       return c;
     } catch (e) {

@@ -9,6 +9,7 @@ export async function fetchHeartbeatVdis(call: Call, poolStatefiles: readonly st
   const statefiles = await call<Record<string, { SR: string }>>('VDI.get_all_records_where', 'field "type" = "ha_statefile"');
   const chosen = poolStatefiles.find((r) => statefiles[r]) ?? Object.keys(statefiles)[0];
   const sr = chosen ? statefiles[chosen]!.SR : undefined;
-  const onSr = sr && /^OpaqueRef:[\w-]+$/.test(sr) ? await call<Record<string, unknown>>('VDI.get_all_records_where', `field "SR" = "${sr}"`) : {};
+  const onSr =
+    sr && /^OpaqueRef:[\w-]+$/.test(sr) ? await call<Record<string, unknown>>('VDI.get_all_records_where', `field "SR" = "${sr}"`) : {};
   return { ...statefiles, ...onSr };
 }

@@ -35,10 +35,13 @@ const probesShape = Object.fromEntries(PROBE_NAMES.map((n) => [n, PROBES[n].opti
  * `name:` alone (YAML null) enables a probe with its defaults.
  */
 export const probesConfig = z.preprocess(
-  (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, o]) => [k, o ?? {}])) : v),
+  (v) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).map(([k, o]) => [k, o ?? {}])) : v,
   z.strictObject(probesShape, {
     error: (iss) =>
-      iss.code === 'unrecognized_keys' ? `unknown probe ${iss.keys.map((k) => `"${k}"`).join(', ')} (available: ${PROBE_NAMES.join(', ')})` : undefined,
+      iss.code === 'unrecognized_keys'
+        ? `unknown probe ${iss.keys.map((k) => `"${k}"`).join(', ')} (available: ${PROBE_NAMES.join(', ')})`
+        : undefined,
   }),
 );
 export type ProbesConfig = z.output<typeof probesConfig>;

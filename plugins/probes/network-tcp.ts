@@ -47,10 +47,14 @@ export const networkTcp = defineProbe({
       async sample(round) {
         const url = round.xapiUrl;
         const port = o.port ?? Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-        await Promise.all(round.snapshot.hosts.flatMap((h) => h.homes.map(async (addr, i) => {
-          const r = await tcpConnect(addr, port, round.timeoutMs, round.signal);
-          round.report(h.uuid, String(i), r.up, r.detail, { latencySeconds: r.up ? r.seconds : null });
-        })));
+        await Promise.all(
+          round.snapshot.hosts.flatMap((h) =>
+            h.homes.map(async (addr, i) => {
+              const r = await tcpConnect(addr, port, round.timeoutMs, round.signal);
+              round.report(h.uuid, String(i), r.up, r.detail, { latencySeconds: r.up ? r.seconds : null });
+            }),
+          ),
+        );
       },
     };
   },

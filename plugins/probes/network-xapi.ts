@@ -22,15 +22,23 @@ export function networkXapiVerdicts(s: PoolSnapshot, xapiConnected: boolean): Ne
     const isMaster = h.ref === s.masterRef;
     const live = !xapiConnected || h.live === null ? null : h.live;
     out.push({
-      host: h.uuid, home: 'master', up: live,
-      detail: !xapiConnected ? 'XAPI unreachable: cannot tell' : `host_metrics.live = ${String(h.live)}${isMaster ? ' (this host is the master)' : ''}`,
+      host: h.uuid,
+      home: 'master',
+      up: live,
+      detail: !xapiConnected
+        ? 'XAPI unreachable: cannot tell'
+        : `host_metrics.live = ${String(h.live)}${isMaster ? ' (this host is the master)' : ''}`,
     });
     const listeners = s.hosts.filter((p) => p.ref !== h.ref && p.live === true);
     const heardBy = listeners.filter((p) => p.haNetworkPeers.includes(h.uuid));
     const peersKnown = xapiConnected && s.haEnabled && listeners.length > 0;
     out.push({
-      host: h.uuid, home: 'ha-peers', up: peersKnown ? heardBy.length > 0 : null,
-      detail: peersKnown ? `heard by ${heardBy.length}/${listeners.length} live peers (ha_network_peers)` : 'no live peer reporting, HA off or XAPI unreachable',
+      host: h.uuid,
+      home: 'ha-peers',
+      up: peersKnown ? heardBy.length > 0 : null,
+      detail: peersKnown
+        ? `heard by ${heardBy.length}/${listeners.length} live peers (ha_network_peers)`
+        : 'no live peer reporting, HA off or XAPI unreachable',
     });
   }
   return out;

@@ -40,7 +40,11 @@ export interface DeviceVerdicts {
  * says nothing; an intact statefile with no slot written by the host says down.
  */
 export function deviceVerdicts(
-  decoded: DecodedStatefile, hosts: readonly string[], tracks: ReadonlyMap<string, SlotTrack>, now: number, timeoutMs: number,
+  decoded: DecodedStatefile,
+  hosts: readonly string[],
+  tracks: ReadonlyMap<string, SlotTrack>,
+  now: number,
+  timeoutMs: number,
 ): DeviceVerdicts {
   if (!decoded.global.ok) {
     const detail = `global section unreadable: ${decoded.global.error.detail}`;
@@ -61,22 +65,31 @@ export function deviceVerdicts(
       // Any unreadable slot might be this host's: cannot tell.
       const torn = unreadable.size > 0;
       samples.push({
-        host, up: torn ? null : false,
-        detail: torn ? `${unreadable.size} slot(s) unreadable (torn or corrupt after retries): cannot tell` : 'no slot written by this host',
+        host,
+        up: torn ? null : false,
+        detail: torn
+          ? `${unreadable.size} slot(s) unreadable (torn or corrupt after retries): cannot tell`
+          : 'no slot written by this host',
       });
       continue;
     }
     const prev = tracks.get(host);
-    const t: SlotTrack = !prev ? { sequence: slot.sequence, changedAt: -Infinity, firstSeenAt: now }
-      : prev.sequence !== slot.sequence ? { ...prev, sequence: slot.sequence, changedAt: now } : prev;
+    const t: SlotTrack = !prev
+      ? { sequence: slot.sequence, changedAt: -Infinity, firstSeenAt: now }
+      : prev.sequence !== slot.sequence
+        ? { ...prev, sequence: slot.sequence, changedAt: now }
+        : prev;
     next.set(host, t);
     const age = now - t.changedAt;
     const up = age < timeoutMs ? true : now - t.firstSeenAt >= timeoutMs ? false : null;
     readings.push({ host, slot, up, ageMs: age });
     samples.push({
-      host, up,
-      detail: up === null ? `sequence ${slot.sequence}, watched for less than the statefile timeout`
-        : `sequence ${slot.sequence}, last change ${Number.isFinite(age) ? `${(age / 1000).toFixed(1)} s` : 'never seen'} ago (timeout ${timeoutMs / 1000} s)`,
+      host,
+      up,
+      detail:
+        up === null
+          ? `sequence ${slot.sequence}, watched for less than the statefile timeout`
+          : `sequence ${slot.sequence}, last change ${Number.isFinite(age) ? `${(age / 1000).toFixed(1)} s` : 'never seen'} ago (timeout ${timeoutMs / 1000} s)`,
     });
   }
   return { samples, readings, tracks: next };
@@ -104,6 +117,10 @@ export function peerVerdicts(hosts: readonly string[], readings: readonly SlotRe
       const ms = p.slot.sinceLastHbReceiptMs[j];
       return ms !== undefined && ms >= 0 && ms + p.ageMs < peerTimeoutMs;
     });
-    return { host, up: heard.length > 0, detail: `heard on the network heartbeat by ${heard.length}/${peers.length} live peers (statefile slots)` };
+    return {
+      host,
+      up: heard.length > 0,
+      detail: `heard on the network heartbeat by ${heard.length}/${peers.length} live peers (statefile slots)`,
+    };
   });
 }

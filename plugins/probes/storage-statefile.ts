@@ -13,7 +13,15 @@ import { deviceVerdicts, peerVerdicts, type SlotReading, type SlotTrack } from '
 
 const options = z.strictObject({
   /** The statefile as the monitor sees it, one entry per home (e.g. two multipath legs). */
-  devices: z.array(z.strictObject({ home: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'letters, digits, "_", "." and "-" (a label value)'), path: z.string().min(1) })).min(1).max(8)
+  devices: z
+    .array(
+      z.strictObject({
+        home: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'letters, digits, "_", "." and "-" (a label value)'),
+        path: z.string().min(1),
+      }),
+    )
+    .min(1)
+    .max(8)
     .refine((d) => new Set(d.map((x) => x.home)).size === d.length, { error: 'each device needs its own home' }),
   readMode: z.enum(['auto', 'direct', 'buffered']).default('auto'),
   /** A slot whose sequence has not changed for this long is down (xhad's T2; default the pool's HA timeout). */
@@ -26,12 +34,13 @@ export const storageStatefile = defineProbe({
   name: 'storage-statefile',
   path: 'storage',
   observerSide: false,
-  description: 'statefile slot sequence numbers advancing, per device; peers\' view of the network heartbeat',
+  description: "statefile slot sequence numbers advancing, per device; peers' view of the network heartbeat",
   options,
   series: {
-    sequence: { name: 'xenha_statefile_slot_sequence', help: 'The host\'s statefile slot sequence number as last read.', labelNames: [] },
+    sequence: { name: 'xenha_statefile_slot_sequence', help: "The host's statefile slot sequence number as last read.", labelNames: [] },
     peers: {
-      name: 'xenha_statefile_slot_peers', help: 'Hosts the host\'s statefile slot says it sees: on the network heartbeat (network) or alive on the statefile (storage).',
+      name: 'xenha_statefile_slot_peers',
+      help: "Hosts the host's statefile slot says it sees: on the network heartbeat (network) or alive on the statefile (storage).",
       labelNames: ['domain'],
     },
   },
@@ -43,21 +52,23 @@ export const storageStatefile = defineProbe({
         const hosts = s.hosts.map((h) => h.uuid);
         const timeout = o.statefileTimeoutMs ?? s.haTimeoutSeconds * 1000;
         const readings: SlotReading[] = [];
-        await Promise.all(o.devices.map(async (dev) => {
-          const started = performance.now();
-          let verdicts;
-          try {
-            const { decoded } = await readStatefile(dev.path, o.readMode, round.signal);
-            verdicts = deviceVerdicts(decoded, hosts, tracks.get(dev.home) ?? new Map(), round.now, timeout);
-          } catch (e) {
-            for (const host of hosts) round.report(host, dev.home, null, `cannot read ${dev.path}: ${(e as Error).message}`);
-            return;
-          }
-          const seconds = (performance.now() - started) / 1000;
-          tracks.set(dev.home, verdicts.tracks);
-          readings.push(...verdicts.readings);
-          for (const v of verdicts.samples) round.report(v.host, dev.home, v.up, v.detail, { latencySeconds: v.up ? seconds : null });
-        }));
+        await Promise.all(
+          o.devices.map(async (dev) => {
+            const started = performance.now();
+            let verdicts;
+            try {
+              const { decoded } = await readStatefile(dev.path, o.readMode, round.signal);
+              verdicts = deviceVerdicts(decoded, hosts, tracks.get(dev.home) ?? new Map(), round.now, timeout);
+            } catch (e) {
+              for (const host of hosts) round.report(host, dev.home, null, `cannot read ${dev.path}: ${(e as Error).message}`);
+              return;
+            }
+            const seconds = (performance.now() - started) / 1000;
+            tracks.set(dev.home, verdicts.tracks);
+            readings.push(...verdicts.readings);
+            for (const v of verdicts.samples) round.report(v.host, dev.home, v.up, v.detail, { latencySeconds: v.up ? seconds : null });
+          }),
+        );
         // One value per host: the freshest reading over the devices (each device reads the same slot).
         const freshest = new Map<string, SlotReading>();
         for (const r of readings) if ((freshest.get(r.host)?.ageMs ?? Infinity) >= r.ageMs) freshest.set(r.host, r);
@@ -66,7 +77,8 @@ export const storageStatefile = defineProbe({
           round.observe('peers', r.host, r.slot.hbdomain.length, { domain: 'network' });
           round.observe('peers', r.host, r.slot.sfdomain.length, { domain: 'storage' });
         }
-        for (const v of peerVerdicts(hosts, readings, o.peerHeartbeatTimeoutMs)) round.report(v.host, 'peers', v.up, v.detail, { path: 'network' });
+        for (const v of peerVerdicts(hosts, readings, o.peerHeartbeatTimeoutMs))
+          round.report(v.host, 'peers', v.up, v.detail, { path: 'network' });
       },
     };
   },

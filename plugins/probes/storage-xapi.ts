@@ -24,13 +24,20 @@ export function storageXapiVerdicts(s: PoolSnapshot, xapiConnected: boolean): St
       continue;
     }
     if (s.haEnabled) {
-      push('statefile', h.haStatefiles.length > 0,
-        h.haStatefiles.length > 0 ? 'host.ha_statefiles lists the statefile' : 'host.ha_statefiles is empty: xhad lost statefile access');
+      push(
+        'statefile',
+        h.haStatefiles.length > 0,
+        h.haStatefiles.length > 0 ? 'host.ha_statefiles lists the statefile' : 'host.ha_statefiles is empty: xhad lost statefile access',
+      );
     }
     const pbd = h.heartbeatPbd;
     if (pbd && pbd.totalLegs !== null && pbd.activeLegs !== null) {
       for (let i = 0; i < pbd.totalLegs; i++) {
-        push(`leg-${i}`, pbd.attached && i < pbd.activeLegs, `heartbeat PBD ${pbd.attached ? 'attached' : 'detached'}, ${pbd.activeLegs}/${pbd.totalLegs} multipath legs active`);
+        push(
+          `leg-${i}`,
+          pbd.attached && i < pbd.activeLegs,
+          `heartbeat PBD ${pbd.attached ? 'attached' : 'detached'}, ${pbd.activeLegs}/${pbd.totalLegs} multipath legs active`,
+        );
       }
     } else if (pbd) {
       push('pbd', pbd.attached, `heartbeat PBD ${pbd.attached ? 'attached' : 'detached'} (not multipathed)`);

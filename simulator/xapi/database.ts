@@ -175,8 +175,12 @@ export class XapiDatabase {
       for (const [ref, obj] of this.classMap(cls)) {
         if (obj.gen > since) {
           events.push({
-            id: String(obj.gen), timestamp, class: cls.toLowerCase(),
-            operation: obj.createdGen > since ? 'add' : 'mod', ref, snapshot: structuredClone(obj.record),
+            id: String(obj.gen),
+            timestamp,
+            class: cls.toLowerCase(),
+            operation: obj.createdGen > since ? 'add' : 'mod',
+            ref,
+            snapshot: structuredClone(obj.record),
           });
         }
       }

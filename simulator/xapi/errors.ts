@@ -22,8 +22,7 @@ export const failure = {
   hostOffline: (host: string) => new XapiFailure('HOST_OFFLINE', [host]),
   vmBadPowerState: (vm: string, expected: string, actual: string) =>
     new XapiFailure('VM_BAD_POWER_STATE', [vm, expected, actual.toLowerCase()]),
-  mapDuplicateKey: (cls: string, field: string, ref: string, key: string) =>
-    new XapiFailure('MAP_DUPLICATE_KEY', [cls, field, ref, key]),
+  mapDuplicateKey: (cls: string, field: string, ref: string, key: string) => new XapiFailure('MAP_DUPLICATE_KEY', [cls, field, ref, key]),
   eventsLost: () => new XapiFailure('EVENTS_LOST', []),
   tokenParseFailure: (token: string) => new XapiFailure('EVENT_FROM_TOKEN_PARSE_FAILURE', [token]),
 };

@@ -44,11 +44,23 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
   if (ms <= 0) return Promise.resolve();
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 
-async function outcomeOf(ctx: CallContext, method: string, params: unknown[], shared: XapiHttpShared): Promise<{ value: XapiValue } | { failure: XapiFailure }> {
+async function outcomeOf(
+  ctx: CallContext,
+  method: string,
+  params: unknown[],
+  shared: XapiHttpShared,
+): Promise<{ value: XapiValue } | { failure: XapiFailure }> {
   shared.callCounts.set(method, (shared.callCounts.get(method) ?? 0) + 1);
   try {
     return { value: await dispatch(ctx, method, params) };

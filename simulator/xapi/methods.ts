@@ -103,7 +103,10 @@ function startOn(ctx: CallContext, vmRef: string, h: HostRuntime, paused: boolea
   const free = ctx.pool.memoryFree(h);
   if (need > free) throw new XapiFailure('HOST_NOT_ENOUGH_FREE_MEMORY', [String(need), String(free)]);
   db.update('VM', vmRef, {
-    power_state: paused ? 'Paused' : 'Running', resident_on: h.built.ref, memory_target: vm.memory_dynamic_max as number, domid: 1,
+    power_state: paused ? 'Paused' : 'Running',
+    resident_on: h.built.ref,
+    memory_target: vm.memory_dynamic_max as number,
+    domid: 1,
   });
   db.update('host', h.built.ref, { resident_VMs: [...(db.peek('host', h.built.ref).resident_VMs as string[]), vmRef] });
   db.update('host_metrics', h.built.metricsRef, { memory_free: ctx.pool.memoryFree(h) });
@@ -147,9 +150,24 @@ const special: Record<string, MethodDef> = {
   'session.get_this_host': { args: [ref], run: (ctx) => ctx.host.built.ref },
   'system.listMethods': { noSession: true, args: [], onSlave: true, run: () => listMethods() },
   'event.from': {
-    args: [z.array(str), str, z.union([num, z.string().regex(/^\d+(\.\d+)?$/).transform(Number)])],
+    args: [
+      z.array(str),
+      str,
+      z.union([
+        num,
+        z
+          .string()
+          .regex(/^\d+(\.\d+)?$/)
+          .transform(Number),
+      ]),
+    ],
     run: (ctx, [classes, token, timeout]) =>
-      ctx.pool.built.db.waitForEvents(classes as string[], parseToken(token as string), Math.min(Number(timeout), 3600) * 1000, ctx.signal) as unknown as XapiValue,
+      ctx.pool.built.db.waitForEvents(
+        classes as string[],
+        parseToken(token as string),
+        Math.min(Number(timeout), 3600) * 1000,
+        ctx.signal,
+      ) as unknown as XapiValue,
   },
   'event.inject': {
     args: [str, ref],
@@ -194,7 +212,8 @@ const special: Record<string, MethodDef> = {
     },
   },
   'pool.emergency_transition_to_master': {
-    args: [], onSlave: true,
+    args: [],
+    onSlave: true,
     run: (ctx) => {
       // With HA armed, xhad elects the master; xapi refuses a manual transition (xapi_pool.ml).
       if (haEnabled(ctx)) throw new XapiFailure('HA_IS_ENABLED', []);
@@ -203,7 +222,8 @@ const special: Record<string, MethodDef> = {
     },
   },
   'pool.emergency_reset_master': {
-    args: [str], onSlave: true,
+    args: [str],
+    onSlave: true,
     run: (ctx, [address]) => {
       if (haEnabled(ctx)) throw new XapiFailure('HA_IS_ENABLED', []);
       const target = ctx.pool.hosts.find((x) => x.built.addresses.includes(String(address)));
@@ -230,7 +250,11 @@ const special: Record<string, MethodDef> = {
       const local = requiredLocalSr(ctx, vm);
       const candidates = ctx.pool.hosts
         .filter((h) => liveHost(ctx, h) && (!local || local.host === h.built.ref))
-        .sort((a, b) => (b.built.ref === vm.affinity ? 1 : 0) - (a.built.ref === vm.affinity ? 1 : 0) || ctx.pool.memoryFree(b) - ctx.pool.memoryFree(a));
+        .sort(
+          (a, b) =>
+            (b.built.ref === vm.affinity ? 1 : 0) - (a.built.ref === vm.affinity ? 1 : 0) ||
+            ctx.pool.memoryFree(b) - ctx.pool.memoryFree(a),
+        );
       const need = vmMemoryNeed(vm);
       const h = candidates.find((c) => ctx.pool.memoryFree(c) >= need);
       if (!h) throw new XapiFailure('NO_HOSTS_AVAILABLE', []);
@@ -281,7 +305,7 @@ function generic(method: string): MethodDef | undefined {
   if (dot < 0) return undefined;
   const cls = method.slice(0, dot);
   const op = method.slice(dot + 1);
-  if (!(SIM_CLASS_SET).has(cls)) return undefined;
+  if (!SIM_CLASS_SET.has(cls)) return undefined;
   switch (op) {
     case 'get_all':
       return { args: [], run: (ctx) => ctx.pool.built.db.refs(cls) };
@@ -296,7 +320,12 @@ function generic(method: string): MethodDef | undefined {
         run: (ctx, [expr]) => {
           const match = whereMatcher(String(expr));
           const db = ctx.pool.built.db;
-          return Object.fromEntries(db.refs(cls).map((r): [string, XapiRecordData] => [r, db.get(cls, r)]).filter(([, rec]) => match(rec)));
+          return Object.fromEntries(
+            db
+              .refs(cls)
+              .map((r): [string, XapiRecordData] => [r, db.get(cls, r)])
+              .filter(([, rec]) => match(rec)),
+          );
         },
       };
     case 'get_record':
@@ -305,7 +334,14 @@ function generic(method: string): MethodDef | undefined {
       return { args: [str], run: (ctx, [u]) => ctx.pool.built.db.byUuid(cls, String(u)) };
     case 'get_by_name_label':
       if (!NAME_LABEL_CLASSES.has(cls)) return undefined;
-      return { args: [str], run: (ctx, [n]) => ctx.pool.built.db.all(cls).filter(([, r]) => r.name_label === n).map(([r]) => r) };
+      return {
+        args: [str],
+        run: (ctx, [n]) =>
+          ctx.pool.built.db
+            .all(cls)
+            .filter(([, r]) => r.name_label === n)
+            .map(([r]) => r),
+      };
     case 'add_to_other_config':
       return {
         args: [ref, str, str],
@@ -354,10 +390,11 @@ function whereMatcher(expr: string): (r: XapiRecordData) => boolean {
     return [m[1]!, m[2]!] as const;
   });
   // A field compares as its string form (xapi's query language knows strings, numbers and refs).
-  return (r) => terms.every(([f, x]) => {
-    const v = r[f];
-    return (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '') === x;
-  });
+  return (r) =>
+    terms.every(([f, x]) => {
+      const v = r[f];
+      return (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '') === x;
+    });
 }
 
 const SIM_CLASS_SET = new Set<string>(SIM_CLASSES);
@@ -368,9 +405,14 @@ export function listMethods(): string[] {
   methodList ??= [
     ...Object.keys(special),
     ...SIM_CLASSES.flatMap((c) => [
-      `${c}.get_all`, `${c}.get_all_records`, `${c}.get_all_records_where`, `${c}.get_record`, `${c}.get_by_uuid`,
+      `${c}.get_all`,
+      `${c}.get_all_records`,
+      `${c}.get_all_records_where`,
+      `${c}.get_record`,
+      `${c}.get_by_uuid`,
       ...(NAME_LABEL_CLASSES.has(c) ? [`${c}.get_by_name_label`] : []),
-      `${c}.add_to_other_config`, `${c}.remove_from_other_config`,
+      `${c}.add_to_other_config`,
+      `${c}.remove_from_other_config`,
     ]),
   ].sort();
   return methodList;

@@ -44,7 +44,9 @@ function elements(children: unknown): XmlNode[] {
 
 function textOf(children: unknown): string {
   if (!Array.isArray(children)) return '';
-  return (children as XmlNode[]).map((n) => (typeof n['#text'] === 'string' || typeof n['#text'] === 'number' ? String(n['#text']) : '')).join('');
+  return (children as XmlNode[])
+    .map((n) => (typeof n['#text'] === 'string' || typeof n['#text'] === 'number' ? String(n['#text']) : ''))
+    .join('');
 }
 
 function only(children: unknown, tag: string, where: string): XmlNode {
@@ -89,7 +91,9 @@ function decodeValue(valueNode: XmlNode): unknown {
       return null;
     case 'array': {
       const data = only(inner, 'data', '<array>');
-      return elements(data.data).filter((n) => tagOf(n) === 'value').map(decodeValue);
+      return elements(data.data)
+        .filter((n) => tagOf(n) === 'value')
+        .map(decodeValue);
     }
     case 'struct': {
       const out: Record<string, unknown> = {};
@@ -116,7 +120,9 @@ export function parseXmlRpcCall(body: string): RpcCall {
   if (!method) throw new WireError('XML-RPC: empty <methodName>');
   const paramsEl = elements(call.methodCall).find((n) => tagOf(n) === 'params');
   const params = paramsEl
-    ? elements(paramsEl.params).filter((n) => tagOf(n) === 'param').map((p) => decodeValue(only(p.param, 'value', '<param>')))
+    ? elements(paramsEl.params)
+        .filter((n) => tagOf(n) === 'param')
+        .map((p) => decodeValue(only(p.param, 'value', '<param>')))
     : [];
   return { method, params };
 }
@@ -147,9 +153,10 @@ export function xmlRpcValueResponse(value: XapiValue): string {
 }
 
 export function xmlRpcResponse(outcome: { value: XapiValue } | { failure: XapiFailure }): string {
-  const result = 'value' in outcome
-    ? { Status: 'Success', Value: outcome.value }
-    : { Status: 'Failure', ErrorDescription: [outcome.failure.code, ...outcome.failure.params] };
+  const result =
+    'value' in outcome
+      ? { Status: 'Success', Value: outcome.value }
+      : { Status: 'Failure', ErrorDescription: [outcome.failure.code, ...outcome.failure.params] };
   return `<?xml version="1.0"?><methodResponse><params><param>${encodeValue(result)}</param></params></methodResponse>`;
 }
 
@@ -179,13 +186,20 @@ export function parseJsonRpcCall(body: string): JsonRpcCall {
   return { method: r.data.method, params: r.data.params, id: r.data.id ?? null, version: r.data.jsonrpc ?? '1.0' };
 }
 
-export function jsonRpcResponse(call: Pick<JsonRpcCall, 'id' | 'version'>, outcome: { value: XapiValue } | { failure: XapiFailure }): string {
+export function jsonRpcResponse(
+  call: Pick<JsonRpcCall, 'id' | 'version'>,
+  outcome: { value: XapiValue } | { failure: XapiFailure },
+): string {
   if (call.version === '2.0') {
-    return JSON.stringify('value' in outcome
-      ? { jsonrpc: '2.0', result: outcome.value, id: call.id }
-      : { jsonrpc: '2.0', error: { code: 1, message: outcome.failure.code, data: outcome.failure.params }, id: call.id });
+    return JSON.stringify(
+      'value' in outcome
+        ? { jsonrpc: '2.0', result: outcome.value, id: call.id }
+        : { jsonrpc: '2.0', error: { code: 1, message: outcome.failure.code, data: outcome.failure.params }, id: call.id },
+    );
   }
-  return JSON.stringify('value' in outcome
-    ? { result: outcome.value, error: null, id: call.id }
-    : { result: null, error: [outcome.failure.code, ...outcome.failure.params], id: call.id });
+  return JSON.stringify(
+    'value' in outcome
+      ? { result: outcome.value, error: null, id: call.id }
+      : { result: null, error: [outcome.failure.code, ...outcome.failure.params], id: call.id },
+  );
 }

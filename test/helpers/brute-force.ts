@@ -106,7 +106,13 @@ export function readPool(db: RawRecords): BfPool {
     const host = running(v) ? (v.resident_on as string) : null;
     const priority = v.ha_restart_priority as string;
     return {
-      ref, uuid: v.uuid as string, name: v.name_label as string, host, need: need(v), pinnedTo, priority,
+      ref,
+      uuid: v.uuid as string,
+      name: v.name_label as string,
+      host,
+      need: need(v),
+      pinnedTo,
+      priority,
       protected: priority === 'restart' && host !== null && v.is_control_domain !== true,
     };
   });
@@ -170,7 +176,10 @@ export interface WhatIfAnswer {
 export function whatIfBruteForce(pool: BfPool, failed: ReadonlySet<string>): WhatIfAnswer {
   const vms = displaced(pool, failed);
   const bins = survivors(pool, failed);
-  const placement = placeAll(vms, bins.map((h) => ({ ref: h.ref, free: Math.max(0, h.free) })));
+  const placement = placeAll(
+    vms,
+    bins.map((h) => ({ ref: h.ref, free: Math.max(0, h.free) })),
+  );
   return { survives: placement !== null, displaced: vms, survivors: bins, placement };
 }
 

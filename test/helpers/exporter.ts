@@ -31,15 +31,35 @@ export interface Loop {
 export function fastPoolConfig(sim: Simulator, overrides: Record<string, unknown> = {}): ExporterConfig['pools'][number] {
   const info = sim.info();
   return exporterConfig.parse({
-    pools: [{
-      name: 'sim', urls: info.hosts.flatMap((h) => h.urls), passwordEnv: EXPORTER_PASSWORD_ENV,
-      probes: {
-        'network-tcp': {}, 'network-xapi': {}, 'storage-xapi': {},
-        'storage-statefile': { devices: [{ home: '0', path: info.statefile }], readMode: 'buffered', statefileTimeoutMs: 600, peerHeartbeatTimeoutMs: 400 },
+    pools: [
+      {
+        name: 'sim',
+        urls: info.hosts.flatMap((h) => h.urls),
+        passwordEnv: EXPORTER_PASSWORD_ENV,
+        probes: {
+          'network-tcp': {},
+          'network-xapi': {},
+          'storage-xapi': {},
+          'storage-statefile': {
+            devices: [{ home: '0', path: info.statefile }],
+            readMode: 'buffered',
+            statefileTimeoutMs: 600,
+            peerHeartbeatTimeoutMs: 400,
+          },
+        },
+        timing: {
+          sampleInterval: '100ms',
+          probeTimeout: '80ms',
+          xapiTimeout: '2s',
+          deadAfter: '1s',
+          flapWindow: '3s',
+          flapThreshold: 6,
+          confirmSamples: 2,
+          capacityInterval: '500ms',
+        },
+        ...overrides,
       },
-      timing: { sampleInterval: '100ms', probeTimeout: '80ms', xapiTimeout: '2s', deadAfter: '1s', flapWindow: '3s', flapThreshold: 6, confirmSamples: 2, capacityInterval: '500ms' },
-      ...overrides,
-    }],
+    ],
   }).pools[0]!;
 }
 
@@ -56,7 +76,8 @@ export async function startLoop(opts: Partial<SimulatorOptions> & { spec?: PoolS
   const sampler = exporter.samplers[0]!;
   const uuidOf = (name: string) => sim.pool.host(name).built.uuid;
   return {
-    sim, exporter,
+    sim,
+    exporter,
     state: (host) => sampler.state.memory?.hosts[uuidOf(host)]?.state,
     history: (host) => {
       const uuid = uuidOf(host);
@@ -92,7 +113,9 @@ export interface SteppedLoop {
  * connection runs for real over loopback (its events arrive in real time), its rounds only when the
  * test calls round().
  */
-export async function startSteppedLoop(opts: Partial<SimulatorOptions> & { spec?: PoolSpec; pool?: Record<string, unknown> } = {}): Promise<SteppedLoop> {
+export async function startSteppedLoop(
+  opts: Partial<SimulatorOptions> & { spec?: PoolSpec; pool?: Record<string, unknown> } = {},
+): Promise<SteppedLoop> {
   process.env[EXPORTER_PASSWORD_ENV] = PASSWORD;
   let t = 1_000_000;
   const now = () => t;
@@ -104,7 +127,10 @@ export async function startSteppedLoop(opts: Partial<SimulatorOptions> & { spec?
   const uuidOf = (name: string) => sim.pool.host(name).built.uuid;
   const tickMs = sim.pool.timing.tickMs;
   return {
-    sim, sampler, registry, now,
+    sim,
+    sampler,
+    registry,
+    now,
     async round() {
       const until = t + config.timing.sampleInterval;
       while (t < until) {
@@ -130,7 +156,13 @@ export async function startSteppedLoop(opts: Partial<SimulatorOptions> & { spec?
  * Runs rounds until `done` holds, at most `maxRounds` (and `timeoutMs` of real time, for what
  * arrives over XAPI in real time); `each` checks every round on the way. Returns the rounds run.
  */
-export async function roundsUntil(l: SteppedLoop, what: string, done: () => boolean, each: () => void = () => {}, { maxRounds = 600, timeoutMs = 15_000 } = {}): Promise<number> {
+export async function roundsUntil(
+  l: SteppedLoop,
+  what: string,
+  done: () => boolean,
+  each: () => void = () => {},
+  { maxRounds = 600, timeoutMs = 15_000 } = {},
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (let n = 1; n <= maxRounds; n++) {
     await l.round();
@@ -150,7 +182,8 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (!line.startsWith(`${name}{`)) continue;
     const body = line.slice(name.length + 1, line.lastIndexOf('}'));
     const got = Object.fromEntries([...body.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.keys(got).length === want.length && want.every(([k, v]) => got[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Object.keys(got).length === want.length && want.every(([k, v]) => got[k] === v))
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return undefined;
 }

@@ -13,18 +13,31 @@ export const PASSWORD = 'test-password';
 export async function startTestSim(opts: Partial<SimulatorOptions> & { spec?: PoolSpec } = {}): Promise<Simulator> {
   return startSimulator({
     spec: opts.spec ?? generatePoolSpec({ hosts: 3, vms: 9, seed: 7 }),
-    port: 0, controlPort: 0, password: PASSWORD, ...opts,
+    port: 0,
+    controlPort: 0,
+    password: PASSWORD,
+    ...opts,
     timing: { ...FAST_TIMING, ...opts.timing },
   });
 }
 
-/** Opens a TCP connection: 'open', or the reason it failed. */
-export function tcpProbe(host: string, port: number, timeoutMs = 1000): Promise<'open' | 'refused' | 'timeout' | string> {
+/** Opens a TCP connection: 'open', else 'refused', 'timeout' or the error code. */
+export function tcpProbe(host: string, port: number, timeoutMs = 1000): Promise<string> {
   return new Promise((resolve) => {
     const s = connect({ host, port });
-    const t = setTimeout(() => { s.destroy(); resolve('timeout'); }, timeoutMs);
-    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve('open'); });
-    s.once('error', (e: NodeJS.ErrnoException) => { clearTimeout(t); resolve(e.code === 'ECONNREFUSED' ? 'refused' : String(e.code)); });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve('timeout');
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve('open');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      resolve(e.code === 'ECONNREFUSED' ? 'refused' : String(e.code));
+    });
   });
 }
 
@@ -92,10 +105,17 @@ export async function startSteppedSim(opts: Partial<SimulatorOptions> & { spec?:
 export async function overStatefileIntervals(
   c: SteppedSim,
   {
-    intervals = 5, advancing = [], still = [], eachTick, eachInterval,
+    intervals = 5,
+    advancing = [],
+    still = [],
+    eachTick,
+    eachInterval,
   }: {
-    intervals?: number; advancing?: string[]; still?: string[];
-    eachTick?: (now: number) => void | Promise<void>; eachInterval?: (i: number, now: number) => void | Promise<void>;
+    intervals?: number;
+    advancing?: string[];
+    still?: string[];
+    eachTick?: (now: number) => void | Promise<void>;
+    eachInterval?: (i: number, now: number) => void | Promise<void>;
   },
 ): Promise<void> {
   const { sim } = c;
@@ -135,7 +155,9 @@ export async function expectBootsAfterBootMs(c: SteppedSim, hostName: string, si
   await c.advance(bootMs, async (now) => {
     booted = now - since >= bootMs;
     const what = `${hostName} ${now - since} ms after power-on (boot takes ${bootMs} ms)`;
-    expect(await Promise.all(addresses.map((a) => tcpProbe(a, sim.port))), what).toEqual(booted ? ['open', 'open'] : ['refused', 'refused']);
+    expect(await Promise.all(addresses.map((a) => tcpProbe(a, sim.port))), what).toEqual(
+      booted ? ['open', 'open'] : ['refused', 'refused'],
+    );
     expect(db.peek('host_metrics', h.built.metricsRef).live, what).toBe(booted);
     expect(slotOf(sim, hostName).sequence, what).toBe(booted ? seq + 1 : seq);
   });

@@ -8,17 +8,40 @@ import type { SimulatorInfo } from '../../simulator/simulator.ts';
 import { tcpProbe } from '../helpers/sim.ts';
 import { xenha, XENHA_BIN as BIN } from '../helpers/run.ts';
 
-
-
 let child: ChildProcess | undefined;
 let info: SimulatorInfo;
 const dir = mkdtempSync(join(tmpdir(), 'xenha-cli-'));
 
 beforeAll(async () => {
-  child = spawn(process.execPath, [
-    BIN, 'simulate', '--json', '--hosts', '3', '--vms', '5', '--seed', '9', '--port', '0', '--control-port', '0',
-    '--state-dir', join(dir, 'state'), '--tick-ms', '40', '--statefile-interval-ms', '80', '--boot-ms', '100', '--log-level', 'warn',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'simulate',
+      '--json',
+      '--hosts',
+      '3',
+      '--vms',
+      '5',
+      '--seed',
+      '9',
+      '--port',
+      '0',
+      '--control-port',
+      '0',
+      '--state-dir',
+      join(dir, 'state'),
+      '--tick-ms',
+      '40',
+      '--statefile-interval-ms',
+      '80',
+      '--boot-ms',
+      '100',
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   info = await new Promise<SimulatorInfo>((resolve, reject) => {
     let out = '';
     let err = '';
@@ -56,12 +79,18 @@ describe('xenha CLI', () => {
     const control = ['--control', info.controlUrl];
     const r = await xenha(['fault', 'network-down', 'host-02', '--homes', '0', ...control]);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, event: { kind: 'fault', host: 'host-02', detail: { fault: 'network-down', homes: [0] } } });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      ok: true,
+      event: { kind: 'fault', host: 'host-02', detail: { fault: 'network-down', homes: [0] } },
+    });
     expect(await tcpProbe('127.0.0.2', info.port)).toBe('refused');
     expect(await tcpProbe('127.0.1.2', info.port)).toBe('open');
     const state = JSON.parse((await xenha(['fault', 'state', ...control])).stdout) as { runtime: { name: string; listening: boolean[] }[] };
     expect(state.runtime.find((h) => h.name === 'host-02')!.listening).toEqual([false, true]);
-    const events = (await xenha(['fault', 'events', ...control])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
+    const events = (await xenha(['fault', 'events', ...control])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string });
     expect(events.some((e) => e.kind === 'fault')).toBe(true);
     expect((await xenha(['fault', 'heal', ...control], {})).code).toBe(0);
     expect(await tcpProbe('127.0.0.2', info.port)).toBe('open');
@@ -95,7 +124,8 @@ describe('xenha CLI', () => {
   });
 
   it('control API refuses bad bodies with the reason', async () => {
-    const post = (body: string) => fetch(`${info.controlUrl}/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const post = (body: string) =>
+      fetch(`${info.controlUrl}/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     const unknownKind = await post('{"kind":"meteor-strike"}');
     expect(unknownKind.status).toBe(400);
     expect(((await unknownKind.json()) as { error: string }).error).toMatch(/kind/);

@@ -60,8 +60,12 @@ describe('exporter against the simulator, fault by fault', () => {
     expect(metricValue(m, 'xenha_host_state', { pool: 'sim', host: 'host-02', state: 'network_isolated' })).toBe(1);
     expect(metricValue(m, 'xenha_host_state', { pool: 'sim', host: 'host-02', state: 'healthy' })).toBe(0);
     expect(metricValue(m, 'xenha_false_positives_averted_total', { pool: 'sim', path: 'network' })).toBe(1);
-    expect(metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-02', path: 'network', probe: 'network-tcp', home: '0' })).toBe(0);
-    expect(metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-02', path: 'storage', probe: 'storage-statefile', home: '0' })).toBe(1);
+    expect(metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-02', path: 'network', probe: 'network-tcp', home: '0' })).toBe(
+      0,
+    );
+    expect(
+      metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-02', path: 'storage', probe: 'storage-statefile', home: '0' }),
+    ).toBe(1);
   });
 
   it('storage cut → storage_lost and the storage false positive averted', async () => {
@@ -72,7 +76,9 @@ describe('exporter against the simulator, fault by fault', () => {
     await waitFor('host-03 storage_lost', () => l.state('host-03') === 'storage_lost');
     const m = await l.metrics();
     expect(metricValue(m, 'xenha_false_positives_averted_total', { pool: 'sim', path: 'storage' })).toBeGreaterThanOrEqual(1);
-    expect(metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-03', path: 'storage', probe: 'storage-xapi', home: 'statefile' })).toBe(0);
+    expect(
+      metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-03', path: 'storage', probe: 'storage-xapi', home: 'statefile' }),
+    ).toBe(0);
   });
 
   it('one home of each path lost → degraded', async () => {
@@ -86,7 +92,9 @@ describe('exporter against the simulator, fault by fault', () => {
     applyFault(loop.sim.pool, { kind: 'storage-down', host: 'host-02', homes: [0] });
     await waitFor('host-02 degraded by a multipath leg', () => l.state('host-02') === 'degraded');
     const m = await l.metrics();
-    expect(metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-02', path: 'storage', probe: 'storage-xapi', home: 'leg-1' })).toBe(0);
+    expect(
+      metricValue(m, 'xenha_host_path_up', { pool: 'sim', host: 'host-02', path: 'storage', probe: 'storage-xapi', home: 'leg-1' }),
+    ).toBe(0);
   });
 
   it('crash → suspect, then dead no sooner than dead-after after the crash; heal → healthy again', async () => {
@@ -94,9 +102,14 @@ describe('exporter against the simulator, fault by fault', () => {
     const crashedAt = l.now();
     applyFault(l.sim.pool, { kind: 'host-crash', host: 'host-03' });
     const deadAfter = l.sampler.policy.deadAfterMs;
-    await roundsUntil(l, 'host-03 dead', () => l.state('host-03') === 'dead', () => {
-      if (l.state('host-03') === 'dead') expect(l.now() - crashedAt).toBeGreaterThanOrEqual(deadAfter);
-    });
+    await roundsUntil(
+      l,
+      'host-03 dead',
+      () => l.state('host-03') === 'dead',
+      () => {
+        if (l.state('host-03') === 'dead') expect(l.now() - crashedAt).toBeGreaterThanOrEqual(deadAfter);
+      },
+    );
     expect(inOrder(l.history('host-03'), ['healthy', 'suspect', 'dead'])).toBe(true);
     expect(l.history('host-03')).not.toContain('network_isolated');
     expect(l.history('host-03')).not.toContain('storage_lost');
@@ -149,9 +162,15 @@ describe('exporter against the simulator, fault by fault', () => {
       const before = errors();
       applyFault(l.sim.pool, { kind: 'slow-xapi', latencyMs });
       // Until a call has actually timed out (real time: the XAPI timeout), every round: all healthy.
-      await roundsUntil(l, 'an XAPI call timed out', () => errors() > before, () => {
-        for (const h of HOSTS) expect(l.state(h)).toBe('healthy');
-      }, { maxRounds: 5000, timeoutMs: 20_000 });
+      await roundsUntil(
+        l,
+        'an XAPI call timed out',
+        () => errors() > before,
+        () => {
+          for (const h of HOSTS) expect(l.state(h)).toBe('healthy');
+        },
+        { maxRounds: 5000, timeoutMs: 20_000 },
+      );
       const t = performance.now();
       const m = await (await fetch(url)).text();
       expect(performance.now() - t).toBeLessThan(1000);
@@ -171,7 +190,10 @@ describe('exporter against the simulator, fault by fault', () => {
     applyFault(l.sim.pool, { kind: 'storage-down', host: 'host-02' }); // changes host records: events must flow
     await waitFor('a new login', () => (s.connection.calls.get('session.login_with_password') ?? 0) > logins, { timeoutMs: 20_000 });
     await waitFor('host-02 storage_lost', () => l.state('host-02') === 'storage_lost');
-    await waitFor('ha_statefiles seen empty through XAPI', () => s.state.snapshot?.hosts.find((h) => h.name === 'host-02')?.haStatefiles.length === 0);
+    await waitFor(
+      'ha_statefiles seen empty through XAPI',
+      () => s.state.snapshot?.hosts.find((h) => h.name === 'host-02')?.haStatefiles.length === 0,
+    );
     expect(metricValue(await l.metrics(), 'xenha_xapi_up', { pool: 'sim' })).toBe(1);
   });
 
@@ -183,7 +205,11 @@ describe('exporter against the simulator, fault by fault', () => {
     applyFault(l.sim.pool, { kind: 'master-crash' });
     await waitFor('a new master', () => l.sim.pool.master.built.name !== old);
     const next = l.sim.pool.master.built.name;
-    await waitFor('the exporter on the new master', async () => metricValue(await l.metrics(), 'xenha_pool_master_info', { pool: 'sim', host: next }) === 1, { timeoutMs: 20_000 });
+    await waitFor(
+      'the exporter on the new master',
+      async () => metricValue(await l.metrics(), 'xenha_pool_master_info', { pool: 'sim', host: next }) === 1,
+      { timeoutMs: 20_000 },
+    );
     await waitFor('old master dead', () => l.state(old) === 'dead', { timeoutMs: 20_000 });
     const m = await l.metrics();
     expect(metricValue(m, 'xenha_xapi_up', { pool: 'sim' })).toBe(1);

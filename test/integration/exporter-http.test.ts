@@ -23,7 +23,16 @@ beforeAll(async () => {
   process.env[EXPORTER_PASSWORD_ENV] = PASSWORD;
   sim = await startTestSim();
   // A second pool nobody answers for: it must not hold the first one back.
-  const dead = exporterConfig.parse({ pools: [{ name: 'gone', urls: ['http://127.0.0.1:9'], passwordEnv: EXPORTER_PASSWORD_ENV, timing: { sampleInterval: '100ms', probeTimeout: '80ms', xapiTimeout: '1s' } }] }).pools[0]!;
+  const dead = exporterConfig.parse({
+    pools: [
+      {
+        name: 'gone',
+        urls: ['http://127.0.0.1:9'],
+        passwordEnv: EXPORTER_PASSWORD_ENV,
+        timing: { sampleInterval: '100ms', probeTimeout: '80ms', xapiTimeout: '1s' },
+      },
+    ],
+  }).pools[0]!;
   exporter = await startExporter({ listen: '127.0.0.1:0', pools: [fastPoolConfig(sim), dead] }, pino({ level: 'silent' }));
   await waitFor('pool sim classified', () => exporter.samplers[0]!.ready);
 });
@@ -31,7 +40,6 @@ afterAll(async () => {
   await exporter?.stop();
   await sim?.stop();
 });
-
 
 describe('exporter over HTTP', () => {
   it('passes promtool check metrics on a real scrape', async () => {
@@ -49,7 +57,7 @@ describe('exporter over HTTP', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
   });
 
-  it('keeps a live pool\'s metrics while another pool is unreachable, and says which pool is not ready', async () => {
+  it("keeps a live pool's metrics while another pool is unreachable, and says which pool is not ready", async () => {
     const text = await (await fetch(`${exporter.url}/metrics`)).text();
     expect(metricValue(text, 'xenha_xapi_up', { pool: 'sim' })).toBe(1);
     expect(metricValue(text, 'xenha_xapi_up', { pool: 'gone' })).toBe(0);
@@ -69,7 +77,7 @@ describe('exporter over HTTP', () => {
     expect(metricValue(text, 'xenha_statefile_slot_peers', { pool: 'sim', host: 'host-01', domain: 'network' })).toBe(3);
   });
 
-  it('exports failures tolerable equal to a brute force over the pool\'s own records, as built and after changes that move it', async () => {
+  it("exports failures tolerable equal to a brute force over the pool's own records, as built and after changes that move it", async () => {
     const sampler = exporter.samplers[0]!;
     const db = sim.pool.built.db;
     const poolRec = () => db.peek('pool', sim.pool.built.poolRef);
@@ -122,7 +130,9 @@ describe('exporter over HTTP', () => {
       //    from the one before, so a stale figure cannot pass for the new one.
       const live = readPool(db).hosts.filter((h) => h.live);
       const smallest = [...live].sort((a, b) => a.free - b.free)[0]!;
-      const othersNeed = readPool(db).vms.filter((v) => v.protected && v.host !== smallest.ref).reduce((sum, v) => sum + v.need, 0);
+      const othersNeed = readPool(db)
+        .vms.filter((v) => v.protected && v.host !== smallest.ref)
+        .reduce((sum, v) => sum + v.need, 0);
       const metricsRef = db.peek('host', smallest.ref).metrics as string;
       const total = Number(db.peek('host_metrics', metricsRef).memory_total);
       undo.push(() => db.update('host_metrics', metricsRef, { memory_total: total }));
@@ -155,7 +165,10 @@ describe('exporter over HTTP', () => {
 
   it('xenha explain prints why a host is in its state', async () => {
     applyFault(sim.pool, { kind: 'network-down', host: 'host-02' });
-    await waitFor('host-02 network_isolated', () => exporter.samplers[0]!.state.memory?.hosts[sim.pool.host('host-02').built.uuid]?.state === 'network_isolated');
+    await waitFor(
+      'host-02 network_isolated',
+      () => exporter.samplers[0]!.state.memory?.hosts[sim.pool.host('host-02').built.uuid]?.state === 'network_isolated',
+    );
     const r = await xenha(['explain', '--pool', 'sim', '--host', 'host-02', '--exporter', exporter.url]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('state      network_isolated');
@@ -179,6 +192,8 @@ describe('xenha exporter CLI', () => {
     writeFileSync(file, 'pools:\n  - name: a\n    urls: [http://127.0.0.1:1]\n    passwordEnv: X\n    probes:\n      network-ping: {}\n');
     const bad = await xenha(['exporter', '--config', file]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('pools.0.probes.network-ping (line 6): unknown probe "network-ping" (available: network-tcp, network-xapi, storage-statefile, storage-xapi)');
+    expect(bad.stderr).toContain(
+      'pools.0.probes.network-ping (line 6): unknown probe "network-ping" (available: network-tcp, network-xapi, storage-statefile, storage-xapi)',
+    );
   });
 });

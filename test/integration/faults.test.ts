@@ -12,7 +12,14 @@ import type { Simulator } from '../../simulator/simulator.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import {
-  PASSWORD, expectBootsAfterBootMs, overStatefileIntervals, readSlots, slotOf, startSteppedSim, tcpProbe, type SteppedSim,
+  PASSWORD,
+  expectBootsAfterBootMs,
+  overStatefileIntervals,
+  readSlots,
+  slotOf,
+  startSteppedSim,
+  tcpProbe,
+  type SteppedSim,
 } from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
 import { decodeStatefile } from '../../core/statefile/layout.ts';
@@ -42,7 +49,11 @@ function db(s: Simulator) {
 
 function hostRec(s: Simulator, name: string) {
   const h = s.pool.host(name);
-  return { host: db(s).peek('host', h.built.ref), metrics: db(s).peek('host_metrics', h.built.metricsRef), pbd: db(s).peek('PBD', h.built.heartbeatPbdRef) };
+  return {
+    host: db(s).peek('host', h.built.ref),
+    metrics: db(s).peek('host_metrics', h.built.metricsRef),
+    pbd: db(s).peek('PBD', h.built.heartbeatPbdRef),
+  };
 }
 
 function mpath(s: Simulator, name: string): string {
@@ -148,7 +159,9 @@ describe('faults, one path at a time', () => {
     const c = await start();
     const { sim } = c;
     const h = sim.pool.host('host-02');
-    const vms = db(sim).all('VM').filter(([, v]) => v.resident_on === h.built.ref && !v.is_control_domain);
+    const vms = db(sim)
+      .all('VM')
+      .filter(([, v]) => v.resident_on === h.built.ref && !v.is_control_domain);
     expect(vms.length).toBeGreaterThan(0);
     applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
     await sim.settle();
@@ -253,7 +266,9 @@ describe('faults, one path at a time', () => {
     applyFault(sim.pool, { kind: 'host-crash', host: 'host-03' });
     await sim.settle();
     await overStatefileIntervals(c, {
-      intervals: 2, still: ['host-03'], advancing: others(sim, 'host-03'),
+      intervals: 2,
+      still: ['host-03'],
+      advancing: others(sim, 'host-03'),
       eachTick: () => expect(hostRec(sim, 'host-03').metrics.live).toBe(false),
     });
     const healedAt = c.now();
@@ -279,7 +294,8 @@ describe('master crash', () => {
     expect(await probeHomes(sim, m.name)).toEqual(['refused', 'refused']);
     // Nobody takes over on their own: checked at every tick over five statefile intervals.
     await overStatefileIntervals(c, {
-      still: [m.name], advancing: [s2.name, info.hosts[2]!.name],
+      still: [m.name],
+      advancing: [s2.name, info.hosts[2]!.name],
       eachTick: () => expect(sim.pool.master.built.name).toBe(m.name),
     });
     expect(sim.pool.eventLog().filter((e) => e.kind === 'master')).toEqual([]);
@@ -290,7 +306,10 @@ describe('master crash', () => {
     const t = await jsonRpc(s2.urls[1]!, 'pool.emergency_transition_to_master', [local.result]);
     expect(t.error).toBeUndefined();
     expect(sim.pool.master.built.name).toBe(s2.name);
-    expect(sim.pool.eventLog().find((e) => e.kind === 'master')).toMatchObject({ host: s2.name, detail: { how: 'emergency_transition_to_master' } });
+    expect(sim.pool.eventLog().find((e) => e.kind === 'master')).toMatchObject({
+      host: s2.name,
+      detail: { how: 'emergency_transition_to_master' },
+    });
     // A client pointed at the other slave now lands on the new master.
     const x = createClient({ url: info.hosts[2]!.urls[0]!, auth: { user: 'root', password: PASSWORD }, watchEvents: false });
     try {
@@ -328,7 +347,11 @@ describe('master crash', () => {
     const elected = sim.pool.master;
     const lowest = sim.pool.hosts.filter((h) => h !== old).sort((a, b) => a.slot - b.slot)[0]!;
     expect(elected).toBe(lowest);
-    expect(sim.pool.eventLog().find((e) => e.kind === 'master')).toMatchObject({ atMs: electedAt, host: elected.built.name, detail: { how: 'ha-election' } });
+    expect(sim.pool.eventLog().find((e) => e.kind === 'master')).toMatchObject({
+      atMs: electedAt,
+      host: elected.built.name,
+      detail: { how: 'ha-election' },
+    });
     expect(hostRec(sim, old.built.name).metrics.live).toBe(false); // the new master's view
     const r = await jsonRpc(slave.urls[0]!, 'session.login_with_password', ['root', PASSWORD]);
     if (slave.name === elected.built.name) expect(r.result).toMatch(/^OpaqueRef:/);

@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { run } from '../helpers/run.ts';
 import {
-  PASSWORD, expectBootsAfterBootMs, overStatefileIntervals, requireFile, startSteppedSim, tcpProbe, type SteppedSim,
+  PASSWORD,
+  expectBootsAfterBootMs,
+  overStatefileIntervals,
+  requireFile,
+  startSteppedSim,
+  tcpProbe,
+  type SteppedSim,
 } from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
 
@@ -17,7 +23,7 @@ const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 function fenceCli(args: string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
     execFile(FENCE_DUMMY, args, { timeout: 30_000 }, (err, stdout) => {
-      if (err && typeof err.code !== 'number') return reject(err);
+      if (err !== null && typeof err.code !== 'number') return reject(new Error(err.message, { cause: err }));
       resolve({ code: err ? (err.code as number) : 0, stdout });
     });
   });
@@ -41,7 +47,10 @@ describe('fence_dummy --type=file on a simulated host', () => {
     const info = sim.info().hosts.find((h) => h.name === 'host-02')!;
     const h = sim.pool.host('host-02');
     const db = sim.pool.built.db;
-    const vms = db.all('VM').filter(([, v]) => v.resident_on === h.built.ref && !v.is_control_domain).map(([ref]) => ref);
+    const vms = db
+      .all('VM')
+      .filter(([, v]) => v.resident_on === h.built.ref && !v.is_control_domain)
+      .map(([ref]) => ref);
     expect(vms.length).toBeGreaterThan(0);
     const file = `--status-file=${info.powerFile}`;
     const probe = () => Promise.all(info.addresses.map((a) => tcpProbe(a, sim.port)));
@@ -59,14 +68,18 @@ describe('fence_dummy --type=file on a simulated host', () => {
     // Powered off: its slot is never rewritten, checked at every tick over five statefile intervals
     // while the other hosts write theirs once per interval; the master marks it not live.
     await overStatefileIntervals(c!, {
-      still: ['host-02'], advancing: ['host-01', 'host-03'],
+      still: ['host-02'],
+      advancing: ['host-01', 'host-03'],
       eachTick: () => {
         expect(db.peek('host_metrics', h.built.metricsRef).live).toBe(false);
         expect(h.power).toBe('off');
       },
     });
     expect(await probe()).toEqual(['refused', 'refused']);
-    expect(sim.pool.eventLog().find((e) => e.kind === 'power')).toMatchObject({ host: 'host-02', detail: { state: 'off', by: 'power-file', vmsHalted: vms.length } });
+    expect(sim.pool.eventLog().find((e) => e.kind === 'power')).toMatchObject({
+      host: 'host-02',
+      detail: { state: 'off', by: 'power-file', vmsHalted: vms.length },
+    });
 
     // fence-agents protocol: status of a powered-off plug exits 2.
     expect((await fenceStdin(['# xenha test', 'action=status', 'type=file', `status_file=${info.powerFile}`])).code).toBe(2);
@@ -76,7 +89,12 @@ describe('fence_dummy --type=file on a simulated host', () => {
     expect(h.power).toBe('on');
     const onAt = c!.now();
     await sim.settle();
-    expect(sim.pool.eventLog().filter((e) => e.kind === 'power').at(-1)).toMatchObject({ atMs: onAt, host: 'host-02', detail: { state: 'on', by: 'power-file' } });
+    expect(
+      sim.pool
+        .eventLog()
+        .filter((e) => e.kind === 'power')
+        .at(-1),
+    ).toMatchObject({ atMs: onAt, host: 'host-02', detail: { state: 'on', by: 'power-file' } });
     // Boots for bootMs (not reachable, not live, slot still), then is back on both homes, live, writing.
     await expectBootsAfterBootMs(c!, 'host-02', onAt);
     await overStatefileIntervals(c!, {

@@ -13,7 +13,6 @@ import { readPool, subsets, whatIfBruteForce, maxPlaceable, type BfPool } from '
 
 const EXAMPLE = join(import.meta.dirname, '../../deploy/planner-snapshot.example.json');
 
-
 let sim: Simulator;
 beforeAll(async () => {
   sim = await startTestSim({ spec: { ...generatePoolSpec({ hosts: 4, vms: 12, seed: 31 }), haEnabled: false } });
@@ -29,14 +28,21 @@ describe('xenha plan / what-if', () => {
     const out = JSON.parse(json.stdout) as { capacity: { lower: number }; plan: { steps: { kind: string }[] } };
     expect(out.plan.steps.map((s) => s.kind).slice(0, 4)).toEqual(['fence', 'confirm-fenced', 'transition-master', 'follow-master']);
     const table = await xenha(['plan', '--input', EXAMPLE, '--format', 'table']);
-    expect(table.stdout).toContain('not restarted: build-1: its disk is on xs-a\'s local storage');
+    expect(table.stdout).toContain("not restarted: build-1: its disk is on xs-a's local storage");
     expect(table.stdout).toMatch(/start-vm +db-1 → xs-b/);
   });
 
   it('names the bad field of a bad snapshot', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'xenha-plan-'));
     const file = join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({ pool: { name: 'p', master: 'a', haEnabled: true, hostFailuresToTolerate: 1 }, hosts: [{ uuid: 'a', name: 'a', live: 'yes', enabled: true, memoryTotal: 1, memoryOverhead: 0 }], vms: [] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        pool: { name: 'p', master: 'a', haEnabled: true, hostFailuresToTolerate: 1 },
+        hosts: [{ uuid: 'a', name: 'a', live: 'yes', enabled: true, memoryTotal: 1, memoryOverhead: 0 }],
+        vms: [],
+      }),
+    );
     const r = await xenha(['plan', '--input', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file} is not a valid planner snapshot`);
@@ -49,7 +55,8 @@ describe('xenha plan / what-if', () => {
     // The victim: a host other than the master (the CLI reads the pool through it) running the most
     // protected VMs, so that the restarts below cannot be vacuous.
     const protectedOn = (ref: string) => before.vms.filter((v) => v.protected && v.host === ref);
-    const victim = sim.pool.hosts.filter((h) => h !== sim.pool.master)
+    const victim = sim.pool.hosts
+      .filter((h) => h !== sim.pool.master)
       .sort((a, b) => protectedOn(b.built.ref).length - protectedOn(a.built.ref).length || a.built.name.localeCompare(b.built.name))[0]!;
     const victimVms = protectedOn(victim.built.ref);
     expect(victimVms.length, `${victim.built.name} runs a protected VM`).toBeGreaterThan(0);
@@ -99,7 +106,10 @@ describe('xenha plan / what-if', () => {
       if (want.survives) {
         expect(startedProtected).toEqual(new Set(victimVms.map((v) => v.ref)));
       } else {
-        const best = maxPlaceable(victimVms, want.survivors.map((h) => ({ ref: h.ref, free: Math.max(0, h.free) })));
+        const best = maxPlaceable(
+          victimVms,
+          want.survivors.map((h) => ({ ref: h.ref, free: Math.max(0, h.free) })),
+        );
         expect(best.sets).toContainEqual(startedProtected);
       }
     } finally {
@@ -123,7 +133,9 @@ describe('xenha plan / what-if', () => {
 
     for (const failed of [survivable!, fatal!]) {
       const want = answer(failed);
-      const table = await xenha(['what-if', '--pool', sim.info().masterUrl, '--fail', failed.join(','), '--format', 'table'], { XENHA_PASSWORD: PASSWORD });
+      const table = await xenha(['what-if', '--pool', sim.info().masterUrl, '--fail', failed.join(','), '--format', 'table'], {
+        XENHA_PASSWORD: PASSWORD,
+      });
       expect(table.code, table.stderr).toBe(want.survives ? 0 : 3);
       expect(table.stdout).toMatch(new RegExp(`^losing ${failed.join(', ')}: ${want.survives ? 'SURVIVES' : 'DOES NOT SURVIVE'} — `));
       // (JSON's exit code is checked in the next test.)
@@ -138,9 +150,14 @@ describe('xenha plan / what-if', () => {
         expect(Object.keys(got.placement).sort()).toEqual(want.displaced.map((v) => v.uuid).sort());
         const need = new Map(pool.vms.map((v) => [v.uuid, v.need]));
         for (const h of pool.hosts) {
-          const onIt = Object.entries(got.placement).filter(([, host]) => host === h.uuid).map(([vm]) => need.get(vm)!);
+          const onIt = Object.entries(got.placement)
+            .filter(([, host]) => host === h.uuid)
+            .map(([vm]) => need.get(vm)!);
           if (onIt.length === 0) continue;
-          expect(want.survivors.map((x) => x.uuid), `${h.name} takes VMs`).toContain(h.uuid);
+          expect(
+            want.survivors.map((x) => x.uuid),
+            `${h.name} takes VMs`,
+          ).toContain(h.uuid);
           expect(onIt.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(Math.max(0, h.free));
         }
       }
@@ -161,7 +178,9 @@ describe('xenha plan / what-if', () => {
     // Losing every host: nowhere to restart the protected VMs (the brute force agrees there are some).
     const all = pool.hosts.map((h) => h.name);
     expect(whatIfBruteForce(pool, new Set(pool.hosts.map((h) => h.ref))).survives).toBe(false);
-    const table = await xenha(['what-if', '--pool', sim.info().masterUrl, '--fail', all.join(','), '--format', 'table'], { XENHA_PASSWORD: PASSWORD });
+    const table = await xenha(['what-if', '--pool', sim.info().masterUrl, '--fail', all.join(','), '--format', 'table'], {
+      XENHA_PASSWORD: PASSWORD,
+    });
     expect(table.code, table.stderr).toBe(3);
     const json = await xenha(['what-if', '--pool', sim.info().masterUrl, '--fail', all.join(',')], { XENHA_PASSWORD: PASSWORD });
     expect((JSON.parse(json.stdout) as { survives: boolean | null }).survives).toBe(false);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { createProbes, PROBES, probesConfig, type ConfiguredProbe, type ProbeRound } from '../../plugins/probes/index.ts';
 import type { PathName } from '../../core/classify/state-machine.ts';
-import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
+import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
 import { encodeHostSlot, hostSlotOffset, initialVolume, type StatefileHostSlot } from '../../core/statefile/layout.ts';
 import { buildPool } from '../../simulator/build.ts';
 import { generatePoolSpec, parsePoolSpecYaml, type PoolSpec } from '../../simulator/pool-spec.ts';
@@ -63,8 +63,12 @@ async function runRound(
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   let open = true;
   const round: ProbeRound = {
-    snapshot: r.snapshot, xapiConnected: r.xapiConnected ?? true, xapiUrl: new URL(r.xapiUrl ?? 'http://127.0.0.1:1'),
-    now: r.now ?? 0, timeoutMs, signal: ac.signal,
+    snapshot: r.snapshot,
+    xapiConnected: r.xapiConnected ?? true,
+    xapiUrl: new URL(r.xapiUrl ?? 'http://127.0.0.1:1'),
+    now: r.now ?? 0,
+    timeoutMs,
+    signal: ac.signal,
     report(host, home, up, detail, extra) {
       if (!open) throw new Error(`${p.name} reported after its round ended`);
       samples.push({ host, home, up, detail, latencySeconds: extra?.latencySeconds ?? null, path: extra?.path ?? p.path });
@@ -90,10 +94,12 @@ const CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VDI', 'VM'
 
 /** Copies of every record the snapshot reads, as `<class>.get_all_records` answers. */
 function recordsOf(db: XapiDatabase): Record<(typeof CLASSES)[number], Record<string, Record<string, unknown>>> {
-  return Object.fromEntries(CLASSES.map((cls) => [cls, Object.fromEntries(db.refs(cls).map((r) => [r, db.get(cls, r) as Record<string, unknown>]))])) as never;
+  return Object.fromEntries(
+    CLASSES.map((cls) => [cls, Object.fromEntries(db.refs(cls).map((r) => [r, db.get(cls, r) as Record<string, unknown>]))]),
+  ) as never;
 }
 
-const snapshotOf = (records: ReturnType<typeof recordsOf>): PoolSnapshot => buildSnapshot(records as RecordsByClass);
+const snapshotOf = (records: ReturnType<typeof recordsOf>): PoolSnapshot => buildSnapshot(records);
 
 /** The sample of one host on one home (exactly one). */
 function sampleOf(samples: readonly Got[], host: string, home: string): Got {
@@ -141,7 +147,10 @@ describe('network-tcp', () => {
   it('is up with a latency where a listener accepts, down with ECONNREFUSED elsewhere, one sample per home', async () => {
     const server = await listen();
     const snapshot = snapshotOf(recordsOf(buildPool(spec, '127.0.0.1').db));
-    expect(snapshot.hosts.map((h) => h.homes)).toEqual([['127.0.0.1', '127.0.1.1'], ['127.0.0.2', '127.0.1.2']]);
+    expect(snapshot.hosts.map((h) => h.homes)).toEqual([
+      ['127.0.0.1', '127.0.1.1'],
+      ['127.0.0.2', '127.0.1.2'],
+    ]);
     const p = probe({ 'network-tcp': {} });
     // The port comes from the XAPI URL when the probe has none of its own.
     const { samples, series } = await runRound(p, { snapshot, xapiUrl: `http://127.0.0.1:${server.port}` });
@@ -168,12 +177,15 @@ describe('network-tcp', () => {
     expect(server.accepted()).toBeGreaterThanOrEqual(1);
   });
 
-  it('a closed port is down with ECONNREFUSED on every home; the probe\'s own port wins over the URL\'s', async () => {
+  it("a closed port is down with ECONNREFUSED on every home; the probe's own port wins over the URL's", async () => {
     const closed = await closedPort();
     const snapshot = snapshotOf(recordsOf(buildPool({ ...spec, hosts: spec.hosts.slice(0, 1) }, '127.0.0.1').db));
     const host = snapshot.hosts[0]!;
     const down = await runRound(probe({ 'network-tcp': {} }), { snapshot, xapiUrl: `http://127.0.0.1:${closed}` });
-    expect(down.samples.map((s) => [s.host, s.home, s.up, s.latencySeconds]).sort()).toEqual([[host.uuid, '0', false, null], [host.uuid, '1', false, null]]);
+    expect(down.samples.map((s) => [s.host, s.home, s.up, s.latencySeconds]).sort()).toEqual([
+      [host.uuid, '0', false, null],
+      [host.uuid, '1', false, null],
+    ]);
     for (const s of down.samples) expect(s.detail).toMatch(new RegExp(`^ECONNREFUSED 127\\.0\\.[01]\\.1:${closed}$`));
 
     const server = await listen();
@@ -208,7 +220,10 @@ class SlotModel {
   private changed = new Map<string, number>();
   private seq = new Map<string, number>();
 
-  constructor(private readonly timeoutMs: number, private readonly peerTimeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly peerTimeoutMs: number,
+  ) {}
 
   /** Records one read at `now` of the slots (host → slot) as they are on disk. */
   read(now: number, slots: ReadonlyMap<string, StatefileHostSlot>): void {
@@ -255,7 +270,7 @@ describe('storage-statefile', () => {
   const T = 1000;
   const P = 600;
 
-  it('reads a statefile written with the core codec: slots advancing, stalled, never moving; the peers\' word; its series', async () => {
+  it("reads a statefile written with the core codec: slots advancing, stalled, never moving; the peers' word; its series", async () => {
     const snapshot = snapshotOf(recordsOf(buildPool(spec, '127.0.0.1').db));
     const uuids = snapshot.hosts.map((h) => h.uuid);
     const index = ranks(uuids);
@@ -265,14 +280,53 @@ describe('storage-statefile', () => {
 
     // Per round: each host's sequence, the ms since it heard each peer (by index), its hbdomain and sfdomain.
     const rounds: { now: number; seq: number[]; hb: number[][] }[] = [
-      { now: 10_000, seq: [5, 5, 5], hb: [[0, 100, 200], [150, 0, 700], [0, 0, 0]] },
-      { now: 10_400, seq: [6, 6, 5], hb: [[0, 100, 200], [150, 0, 700], [0, 0, 0]] },
-      { now: 11_000, seq: [7, 6, 5], hb: [[0, 100, 700], [150, 0, 700], [0, 0, 0]] },
-      { now: 11_400, seq: [7, 6, 5], hb: [[0, 100, 700], [150, 0, 700], [0, 0, 0]] },
+      {
+        now: 10_000,
+        seq: [5, 5, 5],
+        hb: [
+          [0, 100, 200],
+          [150, 0, 700],
+          [0, 0, 0],
+        ],
+      },
+      {
+        now: 10_400,
+        seq: [6, 6, 5],
+        hb: [
+          [0, 100, 200],
+          [150, 0, 700],
+          [0, 0, 0],
+        ],
+      },
+      {
+        now: 11_000,
+        seq: [7, 6, 5],
+        hb: [
+          [0, 100, 700],
+          [150, 0, 700],
+          [0, 0, 0],
+        ],
+      },
+      {
+        now: 11_400,
+        seq: [7, 6, 5],
+        hb: [
+          [0, 100, 700],
+          [150, 0, 700],
+          [0, 0, 0],
+        ],
+      },
     ];
     const hbdomain = [[0, 1, 2], [0, 1], [2]];
     const sfdomain = [[0, 1], [0, 1, 2], []];
-    const p = probe({ 'storage-statefile': { devices: [{ home: 'lun-a', path: file }], readMode: 'buffered', statefileTimeoutMs: T, peerHeartbeatTimeoutMs: P } });
+    const p = probe({
+      'storage-statefile': {
+        devices: [{ home: 'lun-a', path: file }],
+        readMode: 'buffered',
+        statefileTimeoutMs: T,
+        peerHeartbeatTimeoutMs: P,
+      },
+    });
     const model = new SlotModel(T, P);
     const seen = { up: 0, down: 0, unknown: 0, peersUp: 0, peersDown: 0, peersUnknown: 0 };
     for (const r of rounds) {
@@ -280,10 +334,22 @@ describe('storage-statefile', () => {
       const slots = new Map<string, StatefileHostSlot>();
       byIndex.forEach((uuid, i) => {
         const s: StatefileHostSlot = {
-          sequence: r.seq[i]!, hostIndex: i, hostUuid: uuid, excluded: false, starting: false,
-          sinceLastHbReceiptMs: r.hb[i]!, sinceLastSfUpdateMs: [0, 0, 0], sinceXapiRestartFirstAttemptedMs: -1,
-          currentLiveset: hbdomain[i]!, proposedLiveset: hbdomain[i]!, hbdomain: hbdomain[i]!, sfdomain: sfdomain[i]!,
-          lockRequest: false, lockGrant: [], smPhase: 1, weight: 1,
+          sequence: r.seq[i]!,
+          hostIndex: i,
+          hostUuid: uuid,
+          excluded: false,
+          starting: false,
+          sinceLastHbReceiptMs: r.hb[i]!,
+          sinceLastSfUpdateMs: [0, 0, 0],
+          sinceXapiRestartFirstAttemptedMs: -1,
+          currentLiveset: hbdomain[i]!,
+          proposedLiveset: hbdomain[i]!,
+          hbdomain: hbdomain[i]!,
+          sfdomain: sfdomain[i]!,
+          lockRequest: false,
+          lockGrant: [],
+          smPhase: 1,
+          weight: 1,
         };
         slots.set(uuid, s);
         encodeHostSlot(s).copy(vol, hostSlotOffset(i));
@@ -303,7 +369,11 @@ describe('storage-statefile', () => {
         seen[want === true ? 'up' : want === false ? 'down' : 'unknown']++;
 
         const peers = model.peers(h, index.get(h)!, r.now, slots);
-        expect(sampleOf(samples, h, 'peers'), `peers of ${h} at ${r.now}`).toMatchObject({ up: peers, path: 'network', latencySeconds: null });
+        expect(sampleOf(samples, h, 'peers'), `peers of ${h} at ${r.now}`).toMatchObject({
+          up: peers,
+          path: 'network',
+          latencySeconds: null,
+        });
         seen[peers === true ? 'peersUp' : peers === false ? 'peersDown' : 'peersUnknown']++;
       }
       // Its declared series: the sequence as written, and how many peers the slot says it sees.
@@ -316,7 +386,10 @@ describe('storage-statefile', () => {
       expect([...series].sort((a, b) => key(a).localeCompare(key(b)))).toEqual(expected.sort((a, b) => key(a).localeCompare(key(b))));
     }
     // The rounds cover every verdict, so none of the checks above is vacuous.
-    expect(Object.values(seen).every((n) => n > 0), JSON.stringify(seen)).toBe(true);
+    expect(
+      Object.values(seen).every((n) => n > 0),
+      JSON.stringify(seen),
+    ).toBe(true);
   });
 
   it('a device it cannot read says "cannot tell" on that home, every host; the other device still answers', async () => {
@@ -328,13 +401,30 @@ describe('storage-statefile', () => {
     const vol = initialVolume('0123abcd-4567-89ab-cdef-0123456789ab', 3);
     for (const [uuid, i] of index) {
       encodeHostSlot({
-        sequence: 1, hostIndex: i, hostUuid: uuid, excluded: false, starting: false, sinceLastHbReceiptMs: [0, 0, 0], sinceLastSfUpdateMs: [0, 0, 0],
-        sinceXapiRestartFirstAttemptedMs: -1, currentLiveset: [], proposedLiveset: [], hbdomain: [], sfdomain: [], lockRequest: false, lockGrant: [], smPhase: 1, weight: 1,
+        sequence: 1,
+        hostIndex: i,
+        hostUuid: uuid,
+        excluded: false,
+        starting: false,
+        sinceLastHbReceiptMs: [0, 0, 0],
+        sinceLastSfUpdateMs: [0, 0, 0],
+        sinceXapiRestartFirstAttemptedMs: -1,
+        currentLiveset: [],
+        proposedLiveset: [],
+        hbdomain: [],
+        sfdomain: [],
+        lockRequest: false,
+        lockGrant: [],
+        smPhase: 1,
+        weight: 1,
       }).copy(vol, hostSlotOffset(i));
     }
     writeFileSync(good, vol);
 
-    const onlyMissing = await runRound(probe({ 'storage-statefile': { devices: [{ home: '0', path: missing }], readMode: 'buffered', statefileTimeoutMs: T } }), { snapshot });
+    const onlyMissing = await runRound(
+      probe({ 'storage-statefile': { devices: [{ home: '0', path: missing }], readMode: 'buffered', statefileTimeoutMs: T } }),
+      { snapshot },
+    );
     const onHome = onlyMissing.samples.filter((s) => s.home === '0');
     expect(onHome.map((s) => s.host).sort()).toEqual(snapshot.hosts.map((h) => h.uuid).sort());
     for (const s of onHome) {
@@ -346,13 +436,36 @@ describe('storage-statefile', () => {
     expect(onlyMissing.series).toEqual([]);
     for (const s of onlyMissing.samples.filter((x) => x.home === 'peers')) expect(s.up).toBeNull();
 
-    const both = probe({ 'storage-statefile': { devices: [{ home: 'a', path: good }, { home: 'b', path: missing }], readMode: 'buffered', statefileTimeoutMs: T } });
+    const both = probe({
+      'storage-statefile': {
+        devices: [
+          { home: 'a', path: good },
+          { home: 'b', path: missing },
+        ],
+        readMode: 'buffered',
+        statefileTimeoutMs: T,
+      },
+    });
     await runRound(both, { snapshot, now: 0 });
     // Rewritten with every sequence advanced, read T / 2 later: up on the readable device only.
     for (const [uuid, i] of index) {
       encodeHostSlot({
-        sequence: 2, hostIndex: i, hostUuid: uuid, excluded: false, starting: false, sinceLastHbReceiptMs: [0, 0, 0], sinceLastSfUpdateMs: [0, 0, 0],
-        sinceXapiRestartFirstAttemptedMs: -1, currentLiveset: [], proposedLiveset: [], hbdomain: [], sfdomain: [], lockRequest: false, lockGrant: [], smPhase: 1, weight: 1,
+        sequence: 2,
+        hostIndex: i,
+        hostUuid: uuid,
+        excluded: false,
+        starting: false,
+        sinceLastHbReceiptMs: [0, 0, 0],
+        sinceLastSfUpdateMs: [0, 0, 0],
+        sinceXapiRestartFirstAttemptedMs: -1,
+        currentLiveset: [],
+        proposedLiveset: [],
+        hbdomain: [],
+        sfdomain: [],
+        lockRequest: false,
+        lockGrant: [],
+        smPhase: 1,
+        weight: 1,
       }).copy(vol, hostSlotOffset(i));
     }
     writeFileSync(good, vol);
@@ -363,7 +476,7 @@ describe('storage-statefile', () => {
     }
   });
 
-  it('reads the simulator\'s statefile: a crashed host\'s slot stops and goes down after the timeout, its peers stop hearing it', async () => {
+  it("reads the simulator's statefile: a crashed host's slot stops and goes down after the timeout, its peers stop hearing it", async () => {
     let t = 5_000_000;
     const sim = await startTestSim({ spec: generatePoolSpec({ hosts: 3, vms: 0, seed: 11 }), autoTick: false, now: () => t });
     sims.push(sim);
@@ -372,7 +485,14 @@ describe('storage-statefile', () => {
     const interval = sim.pool.timing.statefileIntervalMs;
     const timeout = 4 * interval;
     const peerTimeout = 3 * interval;
-    const p = probe({ 'storage-statefile': { devices: [{ home: '0', path }], readMode: 'buffered', statefileTimeoutMs: timeout, peerHeartbeatTimeoutMs: peerTimeout } });
+    const p = probe({
+      'storage-statefile': {
+        devices: [{ home: '0', path }],
+        readMode: 'buffered',
+        statefileTimeoutMs: timeout,
+        peerHeartbeatTimeoutMs: peerTimeout,
+      },
+    });
     const model = new SlotModel(timeout, peerTimeout);
     const victim = sim.pool.host('host-02');
     const verdicts: { now: number; up: boolean | null; peers: boolean | null }[] = [];
@@ -380,7 +500,11 @@ describe('storage-statefile', () => {
       if (round === 8) applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
       t += interval / 2;
       await sim.step(t);
-      const slots = new Map(readSlots(path).filter((s) => s.hostUuid !== null).map((s) => [s.hostUuid!, s]));
+      const slots = new Map(
+        readSlots(path)
+          .filter((s) => s.hostUuid !== null)
+          .map((s) => [s.hostUuid!, s]),
+      );
       model.read(t, slots);
       const { samples, series } = await runRound(p, { snapshot, now: t });
       for (const h of sim.pool.hosts) {
@@ -411,10 +535,20 @@ function recordView(rec: ReturnType<typeof recordsOf>) {
   const hosts = Object.entries(rec.host).map(([ref, h]) => {
     const live = rec.host_metrics[h.metrics as string]!.live as boolean;
     const pbd = Object.values(rec.PBD).find((x) => x.SR === hbSr && x.host === ref);
-    const legs = pbd ? /^\[(\d+), (\d+)\]$/.exec((pbd.other_config as Record<string, string>)[`mpath-${(pbd.device_config as Record<string, string>).SCSIid}`] ?? '') : null;
+    const legs = pbd
+      ? /^\[(\d+), (\d+)\]$/.exec(
+          (pbd.other_config as Record<string, string>)[`mpath-${(pbd.device_config as Record<string, string>).SCSIid}`] ?? '',
+        )
+      : null;
     return {
-      ref, uuid: h.uuid as string, live, peers: h.ha_network_peers as string[], statefiles: h.ha_statefiles as string[],
-      pbd: pbd ? { attached: pbd.currently_attached as boolean, legs: legs ? { active: Number(legs[1]), total: Number(legs[2]) } : null } : null,
+      ref,
+      uuid: h.uuid as string,
+      live,
+      peers: h.ha_network_peers as string[],
+      statefiles: h.ha_statefiles as string[],
+      pbd: pbd
+        ? { attached: pbd.currently_attached as boolean, legs: legs ? { active: Number(legs[1]), total: Number(legs[2]) } : null }
+        : null,
     };
   });
   return { haEnabled, master: pool.master as string, hosts };
@@ -437,16 +571,24 @@ function expectedStorage(rec: ReturnType<typeof recordsOf>) {
   const v = recordView(rec);
   return v.hosts.flatMap((h) => [
     ...(v.haEnabled ? [{ host: h.uuid, home: 'statefile', up: h.statefiles.length > 0 }] : []),
-    ...(h.pbd === null ? [] : h.pbd.legs === null ? [{ host: h.uuid, home: 'pbd', up: h.pbd.attached }]
-      : Array.from({ length: h.pbd.legs.total }, (_, i) => ({ host: h.uuid, home: `leg-${i}`, up: h.pbd!.attached && i < h.pbd!.legs!.active }))),
+    ...(h.pbd === null
+      ? []
+      : h.pbd.legs === null
+        ? [{ host: h.uuid, home: 'pbd', up: h.pbd.attached }]
+        : Array.from({ length: h.pbd.legs.total }, (_, i) => ({
+            host: h.uuid,
+            home: `leg-${i}`,
+            up: h.pbd!.attached && i < h.pbd!.legs!.active,
+          }))),
   ]);
 }
 
 const bare = (samples: readonly Got[]) => samples.map(({ host, home, up }) => ({ host, home, up }));
-const sorted = <T extends { host: string; home: string }>(xs: T[]) => [...xs].sort((a, b) => `${a.host}/${a.home}`.localeCompare(`${b.host}/${b.home}`));
+const sorted = <T extends { host: string; home: string }>(xs: T[]) =>
+  [...xs].sort((a, b) => `${a.host}/${a.home}`.localeCompare(`${b.host}/${b.home}`));
 
 describe('network-xapi and storage-xapi', () => {
-  it('say what the simulator\'s records say after faults: a crashed host, a lost leg, a network cut', async () => {
+  it("say what the simulator's records say after faults: a crashed host, a lost leg, a network cut", async () => {
     let t = 7_000_000;
     const sim = await startTestSim({ spec: generatePoolSpec({ hosts: 4, vms: 0, seed: 3 }), autoTick: false, now: () => t });
     sims.push(sim);
@@ -529,9 +671,17 @@ describe('network-xapi and storage-xapi', () => {
     // XAPI unreachable: the snapshot is stale, nothing can be told.
     const offNet = await runRound(probe({ 'network-xapi': {} }), { snapshot: haSnap, xapiConnected: false });
     const offSto = await runRound(probe({ 'storage-xapi': {} }), { snapshot: haSnap, xapiConnected: false });
-    expect(sorted(bare(offNet.samples))).toEqual(sorted(built.hosts.flatMap((h) => [{ host: h.uuid, home: 'master', up: null }, { host: h.uuid, home: 'ha-peers', up: null }])));
+    expect(sorted(bare(offNet.samples))).toEqual(
+      sorted(
+        built.hosts.flatMap((h) => [
+          { host: h.uuid, home: 'master', up: null },
+          { host: h.uuid, home: 'ha-peers', up: null },
+        ]),
+      ),
+    );
     expect(sorted(bare(offSto.samples))).toEqual(sorted(built.hosts.map((h) => ({ host: h.uuid, home: 'statefile', up: null }))));
-    for (const s of [...offNet.samples.filter((x) => x.home === 'master'), ...offSto.samples]) expect(s.detail).toBe('XAPI unreachable: cannot tell');
+    for (const s of [...offNet.samples.filter((x) => x.home === 'master'), ...offSto.samples])
+      expect(s.detail).toBe('XAPI unreachable: cannot tell');
   });
 });
 
@@ -541,7 +691,12 @@ describe('createProbes and probesConfig', () => {
   const names = Object.keys(PROBES);
 
   it('makes the enabled probes in name order, each with its path and side', () => {
-    const config = { 'storage-xapi': null, 'network-tcp': null, 'storage-statefile': { devices: [{ home: '0', path: '/dev/null' }] }, 'network-xapi': {} };
+    const config = {
+      'storage-xapi': null,
+      'network-tcp': null,
+      'storage-statefile': { devices: [{ home: '0', path: '/dev/null' }] },
+      'network-xapi': {},
+    };
     const all = createProbes(probesConfig.parse(config), { log });
     expect(all.map((p) => p.name)).toEqual(Object.keys(config).sort());
     for (const p of all) {
@@ -556,7 +711,7 @@ describe('createProbes and probesConfig', () => {
     expect(createProbes(probesConfig.parse({}), { log })).toEqual([]);
   });
 
-  it('refuses an unknown probe, naming the ones there are; and a probe\'s unknown option', () => {
+  it("refuses an unknown probe, naming the ones there are; and a probe's unknown option", () => {
     const r = probesConfig.safeParse({ 'network-ping': {}, 'network-tcp': {} });
     expect(r.success).toBe(false);
     const message = r.error!.issues.map((i) => i.message).join('\n');
@@ -564,6 +719,15 @@ describe('createProbes and probesConfig', () => {
     expect(message).toContain(`(available: ${[...names].sort().join(', ')})`);
     expect(names).toEqual(expect.arrayContaining(['network-tcp', 'network-xapi', 'storage-statefile', 'storage-xapi']));
     expect(probesConfig.safeParse({ 'network-tcp': { prot: 443 } }).success).toBe(false);
-    expect(probesConfig.safeParse({ 'storage-statefile': { devices: [{ home: 'a', path: '/x' }, { home: 'a', path: '/y' }] } }).success).toBe(false);
+    expect(
+      probesConfig.safeParse({
+        'storage-statefile': {
+          devices: [
+            { home: 'a', path: '/x' },
+            { home: 'a', path: '/y' },
+          ],
+        },
+      }).success,
+    ).toBe(false);
   });
 });

@@ -52,14 +52,20 @@ describe('Python XenAPI (fence-agents) client', () => {
     // The Python client does not follow HOST_IS_SLAVE: it must be pointed at the master, and a slave refuses it.
     const { stdout } = await run(PYTHON, ['-c', SCRIPT, `${sim.info().masterUrl}/`, PASSWORD], { timeout: 30_000 });
     const out = JSON.parse(stdout) as Record<string, unknown>;
-    const expected = sim.pool.built.db.all('VM').filter(([, v]) => !v.is_control_domain).map(([, v]) => v.name_label).sort();
+    const expected = sim.pool.built.db
+      .all('VM')
+      .filter(([, v]) => !v.is_control_domain)
+      .map(([, v]) => v.name_label)
+      .sort();
     expect(out.vms).toEqual(expected);
     expect(out.memory_type).toBe('str'); // int64 as an XML-RPC string, as xapi sends it
     expect(out.record_name).toBe('vm-0001');
     expect(out.priorities).toEqual(expect.arrayContaining(['', 'restart']));
     expect(out.bad_login).toEqual(['SESSION_AUTHENTICATION_FAILED', 'root', 'Authentication failure']);
     expect(out.handle_invalid).toEqual(['HANDLE_INVALID', 'VM', 'OpaqueRef:nope']);
-    const refused = await run(PYTHON, ['-c', SCRIPT, `${slave.urls[0]}/`, PASSWORD], { timeout: 30_000 }).catch((e: { stderr: string }) => e);
+    const refused = await run(PYTHON, ['-c', SCRIPT, `${slave.urls[0]}/`, PASSWORD], { timeout: 30_000 }).catch(
+      (e: { stderr: string }) => e,
+    );
     expect('stderr' in refused ? refused.stderr : '').toContain('HOST_IS_SLAVE');
   });
 });

@@ -40,14 +40,25 @@ describe('simulated HA calls', () => {
   });
 
   it('the hypothetical variant takes other priorities', async () => {
-    const none = Object.fromEntries(sim.pool.built.db.all('VM').filter(([, v]) => !v.is_control_domain).map(([ref]) => [ref, '']));
+    const none = Object.fromEntries(
+      sim.pool.built.db
+        .all('VM')
+        .filter(([, v]) => !v.is_control_domain)
+        .map(([ref]) => [ref, '']),
+    );
     expect(Number(await x.call('pool.ha_compute_hypothetical_max_host_failures_to_tolerate', none))).toBe(2);
   });
 
   it('set_ha_host_failures_to_tolerate refuses to break the plan', async () => {
     const pool = sim.pool.built.poolRef;
-    await expect(x.call('pool.set_ha_host_failures_to_tolerate', pool, 2)).rejects.toMatchObject({ code: 'HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN' });
+    await expect(x.call('pool.set_ha_host_failures_to_tolerate', pool, 2)).rejects.toMatchObject({
+      code: 'HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN',
+    });
     await x.call('pool.set_ha_host_failures_to_tolerate', pool, 1);
-    expect(sim.pool.built.db.peek('pool', pool)).toMatchObject({ ha_host_failures_to_tolerate: 1, ha_plan_exists_for: 1, ha_overcommitted: false });
+    expect(sim.pool.built.db.peek('pool', pool)).toMatchObject({
+      ha_host_failures_to_tolerate: 1,
+      ha_plan_exists_for: 1,
+      ha_overcommitted: false,
+    });
   });
 });

@@ -50,7 +50,8 @@ describe.each(['json-rpc', 'xml-rpc'] as const)('xen-api client over %s', (trans
       const records = await x.call<Record<string, Record<string, unknown>>>(`${cls}.get_all_records`);
       expect(Object.keys(records).sort(), cls).toEqual(db.refs(cls).sort());
     }
-    const hosts = await x.call<Record<string, { name_label: string; memory_overhead: unknown; ha_network_peers: string[] }>>('host.get_all_records');
+    const hosts =
+      await x.call<Record<string, { name_label: string; memory_overhead: unknown; ha_network_peers: string[] }>>('host.get_all_records');
     const h1 = Object.values(hosts).find((h) => h.name_label === 'host-01')!;
     // XAPI int64 travels as a number in JSON-RPC, as a string in XML-RPC.
     expect(typeof h1.memory_overhead).toBe(transport === 'json-rpc' ? 'number' : 'string');
@@ -66,13 +67,22 @@ describe.each(['json-rpc', 'xml-rpc'] as const)('xen-api client over %s', (trans
     expect(await codeOf(x.call('VM.get_record', 'OpaqueRef:nope'))).toEqual({ code: 'HANDLE_INVALID', params: ['VM', 'OpaqueRef:nope'] });
     expect(await codeOf(x.call('VM.get_by_uuid', 'nope'))).toEqual({ code: 'UUID_INVALID', params: ['VM', 'nope'] });
     expect((await codeOf(x.call('VM.frobnicate'))).code).toBe('MESSAGE_METHOD_UNKNOWN');
-    expect(await codeOf(x.call('VM.get_record'))).toEqual({ code: 'MESSAGE_PARAMETER_COUNT_MISMATCH', params: ['VM.get_record', '1', '0'] });
+    expect(await codeOf(x.call('VM.get_record'))).toEqual({
+      code: 'MESSAGE_PARAMETER_COUNT_MISMATCH',
+      params: ['VM.get_record', '1', '0'],
+    });
     const running = sim.pool.built.db.all('VM').find(([, v]) => v.power_state === 'Running' && !v.is_control_domain)![0];
-    expect(await codeOf(x.call('VM.start', running, false, false))).toEqual({ code: 'VM_BAD_POWER_STATE', params: [running, 'halted', 'running'] });
+    expect(await codeOf(x.call('VM.start', running, false, false))).toEqual({
+      code: 'VM_BAD_POWER_STATE',
+      params: [running, 'halted', 'running'],
+    });
     const poolRef = sim.pool.built.poolRef;
     const key = `xenha-lock-${transport}`;
     await x.call('pool.add_to_other_config', poolRef, key, 'holder-1');
-    expect(await codeOf(x.call('pool.add_to_other_config', poolRef, key, 'holder-2'))).toEqual({ code: 'MAP_DUPLICATE_KEY', params: ['pool', 'other_config', poolRef, key] });
+    expect(await codeOf(x.call('pool.add_to_other_config', poolRef, key, 'holder-2'))).toEqual({
+      code: 'MAP_DUPLICATE_KEY',
+      params: ['pool', 'other_config', poolRef, key],
+    });
     await x.call('pool.remove_from_other_config', poolRef, key);
     await x.call('pool.add_to_other_config', poolRef, key, 'holder-2');
     expect((await x.call<Record<string, string>>('pool.get_other_config', poolRef))[key]).toBe('holder-2');
@@ -87,7 +97,12 @@ describe.each(['json-rpc', 'xml-rpc'] as const)('xen-api client over %s', (trans
   it('follows event.from: a long poll that wakes on change and honours its timeout', async () => {
     const poolRef = sim.pool.built.poolRef;
     const token = await x.call<string>('event.inject', 'pool', poolRef);
-    const first = await x.call<{ events: { class: string; operation: string; ref: string }[]; token: string }>('event.from', ['pool'], token, 10.0);
+    const first = await x.call<{ events: { class: string; operation: string; ref: string }[]; token: string }>(
+      'event.from',
+      ['pool'],
+      token,
+      10.0,
+    );
     expect(first.events.map((e) => [e.class, e.operation, e.ref])).toEqual([['pool', 'mod', poolRef]]);
     // Nothing changes: the call returns empty after its timeout (0.3 s here), with a token.
     const quiet = await x.call<{ events: unknown[]; token: string }>('event.from', ['pool'], first.token, 0.3);
@@ -101,7 +116,7 @@ describe.each(['json-rpc', 'xml-rpc'] as const)('xen-api client over %s', (trans
     expect(Date.now() - started).toBeLessThan(20_000);
   });
 
-  it('follows HOST_IS_SLAVE from a slave\'s second home to the master', async () => {
+  it("follows HOST_IS_SLAVE from a slave's second home to the master", async () => {
     const slave = sim.info().hosts.find((h) => !h.master)!;
     const s = client(slave.urls[1]!, transport);
     await s.connect();

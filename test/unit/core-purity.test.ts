@@ -12,12 +12,16 @@ const CORE = join(ROOT, 'core');
 const ALLOWED_PACKAGES = new Set(['zod', 'yaml']);
 
 function tsFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? tsFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 /** Every module specifier a file imports or re-exports, static or dynamic. */
 function specifiers(text: string): string[] {
-  return [...text.matchAll(/(?:^|\s)(?:import|export)\s[^'"]*?from\s*'([^']+)'|import\(\s*'([^']+)'\s*\)|^import\s*'([^']+)'/gm)].map((m) => (m[1] ?? m[2] ?? m[3])!);
+  return [...text.matchAll(/(?:^|\s)(?:import|export)\s[^'"]*?from\s*'([^']+)'|import\(\s*'([^']+)'\s*\)|^import\s*'([^']+)'/gm)].map(
+    (m) => (m[1] ?? m[2] ?? m[3])!,
+  );
 }
 
 describe('core/ is pure', () => {
@@ -28,8 +32,11 @@ describe('core/ is pure', () => {
   });
 
   it('the import scanner sees every kind of import', () => {
-    expect(specifiers(`import { a } from 'node:fs';\nimport type { B } from './b.ts';\nexport { c } from '../c.ts';\nconst d = await import('pino');\nimport 'side-effect';`))
-      .toEqual(['node:fs', './b.ts', '../c.ts', 'pino', 'side-effect']);
+    expect(
+      specifiers(
+        `import { a } from 'node:fs';\nimport type { B } from './b.ts';\nexport { c } from '../c.ts';\nconst d = await import('pino');\nimport 'side-effect';`,
+      ),
+    ).toEqual(['node:fs', './b.ts', '../c.ts', 'pino', 'side-effect']);
   });
 
   it.each(files.map((f) => [relative(ROOT, f), f]))('%s imports nothing but core/, zod and yaml', (_name, file) => {

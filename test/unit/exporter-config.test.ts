@@ -28,7 +28,11 @@ describe('exporter config', () => {
     expect(p.user).toBe('root');
     expect(p.probes).toEqual({
       'network-tcp': { port: 443 },
-      'storage-statefile': { devices: [{ home: 'a', path: '/dev/disk/by-id/dm-uuid-mpath-36001' }], readMode: 'auto', peerHeartbeatTimeoutMs: 10_000 },
+      'storage-statefile': {
+        devices: [{ home: 'a', path: '/dev/disk/by-id/dm-uuid-mpath-36001' }],
+        readMode: 'auto',
+        peerHeartbeatTimeoutMs: 10_000,
+      },
     });
   });
 
@@ -38,7 +42,9 @@ describe('exporter config', () => {
   });
 
   it('enables a probe named with no options (YAML null) with its defaults', () => {
-    const c = parseExporterConfig('pools: [{name: a, urls: ["http://127.0.0.1"], passwordEnv: P, probes: {network-tcp: null, storage-xapi: null}}]');
+    const c = parseExporterConfig(
+      'pools: [{name: a, urls: ["http://127.0.0.1"], passwordEnv: P, probes: {network-tcp: null, storage-xapi: null}}]',
+    );
     expect(c.pools[0]!.probes).toEqual({ 'network-tcp': {}, 'storage-xapi': {} });
   });
   it('reads the password from the environment or a file, with clear errors', () => {
@@ -60,7 +66,9 @@ describe('exporter config', () => {
  */
 describe('invalid configs (test/fixtures/config/invalid-*.yml)', () => {
   const dir = join(import.meta.dirname, '../fixtures/config');
-  const fixtures = readdirSync(dir).filter((f) => /^invalid-.*\.yml$/.test(f)).sort();
+  const fixtures = readdirSync(dir)
+    .filter((f) => /^invalid-.*\.yml$/.test(f))
+    .sort();
 
   it('has a fixture for each rejection', () => {
     expect(fixtures.length).toBeGreaterThanOrEqual(28);

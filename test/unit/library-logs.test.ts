@@ -10,7 +10,12 @@ afterEach(() => restore?.());
 
 it('routes @xen-orchestra/log entries and console.warn into pino, one line per event', () => {
   const lines: string[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(...chunk.toString().split('\n').filter(Boolean)); done(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
   const log = pino({ level: 'debug' }, sink);
   restore = routeLibraryLogs(log);
   createLogger('xen-api').debug('xs1: connected', { callId: 7 });

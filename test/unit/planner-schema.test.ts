@@ -14,7 +14,11 @@ describe('planner snapshot format', () => {
   });
 
   it('names the bad field', () => {
-    const r = plannerSnapshot.safeParse({ pool: { name: 'p', master: 'a', haEnabled: true, hostFailuresToTolerate: 1 }, hosts: [{ uuid: 'a', name: 'a', live: true, enabled: true, memoryTotal: -1, memoryOverhead: 0 }], vms: [{ uuid: 'v', name: 'v', powerState: 'Running', residentOn: 'zz', haRestartPriority: 'restart', memoryNeed: 1 }] });
+    const r = plannerSnapshot.safeParse({
+      pool: { name: 'p', master: 'a', haEnabled: true, hostFailuresToTolerate: 1 },
+      hosts: [{ uuid: 'a', name: 'a', live: true, enabled: true, memoryTotal: -1, memoryOverhead: 0 }],
+      vms: [{ uuid: 'v', name: 'v', powerState: 'Running', residentOn: 'zz', haRestartPriority: 'restart', memoryNeed: 1 }],
+    });
     expect(r.success).toBe(false);
     const paths = r.error!.issues.map((i) => i.path.join('.'));
     expect(paths).toContain('hosts.0.memoryTotal');

@@ -3,34 +3,96 @@ import { describe, expect, it } from 'vitest';
 import { test as fcTest, fc } from '@fast-check/vitest';
 import { failuresToTolerate, whatIf } from '../../core/planner/capacity.ts';
 import { DEFAULT_FENCE_POLICY, decideFences, type FencePolicy } from '../../core/planner/fence-gates.ts';
-import { canHost, hostFree, isProtected, plannerSnapshot, type PlannerSnapshot, type PlannerSnapshotInput } from '../../core/planner/model.ts';
+import {
+  canHost,
+  hostFree,
+  isProtected,
+  plannerSnapshot,
+  type PlannerSnapshot,
+  type PlannerSnapshotInput,
+} from '../../core/planner/model.ts';
 import { applyPlan, planRecovery } from '../../core/planner/plan.ts';
 
 const G = 2 ** 30;
 
 /** Random small pools: 1–8 hosts, up to 10 VMs placed within their host's memory. */
-const poolArb = fc.record({
-  hosts: fc.array(fc.record({ mem: fc.integer({ min: 8, max: 40 }), dead: fc.integer({ min: 0, max: 9 }).map((x) => x < 2), disabled: fc.integer({ min: 0, max: 9 }).map((x) => x === 0) }), { minLength: 1, maxLength: 8 }),
-  vms: fc.array(fc.record({
-    size: fc.integer({ min: 1, max: 12 }), host: fc.nat(), prio: fc.constantFrom('restart', 'restart', 'best-effort', ''), order: fc.integer({ min: -1, max: 2 }),
-    pinned: fc.integer({ min: 0, max: 9 }).map((x) => x === 0), pinHost: fc.nat(), halted: fc.integer({ min: 0, max: 7 }).map((x) => x === 0), delay: fc.constantFrom(0, 0, 5),
-  }), { maxLength: 10 }),
-  masterIdx: fc.nat(),
-  haEnabled: fc.boolean(),
-}).map(({ hosts, vms, masterIdx, haEnabled }) => {
-  const hs = hosts.map((h, i) => ({ uuid: `h${i}`, name: `host-${i}`, live: !h.dead, enabled: !h.disabled, memoryTotal: h.mem * G, memoryOverhead: 0, state: h.dead ? 'dead' as const : 'healthy' as const, anyPathUp: h.dead ? false : true }));
-  const used = hs.map(() => 0);
-  const vs = vms.flatMap((v, i): PlannerSnapshotInput['vms'] => {
-    const hi = v.host % hs.length;
-    if (v.halted) return [{ uuid: `v${i}`, name: `vm-${i}`, powerState: 'Halted' as const, residentOn: null, haRestartPriority: v.prio, order: v.order, startDelay: v.delay, memoryNeed: v.size * G }];
-    if (used[hi]! + v.size * G > hs[hi]!.memoryTotal) return [];
-    used[hi] = used[hi]! + v.size * G;
-    // Mostly pinned to the host it runs on; sometimes (a disk on another host's local SR) elsewhere.
-    const pin = v.pinned ? `h${v.pinHost % 3 === 0 ? v.pinHost % hs.length : hi}` : null;
-    return [{ uuid: `v${i}`, name: `vm-${i}`, powerState: 'Running' as const, residentOn: `h${hi}`, haRestartPriority: v.prio, order: v.order, startDelay: v.delay, memoryNeed: v.size * G, pinnedTo: pin }];
+const poolArb = fc
+  .record({
+    hosts: fc.array(
+      fc.record({
+        mem: fc.integer({ min: 8, max: 40 }),
+        dead: fc.integer({ min: 0, max: 9 }).map((x) => x < 2),
+        disabled: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+      }),
+      { minLength: 1, maxLength: 8 },
+    ),
+    vms: fc.array(
+      fc.record({
+        size: fc.integer({ min: 1, max: 12 }),
+        host: fc.nat(),
+        prio: fc.constantFrom('restart', 'restart', 'best-effort', ''),
+        order: fc.integer({ min: -1, max: 2 }),
+        pinned: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+        pinHost: fc.nat(),
+        halted: fc.integer({ min: 0, max: 7 }).map((x) => x === 0),
+        delay: fc.constantFrom(0, 0, 5),
+      }),
+      { maxLength: 10 },
+    ),
+    masterIdx: fc.nat(),
+    haEnabled: fc.boolean(),
+  })
+  .map(({ hosts, vms, masterIdx, haEnabled }) => {
+    const hs = hosts.map((h, i) => ({
+      uuid: `h${i}`,
+      name: `host-${i}`,
+      live: !h.dead,
+      enabled: !h.disabled,
+      memoryTotal: h.mem * G,
+      memoryOverhead: 0,
+      state: h.dead ? ('dead' as const) : ('healthy' as const),
+      anyPathUp: h.dead ? false : true,
+    }));
+    const used = hs.map(() => 0);
+    const vs = vms.flatMap((v, i): PlannerSnapshotInput['vms'] => {
+      const hi = v.host % hs.length;
+      if (v.halted)
+        return [
+          {
+            uuid: `v${i}`,
+            name: `vm-${i}`,
+            powerState: 'Halted' as const,
+            residentOn: null,
+            haRestartPriority: v.prio,
+            order: v.order,
+            startDelay: v.delay,
+            memoryNeed: v.size * G,
+          },
+        ];
+      if (used[hi]! + v.size * G > hs[hi]!.memoryTotal) return [];
+      used[hi] = used[hi]! + v.size * G;
+      // Mostly pinned to the host it runs on; sometimes (a disk on another host's local SR) elsewhere.
+      const pin = v.pinned ? `h${v.pinHost % 3 === 0 ? v.pinHost % hs.length : hi}` : null;
+      return [
+        {
+          uuid: `v${i}`,
+          name: `vm-${i}`,
+          powerState: 'Running' as const,
+          residentOn: `h${hi}`,
+          haRestartPriority: v.prio,
+          order: v.order,
+          startDelay: v.delay,
+          memoryNeed: v.size * G,
+          pinnedTo: pin,
+        },
+      ];
+    });
+    return plannerSnapshot.parse({
+      pool: { name: 'p', master: `h${masterIdx % hs.length}`, haEnabled, hostFailuresToTolerate: 1 },
+      hosts: hs,
+      vms: vs,
+    });
   });
-  return plannerSnapshot.parse({ pool: { name: 'p', master: `h${masterIdx % hs.length}`, haEnabled, hostFailuresToTolerate: 1 }, hosts: hs, vms: vs });
-});
 
 /** Brute force: every failure set, every assignment (memoised on the remaining capacities). */
 function bruteForce(s: PlannerSnapshot): number {
@@ -64,8 +126,13 @@ function bruteForce(s: PlannerSnapshot): number {
     for (let mask = 0; mask < 1 << live.length && all; mask++) {
       if (popcount(mask) !== k) continue;
       const failed = new Set(live.filter((_, i) => mask & (1 << i)));
-      const items = prot.filter((v) => failed.has(v.residentOn!) || !live.includes(v.residentOn!)).map((v) => ({ size: v.memoryNeed, pin: v.pinnedTo }));
-      all = fits(items, live.filter((h) => !failed.has(h) && takes.has(h)));
+      const items = prot
+        .filter((v) => failed.has(v.residentOn!) || !live.includes(v.residentOn!))
+        .map((v) => ({ size: v.memoryNeed, pin: v.pinnedTo }));
+      all = fits(
+        items,
+        live.filter((h) => !failed.has(h) && takes.has(h)),
+      );
     }
     if (!all) break;
     best = k;
@@ -80,7 +147,12 @@ function popcount(x: number): number {
 }
 
 const permissive: FencePolicy = { ...DEFAULT_FENCE_POLICY, quorumFraction: 1, maxConcurrentFences: 64, maxFencesInWindow: 64 };
-const ctx = (policy = permissive) => ({ observerIsolated: false, history: { fences: [], inFlight: [] }, fencePolicy: policy, now: 1_000_000 });
+const ctx = (policy = permissive) => ({
+  observerIsolated: false,
+  history: { fences: [], inFlight: [] },
+  fencePolicy: policy,
+  now: 1_000_000,
+});
 
 describe('failures to tolerate', () => {
   fcTest.prop([poolArb], { numRuns: 300 })('lower ≤ exact ≤ upper, and exact equals a brute force', (s) => {
@@ -95,7 +167,10 @@ describe('failures to tolerate', () => {
     const s = plannerSnapshot.parse({
       pool: { name: 'p', master: 'a', haEnabled: true, hostFailuresToTolerate: 1 },
       hosts: ['a', 'b', 'c'].map((u) => ({ uuid: u, name: u, live: true, enabled: true, memoryTotal: 10 * G, memoryOverhead: 0 })),
-      vms: [{ uuid: 'v1', name: 'v1', powerState: 'Running', residentOn: 'a', haRestartPriority: 'restart', memoryNeed: 6 * G }, { uuid: 'v2', name: 'v2', powerState: 'Running', residentOn: 'b', haRestartPriority: 'restart', memoryNeed: 6 * G }],
+      vms: [
+        { uuid: 'v1', name: 'v1', powerState: 'Running', residentOn: 'a', haRestartPriority: 'restart', memoryNeed: 6 * G },
+        { uuid: 'v2', name: 'v2', powerState: 'Running', residentOn: 'b', haRestartPriority: 'restart', memoryNeed: 6 * G },
+      ],
     });
     expect(whatIf(s, ['a'])).toMatchObject({ survives: true, placement: { v1: expect.stringMatching(/^[bc]$/) } });
     expect(whatIf(s, ['a', 'b'])).toMatchObject({ survives: false, reason: expect.stringContaining('survivors have') });
@@ -105,11 +180,12 @@ describe('failures to tolerate', () => {
 });
 
 describe('recovery plan', () => {
-  fcTest.prop([poolArb])('never places beyond a host\'s free memory', (s) => {
+  fcTest.prop([poolArb])("never places beyond a host's free memory", (s) => {
     const plan = planRecovery(s, ctx());
     const free = hostFree(s);
     const load = new Map<string, number>();
-    for (const st of plan.steps) if (st.kind === 'start-vm') load.set(st.host, (load.get(st.host) ?? 0) + s.vms.find((v) => v.uuid === st.vm)!.memoryNeed);
+    for (const st of plan.steps)
+      if (st.kind === 'start-vm') load.set(st.host, (load.get(st.host) ?? 0) + s.vms.find((v) => v.uuid === st.vm)!.memoryNeed);
     for (const [h, l] of load) expect(l).toBeLessThanOrEqual(free.get(h)!);
   });
 
@@ -129,81 +205,145 @@ describe('recovery plan', () => {
     for (const st of plan.steps) if (st.kind === 'fence') expect(t.hosts.find((h) => h.uuid === st.host)!.anyPathUp).toBe(false);
   });
 
-  fcTest.prop([poolArb, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 })])(
-    'never fences more than the storm limits allow', (s, maxConcurrent, maxWindow, inFlight, recent) => {
-      const policy: FencePolicy = { ...permissive, maxConcurrentFences: maxConcurrent, maxFencesInWindow: maxWindow };
-      const history = { fences: Array.from({ length: recent }, (_, i) => ({ host: `old${i}`, at: 999_000 })), inFlight: Array.from({ length: inFlight }, (_, i) => `busy${i}`) };
-      const plan = planRecovery(s, { ...ctx(policy), history });
-      const fences = plan.steps.filter((st) => st.kind === 'fence').length;
-      expect(fences).toBeLessThanOrEqual(Math.max(0, maxConcurrent - inFlight));
-      expect(fences).toBeLessThanOrEqual(Math.max(0, maxWindow - recent));
-    });
-
-  fcTest.prop([poolArb, fc.boolean(), fc.boolean()])('hands the master role over before any restart when the master died', (s, masterFencedRecently, masterPathUp) => {
-    // Sometimes the master's own fence is refused (cooldown, a path up): then nothing may need XAPI.
-    const t = { ...s, hosts: s.hosts.map((h) => (h.uuid === s.pool.master && h.state === 'dead' ? { ...h, anyPathUp: masterPathUp } : h)) };
-    const history = { fences: masterFencedRecently ? [{ host: s.pool.master, at: 999_000 }] : [], inFlight: [] };
-    const plan = planRecovery(t, { ...ctx(), history });
-    s = t;
-    const recovered = new Set([...plan.fences.fence, ...plan.fences.alreadyFenced]);
-    const firstStart = plan.steps.findIndex((st) => st.kind === 'start-vm' || st.kind === 'reset-power-state');
-    const master = s.hosts.find((h) => h.uuid === s.pool.master)!;
-    if (master.state === 'dead' && !recovered.has(master.uuid)) expect(firstStart).toBe(-1);
-    if (!recovered.has(s.pool.master) || firstStart < 0) return;
-    const handover = plan.steps.findIndex((st) => st.kind === (s.pool.haEnabled ? 'await-master-election' : 'transition-master'));
-    expect(handover).toBeGreaterThanOrEqual(0);
-    expect(handover).toBeLessThan(firstStart);
+  fcTest.prop([
+    poolArb,
+    fc.integer({ min: 0, max: 3 }),
+    fc.integer({ min: 0, max: 4 }),
+    fc.integer({ min: 0, max: 3 }),
+    fc.integer({ min: 0, max: 3 }),
+  ])('never fences more than the storm limits allow', (s, maxConcurrent, maxWindow, inFlight, recent) => {
+    const policy: FencePolicy = { ...permissive, maxConcurrentFences: maxConcurrent, maxFencesInWindow: maxWindow };
+    const history = {
+      fences: Array.from({ length: recent }, (_, i) => ({ host: `old${i}`, at: 999_000 })),
+      inFlight: Array.from({ length: inFlight }, (_, i) => `busy${i}`),
+    };
+    const plan = planRecovery(s, { ...ctx(policy), history });
+    const fences = plan.steps.filter((st) => st.kind === 'fence').length;
+    expect(fences).toBeLessThanOrEqual(Math.max(0, maxConcurrent - inFlight));
+    expect(fences).toBeLessThanOrEqual(Math.max(0, maxWindow - recent));
   });
 
-  fcTest.prop([poolArb, fc.nat()], { numRuns: 300 })('a pool whose plan exists for k keeps one for k − 1 after one real failure is handled', (s, pick) => {
-    const before = failuresToTolerate(s).exact!;
-    const live = s.hosts.filter(canHost);
-    if (before < 1 || live.length < 2) return;
-    const victim = live[pick % live.length]!;
-    const failed = { ...s, hosts: s.hosts.map((h) => (h.uuid === victim.uuid ? { ...h, state: 'dead' as const, anyPathUp: false } : h)) };
-    const plan = planRecovery(failed, ctx());
-    expect(plan.unplaced.filter((u) => s.vms.find((v) => v.uuid === u.vm)!.haRestartPriority === 'restart')).toEqual([]);
-    const after = failuresToTolerate(applyPlan(failed, plan)).exact!;
-    expect(after).toBeGreaterThanOrEqual(before - 1);
-  });
+  fcTest.prop([poolArb, fc.boolean(), fc.boolean()])(
+    'hands the master role over before any restart when the master died',
+    (s, masterFencedRecently, masterPathUp) => {
+      // Sometimes the master's own fence is refused (cooldown, a path up): then nothing may need XAPI.
+      const t = {
+        ...s,
+        hosts: s.hosts.map((h) => (h.uuid === s.pool.master && h.state === 'dead' ? { ...h, anyPathUp: masterPathUp } : h)),
+      };
+      const history = { fences: masterFencedRecently ? [{ host: s.pool.master, at: 999_000 }] : [], inFlight: [] };
+      const plan = planRecovery(t, { ...ctx(), history });
+      s = t;
+      const recovered = new Set([...plan.fences.fence, ...plan.fences.alreadyFenced]);
+      const firstStart = plan.steps.findIndex((st) => st.kind === 'start-vm' || st.kind === 'reset-power-state');
+      const master = s.hosts.find((h) => h.uuid === s.pool.master)!;
+      if (master.state === 'dead' && !recovered.has(master.uuid)) expect(firstStart).toBe(-1);
+      if (!recovered.has(s.pool.master) || firstStart < 0) return;
+      const handover = plan.steps.findIndex((st) => st.kind === (s.pool.haEnabled ? 'await-master-election' : 'transition-master'));
+      expect(handover).toBeGreaterThanOrEqual(0);
+      expect(handover).toBeLessThan(firstStart);
+    },
+  );
+
+  fcTest.prop([poolArb, fc.nat()], { numRuns: 300 })(
+    'a pool whose plan exists for k keeps one for k − 1 after one real failure is handled',
+    (s, pick) => {
+      const before = failuresToTolerate(s).exact!;
+      const live = s.hosts.filter(canHost);
+      if (before < 1 || live.length < 2) return;
+      const victim = live[pick % live.length]!;
+      const failed = { ...s, hosts: s.hosts.map((h) => (h.uuid === victim.uuid ? { ...h, state: 'dead' as const, anyPathUp: false } : h)) };
+      const plan = planRecovery(failed, ctx());
+      expect(plan.unplaced.filter((u) => s.vms.find((v) => v.uuid === u.vm)!.haRestartPriority === 'restart')).toEqual([]);
+      const after = failuresToTolerate(applyPlan(failed, plan)).exact!;
+      expect(after).toBeGreaterThanOrEqual(before - 1);
+    },
+  );
 });
 
 describe('exact placement search', () => {
   it('does not treat two bins with equal free memory as the same when an item is pinned to one', async () => {
     const { exactFeasible } = await import('../../core/planner/packing.ts');
-    const r = exactFeasible([{ id: 'X', size: 6, pinnedTo: null }, { id: 'Y', size: 5, pinnedTo: 'A' }], [{ id: 'A', free: 10 }, { id: 'B', free: 10 }]);
+    const r = exactFeasible(
+      [
+        { id: 'X', size: 6, pinnedTo: null },
+        { id: 'Y', size: 5, pinnedTo: 'A' },
+      ],
+      [
+        { id: 'A', free: 10 },
+        { id: 'B', free: 10 },
+      ],
+    );
     expect(r.result).toBe('feasible');
-    expect(r.placement).toEqual(new Map([['X', 'B'], ['Y', 'A']]));
+    expect(r.placement).toEqual(
+      new Map([
+        ['X', 'B'],
+        ['Y', 'A'],
+      ]),
+    );
   });
 });
 
 describe('fence gates', () => {
-  const base = (dead: string[], extra: Partial<PlannerSnapshot['hosts'][number]> = {}) => plannerSnapshot.parse({
-    pool: { name: 'p', master: 'a', haEnabled: false, hostFailuresToTolerate: 1 },
-    hosts: ['a', 'b', 'c', 'd', 'e'].map((u) => ({ uuid: u, name: u, live: !dead.includes(u), enabled: true, memoryTotal: 10 * G, memoryOverhead: 0, state: dead.includes(u) ? 'dead' : 'healthy', anyPathUp: !dead.includes(u), ...(dead.includes(u) ? extra : {}) })),
-    vms: [],
-  });
+  const base = (dead: string[], extra: Partial<PlannerSnapshot['hosts'][number]> = {}) =>
+    plannerSnapshot.parse({
+      pool: { name: 'p', master: 'a', haEnabled: false, hostFailuresToTolerate: 1 },
+      hosts: ['a', 'b', 'c', 'd', 'e'].map((u) => ({
+        uuid: u,
+        name: u,
+        live: !dead.includes(u),
+        enabled: true,
+        memoryTotal: 10 * G,
+        memoryOverhead: 0,
+        state: dead.includes(u) ? 'dead' : 'healthy',
+        anyPathUp: !dead.includes(u),
+        ...(dead.includes(u) ? extra : {}),
+      })),
+      vms: [],
+    });
   const hist = { fences: [], inFlight: [] };
 
   it('refuses everything under observer isolation', () => {
-    expect(decideFences(base(['b']), true, hist, DEFAULT_FENCE_POLICY, 0)).toMatchObject({ fence: [], refused: [{ host: 'b', gate: 'observer-isolated' }] });
+    expect(decideFences(base(['b']), true, hist, DEFAULT_FENCE_POLICY, 0)).toMatchObject({
+      fence: [],
+      refused: [{ host: 'b', gate: 'observer-isolated' }],
+    });
   });
   it('refuses when most of the pool looks dead, unless overridden', () => {
-    expect(decideFences(base(['b', 'c', 'd']), false, hist, DEFAULT_FENCE_POLICY, 0).refused.map((r) => r.gate)).toEqual(['quorum', 'quorum', 'quorum']);
-    expect(decideFences(base(['b', 'c', 'd']), false, hist, { ...DEFAULT_FENCE_POLICY, overrideQuorum: true, maxConcurrentFences: 5 }, 0).fence).toEqual(['b', 'c', 'd']);
+    expect(decideFences(base(['b', 'c', 'd']), false, hist, DEFAULT_FENCE_POLICY, 0).refused.map((r) => r.gate)).toEqual([
+      'quorum',
+      'quorum',
+      'quorum',
+    ]);
+    expect(
+      decideFences(base(['b', 'c', 'd']), false, hist, { ...DEFAULT_FENCE_POLICY, overrideQuorum: true, maxConcurrentFences: 5 }, 0).fence,
+    ).toEqual(['b', 'c', 'd']);
   });
   it('refuses a host without two-path evidence unless allowed, and does not count fenced hosts for quorum', () => {
     const noEvidence = plannerSnapshot.parse({ ...base(['b']), hosts: base(['b']).hosts.map(({ anyPathUp: _a, ...h }) => h) });
-    expect(decideFences(noEvidence, false, hist, DEFAULT_FENCE_POLICY, 0).refused[0]).toMatchObject({ host: 'b', gate: 'no-path-evidence' });
+    expect(decideFences(noEvidence, false, hist, DEFAULT_FENCE_POLICY, 0).refused[0]).toMatchObject({
+      host: 'b',
+      gate: 'no-path-evidence',
+    });
     expect(decideFences(noEvidence, false, hist, { ...DEFAULT_FENCE_POLICY, allowWithoutPathEvidence: true }, 0).fence).toEqual(['b']);
-    const s = plannerSnapshot.parse({ ...base(['b', 'c', 'd']), hosts: base(['b', 'c', 'd']).hosts.map((h) => (h.uuid === 'b' || h.uuid === 'c' ? { ...h, fenced: true } : h)) });
+    const s = plannerSnapshot.parse({
+      ...base(['b', 'c', 'd']),
+      hosts: base(['b', 'c', 'd']).hosts.map((h) => (h.uuid === 'b' || h.uuid === 'c' ? { ...h, fenced: true } : h)),
+    });
     expect(decideFences(s, false, hist, DEFAULT_FENCE_POLICY, 0)).toMatchObject({ fence: ['d'], alreadyFenced: ['b', 'c'] });
   });
 
   it('never fences twice, respects the cooldown, and puts the master first', () => {
-    expect(decideFences(base(['b'], { fenced: true }), false, hist, DEFAULT_FENCE_POLICY, 0)).toMatchObject({ fence: [], alreadyFenced: ['b'] });
-    expect(decideFences(base(['b']), false, { fences: [{ host: 'b', at: 0 }], inFlight: [] }, DEFAULT_FENCE_POLICY, 60_000).refused[0]).toMatchObject({ gate: 'cooldown' });
-    expect(decideFences(base(['b']), false, { fences: [], inFlight: ['b'] }, DEFAULT_FENCE_POLICY, 0).refused[0]).toMatchObject({ gate: 'in-flight' });
+    expect(decideFences(base(['b'], { fenced: true }), false, hist, DEFAULT_FENCE_POLICY, 0)).toMatchObject({
+      fence: [],
+      alreadyFenced: ['b'],
+    });
+    expect(
+      decideFences(base(['b']), false, { fences: [{ host: 'b', at: 0 }], inFlight: [] }, DEFAULT_FENCE_POLICY, 60_000).refused[0],
+    ).toMatchObject({ gate: 'cooldown' });
+    expect(decideFences(base(['b']), false, { fences: [], inFlight: ['b'] }, DEFAULT_FENCE_POLICY, 0).refused[0]).toMatchObject({
+      gate: 'in-flight',
+    });
     expect(decideFences(base(['c', 'a']), false, hist, { ...DEFAULT_FENCE_POLICY, maxConcurrentFences: 2 }, 0).fence).toEqual(['a', 'c']);
   });
 });

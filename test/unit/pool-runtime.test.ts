@@ -14,8 +14,10 @@ function make(autoElectMasterMs: number | null = null) {
   let t = 1_000_000;
   const clock = { now: () => t, set: (v: number) => (t = v) };
   pool = new SimulatedPool({
-    spec: generatePoolSpec({ hosts: 3, vms: 6, seed: 5 }), stateDir: mkdtempSync(join(tmpdir(), 'xenha-rt-')),
-    addressBase: '127.0.0.1', now: clock.now,
+    spec: generatePoolSpec({ hosts: 3, vms: 6, seed: 5 }),
+    stateDir: mkdtempSync(join(tmpdir(), 'xenha-rt-')),
+    addressBase: '127.0.0.1',
+    now: clock.now,
     timing: { tickMs: 100, statefileIntervalMs: 1000, bootMs: 5000, autoElectMasterMs },
   });
   return { pool, clock };
@@ -50,7 +52,12 @@ describe('simulated pool on an injected clock', () => {
     p.powerOn(h, 'test');
     expect(p.isUp(h, clock.now() + 4999)).toBe(false);
     expect(p.isUp(h, clock.now() + 5000)).toBe(true);
-    expect(p.eventLog().filter((e) => e.kind === 'power').map((e) => e.detail.state)).toEqual(['off', 'on']);
+    expect(
+      p
+        .eventLog()
+        .filter((e) => e.kind === 'power')
+        .map((e) => e.detail.state),
+    ).toEqual(['off', 'on']);
   });
 
   it('with election on, a new master exactly after the election delay; the lowest slot wins', () => {

@@ -13,7 +13,7 @@ describe('pool spec', () => {
     expect(new Set(a.hosts.map((h) => h.uuid)).size).toBe(8);
   });
 
-  it('places generated VMs within each host\'s memory', () => {
+  it("places generated VMs within each host's memory", () => {
     const p = generatePoolSpec({ hosts: 4, vms: 300, seed: 3 });
     for (const h of p.hosts) {
       const used = p.vms.filter((v) => v.host === h.name).reduce((s, v) => s + v.memory, 0);

@@ -10,23 +10,37 @@ function recordsOf(spec: PoolSpec): RecordsByClass {
   for (const cls of ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VDI', 'VM', 'VBD']) {
     out[cls] = Object.fromEntries(b.db.refs(cls).map((r) => [r, b.db.get(cls, r)]));
   }
-  return out as RecordsByClass;
+  return out;
 }
 
-const failed = (spec: PoolSpec) => preflight(buildSnapshot(recordsOf(spec))).filter((r) => !r.ok).map((r) => r.check);
+const failed = (spec: PoolSpec) =>
+  preflight(buildSnapshot(recordsOf(spec)))
+    .filter((r) => !r.ok)
+    .map((r) => r.check);
 
 describe('pool snapshot', () => {
   it('joins hosts with their homes, metrics and heartbeat PBD; VMs with where they are pinned', () => {
-    const s = buildSnapshot(recordsOf(parsePoolSpecYaml(`
+    const s = buildSnapshot(
+      recordsOf(
+        parsePoolSpecYaml(`
 hosts: [{name: a, memory: 64GiB}, {name: b, memory: 64GiB}]
 vms: [{name: local, memory: 1GiB, host: b, localStorage: true}, {name: free, memory: 2GiB, host: a, haRestartPriority: restart}]
-`)));
-    expect(s.hosts.map((h) => [h.name, h.homes])).toEqual([['a', ['127.0.0.1', '127.0.1.1']], ['b', ['127.0.0.2', '127.0.1.2']]]);
+`),
+      ),
+    );
+    expect(s.hosts.map((h) => [h.name, h.homes])).toEqual([
+      ['a', ['127.0.0.1', '127.0.1.1']],
+      ['b', ['127.0.0.2', '127.0.1.2']],
+    ]);
     expect(s.hosts[0]!.heartbeatPbd).toEqual({ attached: true, activeLegs: 2, totalLegs: 2 });
     expect(s.heartbeatSr).toMatchObject({ type: 'lvmoiscsi', shared: true, statefileBytes: 4 * 2 ** 20, metadataBytes: 256 * 2 ** 20 });
     const b = s.hosts.find((h) => h.name === 'b')!;
     expect(s.vms.find((v) => v.name === 'local')!.pinnedTo).toBe(b.ref);
-    expect(s.vms.find((v) => v.name === 'free')).toMatchObject({ pinnedTo: null, haRestartPriority: 'restart', memoryNeed: 2 * 2 ** 30 + 2 ** 20 * Math.ceil(2 * 2 ** 30 / 100 / 2 ** 20) });
+    expect(s.vms.find((v) => v.name === 'free')).toMatchObject({
+      pinnedTo: null,
+      haRestartPriority: 'restart',
+      memoryNeed: 2 * 2 ** 30 + 2 ** 20 * Math.ceil((2 * 2 ** 30) / 100 / 2 ** 20),
+    });
     expect(s.haTimeoutSeconds).toBe(30);
   });
 
@@ -51,7 +65,9 @@ describe('preflight checks', () => {
   it('flags each requirement of the source material', () => {
     expect(failed({ ...base, hosts: base.hosts.slice(0, 1), vms: [] })).toEqual(['at_least_two_hosts']);
     expect(failed({ ...base, hosts: base.hosts.map((h, i) => ({ ...h, haLicensed: i !== 1 })) })).toEqual(['ha_licensed_all_hosts']);
-    expect(failed({ ...base, hosts: base.hosts.map((h, i) => ({ ...h, ipConfiguration: i === 2 ? 'DHCP' as const : 'Static' as const })) })).toEqual(['static_ip_all_hosts']);
+    expect(
+      failed({ ...base, hosts: base.hosts.map((h, i) => ({ ...h, ipConfiguration: i === 2 ? ('DHCP' as const) : ('Static' as const) })) }),
+    ).toEqual(['static_ip_all_hosts']);
     expect(failed({ ...base, heartbeatSr: { ...base.heartbeatSr, statefileSize: 2 ** 20 } })).toEqual(['statefile_volume_size']);
     expect(failed({ ...base, heartbeatSr: { ...base.heartbeatSr, metadataSize: 128 * 2 ** 20 } })).toEqual(['metadata_volume_size']);
     expect(failed({ ...base, heartbeatSr: { ...base.heartbeatSr, shared: false } })).toEqual(['heartbeat_sr_shared']);
@@ -63,8 +79,18 @@ describe('preflight checks', () => {
     const r = recordsOf(base);
     for (const [ref, v] of Object.entries(r.VDI!)) if ((v as { type: string }).type === 'ha_statefile') delete r.VDI![ref];
     for (const p of Object.values(r.pool!)) (p as { ha_statefiles: string[] }).ha_statefiles = [];
-    const none = preflight(buildSnapshot(r)).filter((x) => !x.ok).map((x) => x.check);
-    expect(none).toEqual(expect.arrayContaining(['heartbeat_sr_present', 'heartbeat_sr_shared', 'heartbeat_sr_attached_all_hosts', 'statefile_volume_size', 'metadata_volume_size']));
+    const none = preflight(buildSnapshot(r))
+      .filter((x) => !x.ok)
+      .map((x) => x.check);
+    expect(none).toEqual(
+      expect.arrayContaining([
+        'heartbeat_sr_present',
+        'heartbeat_sr_shared',
+        'heartbeat_sr_attached_all_hosts',
+        'statefile_volume_size',
+        'metadata_volume_size',
+      ]),
+    );
     const r2 = recordsOf(base);
     const hbPbd = Object.entries(r2.PBD!).find(([, p]) => (p as { device_config: Record<string, string> }).device_config.SCSIid)!;
     (hbPbd[1] as { currently_attached: boolean }).currently_attached = false;

@@ -7,8 +7,15 @@
 import { describe, expect, it } from 'vitest';
 import { test as fcTest, fc } from '@fast-check/vitest';
 import {
-  decodeStatefile, emptyHostSlot, encodeGlobal, encodeHostSlot, hostSlotOffset, initialVolume, LAYOUT_BYTES,
-  type DecodedStatefile, type StatefileHostSlot,
+  decodeStatefile,
+  emptyHostSlot,
+  encodeGlobal,
+  encodeHostSlot,
+  hostSlotOffset,
+  initialVolume,
+  LAYOUT_BYTES,
+  type DecodedStatefile,
+  type StatefileHostSlot,
 } from '../../core/statefile/layout.ts';
 import { deviceVerdicts, peerVerdicts, type SlotReading, type SlotTrack } from '../../plugins/probes/storage-statefile-verdicts.ts';
 
@@ -142,7 +149,9 @@ describe('deviceVerdicts: a slot advancing within the statefile timeout', () => 
     for (let off = 12; off < 100; off += 4) sum = (sum + g.readUInt32LE(off)) >>> 0;
     g.writeUInt32LE(sum, 8);
     g.copy(v3, 0);
-    expect(deviceVerdicts(decodeStatefile(v3), [A], new Map(), 0, T).samples).toEqual([{ host: A, up: null, detail: expect.stringContaining('version 3') }]);
+    expect(deviceVerdicts(decodeStatefile(v3), [A], new Map(), 0, T).samples).toEqual([
+      { host: A, up: null, detail: expect.stringContaining('version 3') },
+    ]);
   });
 
   // Model of the rule, from the inputs alone: first read at t = 0; the slot is up when its last
@@ -171,7 +180,7 @@ describe('deviceVerdicts: a slot advancing within the statefile timeout', () => 
   });
 });
 
-describe('peerVerdicts: the live peers\' word on each host\'s network heartbeat', () => {
+describe("peerVerdicts: the live peers' word on each host's network heartbeat", () => {
   const P = 1000;
   /** A reading of `host`'s slot: it says it last heard host j `hb[j]` ms before its own last write. */
   function reading(host: string, hostIndex: number, hb: number[], up: boolean | null, ageMs: number): SlotReading {
@@ -179,7 +188,7 @@ describe('peerVerdicts: the live peers\' word on each host\'s network heartbeat'
   }
   const by = (vs: ReturnType<typeof peerVerdicts>) => Object.fromEntries(vs.map((v) => [v.host, v.up]));
 
-  it('a host heard by a live peer within the peer timeout (its ms plus the peer\'s slot age) is up, beyond it down', () => {
+  it("a host heard by a live peer within the peer timeout (its ms plus the peer's slot age) is up, beyond it down", () => {
     // A (index 0) and B (index 1) are live; C's own slot is not (up false): it vouches for nobody.
     const rs = [
       reading(A, 0, [0, 300, 5000], true, 100), // A heard B 300 + 100 = 400 ms ago, C 5100 ms ago
@@ -209,7 +218,7 @@ describe('peerVerdicts: the live peers\' word on each host\'s network heartbeat'
     expect(v.find((x) => x.host === A)!.detail).toBe('no live peer slot to vouch for the network path');
   });
 
-  it('finds a host in the peers\' arrays by its own slot\'s index, else by the rank of its UUID', () => {
+  it("finds a host in the peers' arrays by its own slot's index, else by the rank of its UUID", () => {
     // C's own slot says index 0 (not its UUID rank, 2). A's array: index 0 heard recently, index 2 long ago.
     const hbOfA = [10, 10, 5000];
     const withOwn = peerVerdicts(HOSTS, [reading(A, 1, hbOfA, true, 0), reading(C, 0, [10, 10, 10], false, 0)], P);
@@ -233,9 +242,12 @@ describe('peerVerdicts: the live peers\' word on each host\'s network heartbeat'
   it('works on readings from deviceVerdicts: peers heard through the slots of a real statefile', () => {
     const T = 1000;
     // A (slot 0) heard B 99 ms and C 100 ms before its write; B (slot 1) heard A 50 ms before its own.
-    const file = (seq: number) => decode([
-      slot(A, 0, seq, { sinceLastHbReceiptMs: [0, 99, 100] }), slot(B, 1, seq, { sinceLastHbReceiptMs: [50, 0, 2000] }), undefined,
-    ]);
+    const file = (seq: number) =>
+      decode([
+        slot(A, 0, seq, { sinceLastHbReceiptMs: [0, 99, 100] }),
+        slot(B, 1, seq, { sinceLastHbReceiptMs: [50, 0, 2000] }),
+        undefined,
+      ]);
     const first = deviceVerdicts(file(1), HOSTS, new Map(), 0, T);
     // Nobody live yet (first seen): no peer can vouch.
     expect(by(peerVerdicts(HOSTS, first.readings, P))).toEqual({ [A]: null, [B]: null, [C]: null });
@@ -246,7 +258,10 @@ describe('peerVerdicts: the live peers\' word on each host\'s network heartbeat'
     // At 1300 neither advanced again (age 900 < T: still live): A heard 50 + 900 = 950 ms ago, B
     // 99 + 900 = 999 ms ago, C 100 + 900 = 1000 ms ago (not < P).
     const third = deviceVerdicts(file(2), HOSTS, second.tracks, 1300, T);
-    expect(third.readings.map((r) => [r.host, r.up, r.ageMs])).toEqual([[A, true, 900], [B, true, 900]]);
+    expect(third.readings.map((r) => [r.host, r.up, r.ageMs])).toEqual([
+      [A, true, 900],
+      [B, true, 900],
+    ]);
     expect(by(peerVerdicts(HOSTS, third.readings, P))).toEqual({ [A]: true, [B]: true, [C]: false });
   });
 });

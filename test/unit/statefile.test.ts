@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { test as fcTest, fc } from '@fast-check/vitest';
 import {
-  checksum, decodeGlobal, decodeHostSlot, decodeStatefile, encodeGlobal, encodeHostSlot, hostIndexOrder,
-  hostSlotOffset, initialVolume, sigInv, SIG_SF_GLOBAL, SIG_SF_HOST, LAYOUT_BYTES, type StatefileHostSlot,
+  checksum,
+  decodeGlobal,
+  decodeHostSlot,
+  decodeStatefile,
+  encodeGlobal,
+  encodeHostSlot,
+  hostIndexOrder,
+  hostSlotOffset,
+  initialVolume,
+  sigInv,
+  SIG_SF_GLOBAL,
+  SIG_SF_HOST,
+  LAYOUT_BYTES,
+  type StatefileHostSlot,
 } from '../../core/statefile/layout.ts';
 
 const uuidArb = fc.uuid().map((u) => u.toLowerCase());
@@ -31,9 +43,22 @@ describe('statefile layout (xha include/statefile.h)', () => {
 
   it('lays a host slot out byte for byte', () => {
     const buf = encodeHostSlot({
-      sequence: 7, hostIndex: 33, hostUuid: 'ffffffff-0000-4000-8000-000000000001', excluded: false, starting: true,
-      sinceLastHbReceiptMs: [5, -1], sinceLastSfUpdateMs: [10, 20], sinceXapiRestartFirstAttemptedMs: -1,
-      currentLiveset: [0, 33], proposedLiveset: [], hbdomain: [1], sfdomain: [63], lockRequest: true, lockGrant: [2], smPhase: 1, weight: 1,
+      sequence: 7,
+      hostIndex: 33,
+      hostUuid: 'ffffffff-0000-4000-8000-000000000001',
+      excluded: false,
+      starting: true,
+      sinceLastHbReceiptMs: [5, -1],
+      sinceLastSfUpdateMs: [10, 20],
+      sinceXapiRestartFirstAttemptedMs: -1,
+      currentLiveset: [0, 33],
+      proposedLiveset: [],
+      hbdomain: [1],
+      sfdomain: [63],
+      lockRequest: true,
+      lockGrant: [2],
+      smPhase: 1,
+      weight: 1,
     });
     expect(buf.length).toBe(1024);
     expect(buf.subarray(0, 4).toString('ascii')).toBe('host');
@@ -50,29 +75,59 @@ describe('statefile layout (xha include/statefile.h)', () => {
   });
 
   fcTest.prop({
-    uuid: uuidArb, seq: fc.nat({ max: 2 ** 32 - 1 }), n: fc.integer({ min: 1, max: 64 }),
+    uuid: uuidArb,
+    seq: fc.nat({ max: 2 ** 32 - 1 }),
+    n: fc.integer({ min: 1, max: 64 }),
     bits: fc.array(fc.integer({ min: 0, max: 63 }), { maxLength: 64 }),
   })('round-trips any slot', ({ uuid, seq, n, bits }) => {
     const set = [...new Set(bits)].sort((a, b) => a - b);
     const slot: StatefileHostSlot = {
-      sequence: seq, hostIndex: n - 1, hostUuid: uuid, excluded: seq % 2 === 0, starting: false,
-      sinceLastHbReceiptMs: Array.from({ length: n }, (_, j) => j * 100 - 1), sinceLastSfUpdateMs: Array.from({ length: n }, (_, j) => 0 - j),
-      sinceXapiRestartFirstAttemptedMs: -1, currentLiveset: set, proposedLiveset: set, hbdomain: set, sfdomain: [],
-      lockRequest: false, lockGrant: set, smPhase: 11, weight: 1,
+      sequence: seq,
+      hostIndex: n - 1,
+      hostUuid: uuid,
+      excluded: seq % 2 === 0,
+      starting: false,
+      sinceLastHbReceiptMs: Array.from({ length: n }, (_, j) => j * 100 - 1),
+      sinceLastSfUpdateMs: Array.from({ length: n }, (_, j) => 0 - j),
+      sinceXapiRestartFirstAttemptedMs: -1,
+      currentLiveset: set,
+      proposedLiveset: set,
+      hbdomain: set,
+      sfdomain: [],
+      lockRequest: false,
+      lockGrant: set,
+      smPhase: 11,
+      weight: 1,
     };
     const d = decodeHostSlot(encodeHostSlot(slot), n);
     expect(d).toEqual({ ok: true, value: slot });
   });
 
-  fcTest.prop({ flip: fc.integer({ min: 12, max: 627 }), bit: fc.integer({ min: 0, max: 7 }) })('rejects a torn slot by its checksum', ({ flip, bit }) => {
-    const buf = encodeHostSlot({
-      sequence: 1, hostIndex: 0, hostUuid: 'ffffffff-0000-4000-8000-000000000001', excluded: false, starting: false,
-      sinceLastHbReceiptMs: [0], sinceLastSfUpdateMs: [0], sinceXapiRestartFirstAttemptedMs: 0, currentLiveset: [0],
-      proposedLiveset: [0], hbdomain: [0], sfdomain: [0], lockRequest: false, lockGrant: [], smPhase: 1, weight: 1,
-    });
-    buf[flip] = buf[flip]! ^ (1 << bit);
-    expect(decodeHostSlot(buf, 1)).toMatchObject({ ok: false, error: { kind: 'bad_checksum' } });
-  });
+  fcTest.prop({ flip: fc.integer({ min: 12, max: 627 }), bit: fc.integer({ min: 0, max: 7 }) })(
+    'rejects a torn slot by its checksum',
+    ({ flip, bit }) => {
+      const buf = encodeHostSlot({
+        sequence: 1,
+        hostIndex: 0,
+        hostUuid: 'ffffffff-0000-4000-8000-000000000001',
+        excluded: false,
+        starting: false,
+        sinceLastHbReceiptMs: [0],
+        sinceLastSfUpdateMs: [0],
+        sinceXapiRestartFirstAttemptedMs: 0,
+        currentLiveset: [0],
+        proposedLiveset: [0],
+        hbdomain: [0],
+        sfdomain: [0],
+        lockRequest: false,
+        lockGrant: [],
+        smPhase: 1,
+        weight: 1,
+      });
+      buf[flip] = buf[flip]! ^ (1 << bit);
+      expect(decodeHostSlot(buf, 1)).toMatchObject({ ok: false, error: { kind: 'bad_checksum' } });
+    },
+  );
 
   it('rejects a wrong signature and a wrong version', () => {
     const g = encodeGlobal({ genUuid: '0123abcd-4567-89ab-cdef-0123456789ab', poolState: 'init', master: null, configHosts: 1 });
@@ -96,11 +151,14 @@ describe('statefile layout (xha include/statefile.h)', () => {
     expect(vol.subarray(hostSlotOffset(63), hostSlotOffset(63) + 4).toString('ascii')).toBe('host');
   });
 
-  fcTest.prop({ uuids: fc.uniqueArray(uuidArb, { minLength: 1, maxLength: 64 }) })('orders slots by packed UUID, lowest first', ({ uuids }) => {
-    const order = hostIndexOrder(uuids);
-    expect([...order].sort()).toEqual([...uuids].sort());
-    for (let i = 1; i < order.length; i++) {
-      expect(order[i - 1]!.replace(/-/g, '') < order[i]!.replace(/-/g, '')).toBe(true);
-    }
-  });
+  fcTest.prop({ uuids: fc.uniqueArray(uuidArb, { minLength: 1, maxLength: 64 }) })(
+    'orders slots by packed UUID, lowest first',
+    ({ uuids }) => {
+      const order = hostIndexOrder(uuids);
+      expect([...order].sort()).toEqual([...uuids].sort());
+      for (let i = 1; i < order.length; i++) {
+        expect(order[i - 1]!.replace(/-/g, '') < order[i]!.replace(/-/g, '')).toBe(true);
+      }
+    },
+  );
 });

@@ -27,20 +27,26 @@ describe('XML-RPC codec', () => {
   it('refuses what is not a method call', () => {
     expect(() => parseXmlRpcCall('not xml at all <')).toThrow(WireError);
     expect(() => parseXmlRpcCall('<methodCall><params/></methodCall>')).toThrow(/methodName/);
-    expect(() => parseXmlRpcCall('<methodCall><methodName>x</methodName><params><param><value><int>x1</int></value></param></params></methodCall>')).toThrow(/bad <int>/);
+    expect(() =>
+      parseXmlRpcCall('<methodCall><methodName>x</methodName><params><param><value><int>x1</int></value></param></params></methodCall>'),
+    ).toThrow(/bad <int>/);
   });
 
   it('encodes like xapi: compact, bare strings, int64 as strings, Status wrapper', () => {
     const ok = xmlRpcResponse({ value: { n: 5, f: 0.5, b: false, s: 'a<b', l: ['x'] } });
-    expect(ok).toBe('<?xml version="1.0"?><methodResponse><params><param><value><struct>'
-      + '<member><name>Status</name><value>Success</value></member><member><name>Value</name><value><struct>'
-      + '<member><name>n</name><value>5</value></member><member><name>f</name><value><double>0.5</double></value></member>'
-      + '<member><name>b</name><value><boolean>0</boolean></value></member><member><name>s</name><value>a&lt;b</value></member>'
-      + '<member><name>l</name><value><array><data><value>x</value></data></array></value></member>'
-      + '</struct></value></member></struct></value></param></params></methodResponse>');
+    expect(ok).toBe(
+      '<?xml version="1.0"?><methodResponse><params><param><value><struct>' +
+        '<member><name>Status</name><value>Success</value></member><member><name>Value</name><value><struct>' +
+        '<member><name>n</name><value>5</value></member><member><name>f</name><value><double>0.5</double></value></member>' +
+        '<member><name>b</name><value><boolean>0</boolean></value></member><member><name>s</name><value>a&lt;b</value></member>' +
+        '<member><name>l</name><value><array><data><value>x</value></data></array></value></member>' +
+        '</struct></value></member></struct></value></param></params></methodResponse>',
+    );
     const ko = xmlRpcResponse({ failure: new XapiFailure('HANDLE_INVALID', ['VM', 'OpaqueRef:x']) });
     expect(ko).toContain('<member><name>Status</name><value>Failure</value></member>');
-    expect(ko).toContain('<member><name>ErrorDescription</name><value><array><data><value>HANDLE_INVALID</value><value>VM</value><value>OpaqueRef:x</value></data></array></value></member>');
+    expect(ko).toContain(
+      '<member><name>ErrorDescription</name><value><array><data><value>HANDLE_INVALID</value><value>VM</value><value>OpaqueRef:x</value></data></array></value></member>',
+    );
   });
 });
 
@@ -49,7 +55,11 @@ describe('JSON-RPC codec', () => {
     const v2 = parseJsonRpcCall('{"jsonrpc":"2.0","method":"VM.get_all","params":["s"],"id":3}');
     expect(v2).toEqual({ method: 'VM.get_all', params: ['s'], id: 3, version: '2.0' });
     const f = new XapiFailure('SESSION_INVALID', ['s']);
-    expect(JSON.parse(jsonRpcResponse(v2, { failure: f }))).toEqual({ jsonrpc: '2.0', error: { code: 1, message: 'SESSION_INVALID', data: ['s'] }, id: 3 });
+    expect(JSON.parse(jsonRpcResponse(v2, { failure: f }))).toEqual({
+      jsonrpc: '2.0',
+      error: { code: 1, message: 'SESSION_INVALID', data: ['s'] },
+      id: 3,
+    });
     const v1 = parseJsonRpcCall('{"method":"VM.get_all","params":["s"],"id":"a"}');
     expect(JSON.parse(jsonRpcResponse(v1, { failure: f }))).toEqual({ result: null, error: ['SESSION_INVALID', 's'], id: 'a' });
     expect(JSON.parse(jsonRpcResponse(v2, { value: 12 }))).toEqual({ jsonrpc: '2.0', result: 12, id: 3 });

@@ -153,14 +153,20 @@ describe('exporter over HTTP', () => {
     await expectExact(asBuilt);
   });
 
-  it('uses the event.from long poll, not polling of get_all_records', async () => {
-    const calls = exporter.samplers[0]!.connection.calls;
-    const before = calls.get('host.get_all_records') ?? 0;
-    await new Promise((r) => setTimeout(r, 1000));
-    sim.pool.built.db.update('pool', sim.pool.built.poolRef, { other_config: { poke: String(Date.now()) } });
-    await new Promise((r) => setTimeout(r, 500));
-    expect(calls.get('host.get_all_records') ?? 0).toBe(before);
-    expect(calls.get('event.from') ?? 0).toBeGreaterThan(0);
+  it('follows changes through the event.from long poll, with no polling of get_all_records', async () => {
+    const c = exporter.samplers[0]!.connection;
+    const before = { records: c.calls.get('host.get_all_records') ?? 0, events: c.calls.get('event.from') ?? 0 };
+    const statefiles = () => c.snapshot()?.hosts.find((h) => h.name === 'host-03')?.haStatefiles.length;
+    // Six changes, each seen by the exporter before the next is made: each one came by an event.
+    for (let i = 0; i < 3; i++) {
+      applyFault(sim.pool, { kind: 'storage-down', host: 'host-03' });
+      await waitFor('host-03 without its statefile, as XAPI says', () => statefiles() === 0);
+      applyFault(sim.pool, { kind: 'heal', host: 'host-03' });
+      await waitFor('host-03 with its statefile again, as XAPI says', () => (statefiles() ?? 0) > 0);
+    }
+    expect(c.calls.get('host.get_all_records') ?? 0).toBe(before.records);
+    // Six deliveries need six event.from calls; the first may have been in flight already.
+    expect(c.calls.get('event.from') ?? 0).toBeGreaterThanOrEqual(before.events + 5);
   });
 
   it('xenha explain prints why a host is in its state', async () => {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseYaml, ConfigError } from '../core/config/yaml.ts';
 import { loadYamlFile } from '../io/config-file.ts';
-import { PROBES, probesConfig, probesOnPath, type ProbeName } from '../plugins/probes/index.ts';
+import { DEFAULT_PROBES, PROBES, probesConfig, probesOnPath, type ProbeName } from '../plugins/probes/index.ts';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -54,8 +54,6 @@ const timing = z
     error: 'capacityInterval must be 0 (off) or at least 100ms',
     path: ['capacityInterval'],
   });
-
-const DEFAULT_PROBES = { 'network-tcp': {}, 'network-xapi': {}, 'storage-xapi': {} };
 
 const pool = z
   .strictObject({

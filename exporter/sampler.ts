@@ -79,6 +79,8 @@ export class PoolSampler {
     readonly config: PoolConfig,
     readonly log: Logger,
     private readonly clock: () => number = () => performance.now(),
+    /** The probes to run: by default, the ones the config enables. */
+    probes?: ConfiguredProbe[],
   ) {
     this.connection = new PoolConnection({
       name: config.name,
@@ -92,7 +94,7 @@ export class PoolSampler {
       retryMaxMs: 10_000,
       log,
     });
-    this.probes = createProbes(config.probes, { log });
+    this.probes = probes ?? createProbes(config.probes, { log });
     this.policy = {
       confirmSamples: config.timing.confirmSamples,
       deadAfterMs: config.timing.deadAfter,
@@ -203,6 +205,7 @@ export class PoolSampler {
     const samples = new Map<string, Sample[]>();
     const series = new Map<string, SeriesValue[]>(Object.values(p.series).map((d) => [d.name, []]));
     let open = true;
+    let badObservations = 0;
     const round: ProbeRound = {
       ...base,
       report: (host, home, up, detail, extra) => {
@@ -221,15 +224,35 @@ export class PoolSampler {
       },
       observe: (key, host, value, labels = {}) => {
         const def = p.series[key];
-        if (open && def) series.get(def.name)!.push({ host, labels, value });
+        if (!open || !def) return;
+        // A value whose labels are not the series' declared ones would make every scrape fail: dropped.
+        const names = Object.keys(labels);
+        if (
+          names.length !== def.labelNames.length ||
+          !def.labelNames.every((n) => typeof labels[n] === 'string') ||
+          typeof value !== 'number'
+        ) {
+          badObservations++;
+          return;
+        }
+        series.get(def.name)!.push({ host, labels, value });
       },
     };
-    const run = p.probe.sample(round);
+    let run: Promise<void>;
+    try {
+      run = p.probe.sample(round);
+    } catch (e) {
+      open = false;
+      return fail('probe failed', e);
+    }
     this.inFlight.add(p.name);
     void run.catch(() => {}).finally(() => this.inFlight.delete(p.name));
     try {
       const r = await Promise.race([run, expired]);
-      return r === 'timeout' ? fail(`probe did not answer within ${this.config.timing.probeTimeout} ms`) : { samples, series };
+      if (r === 'timeout') return fail(`probe did not answer within ${this.config.timing.probeTimeout} ms`);
+      if (badObservations > 0)
+        fail(`${badObservations} value(s) of the probe's series dropped: labels other than the declared ones, or not a number`);
+      return { samples, series };
     } catch (e) {
       return fail('probe failed', e);
     } finally {

@@ -17,9 +17,11 @@ function levelName(level: number): 'debug' | 'info' | 'warn' | 'error' | 'fatal'
   return 'debug';
 }
 
-/** Returns a function that gives the console back (the library transport stays routed). */
+/** Returns a function that puts the console and the library's transport back as they were. */
 export function routeLibraryLogs(log: Logger): () => void {
   const lib = log.child({ lib: 'xen-api' });
+  // @xen-orchestra/log keeps its transport under this global symbol (every copy of it shares it).
+  const previous: unknown = (globalThis as Record<symbol, unknown>)[Symbol.for('@xen-orchestra/log')];
   configure((entry: { level: number; namespace: string; message: string; data?: unknown }) => {
     const data = entry.data && typeof entry.data === 'object' ? (entry.data as Record<string, unknown>) : { data: entry.data };
     const { error, ...rest } = data;
@@ -37,6 +39,7 @@ export function routeLibraryLogs(log: Logger): () => void {
   globalThis.console.warn = route('warn');
   globalThis.console.error = route('error');
   return () => {
+    if (typeof previous === 'function') configure(previous as Parameters<typeof configure>[0]);
     globalThis.console.warn = warn;
     globalThis.console.error = error;
   };

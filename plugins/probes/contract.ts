@@ -56,6 +56,8 @@ export interface ProbeDefinition<O extends z.ZodType = z.ZodType, S extends stri
    * the pool sees: under observer isolation they are set aside.
    */
   observerSide: boolean;
+  /** Runs when a pool's config names no probe (it needs no option without a default). */
+  enabledByDefault: boolean;
   description: string;
   /** The probe's options in the config (a strict zod schema). */
   options: O;

@@ -46,6 +46,11 @@ export const probesConfig = z.preprocess(
 );
 export type ProbesConfig = z.output<typeof probesConfig>;
 
+/** The probes a pool runs when its config names none. */
+export const DEFAULT_PROBES: ProbesConfig = probesConfig.parse(
+  Object.fromEntries(PROBE_NAMES.filter((n) => PROBES[n].enabledByDefault).map((n) => [n, {}])),
+);
+
 /** The names of the probes that watch a path. */
 export function probesOnPath(path: PathName): ProbeName[] {
   return PROBE_NAMES.filter((n) => PROBES[n].path === path);
@@ -53,7 +58,7 @@ export function probesOnPath(path: PathName): ProbeName[] {
 
 /** A probe made from its config, with what the sampler and the metrics need to know of it. */
 export interface ConfiguredProbe {
-  name: ProbeName;
+  name: string;
   path: PathName;
   observerSide: boolean;
   series: Readonly<Record<string, SeriesDefinition>>;

@@ -36,6 +36,7 @@ export const networkTcp = defineProbe({
   name: 'network-tcp',
   path: 'network',
   observerSide: true,
+  enabledByDefault: true,
   description: 'TCP connect from the monitor to each management address of each host',
   options: z.strictObject({
     /** Port to connect to; default: the XAPI URL's port (443 for https, 80 for http). */
@@ -48,12 +49,11 @@ export const networkTcp = defineProbe({
         const url = round.xapiUrl;
         const port = o.port ?? Number(url.port || (url.protocol === 'https:' ? 443 : 80));
         await Promise.all(
-          round.snapshot.hosts.flatMap((h) =>
-            h.homes.map(async (addr, i) => {
-              const r = await tcpConnect(addr, port, round.timeoutMs, round.signal);
-              round.report(h.uuid, String(i), r.up, r.detail, { latencySeconds: r.up ? r.seconds : null });
-            }),
-          ),
+          round.snapshot.hosts.map(async (h) => {
+            const results = await Promise.all(h.homes.map((addr) => tcpConnect(addr, port, round.timeoutMs, round.signal)));
+            // Reported in home order, so that reasons built from the samples read the same each round.
+            results.forEach((r, i) => round.report(h.uuid, String(i), r.up, r.detail, { latencySeconds: r.up ? r.seconds : null }));
+          }),
         );
       },
     };

@@ -56,7 +56,8 @@ export function deviceVerdicts(
     if (!d.ok) unreadable.add(i);
     else if (d.value.hostUuid) slots.set(d.value.hostUuid, d.value);
   });
-  const next = new Map<string, SlotTrack>();
+  // What was seen of a slot that cannot be read this round (torn) is kept; hosts that left the pool go.
+  const next = new Map([...tracks].filter(([host]) => hosts.includes(host)));
   const samples: Verdict[] = [];
   const readings: SlotReading[] = [];
   for (const host of hosts) {

@@ -34,6 +34,7 @@ export const storageStatefile = defineProbe({
   name: 'storage-statefile',
   path: 'storage',
   observerSide: false,
+  enabledByDefault: false,
   description: "statefile slot sequence numbers advancing, per device; peers' view of the network heartbeat",
   options,
   series: {

@@ -50,6 +50,7 @@ export const storageXapi = defineProbe({
   name: 'storage-xapi',
   path: 'storage',
   observerSide: false,
+  enabledByDefault: true,
   description: 'host.ha_statefiles and the heartbeat SR PBD (attached, multipath legs) per host',
   options: z.strictObject({}),
   series: {},

@@ -120,8 +120,15 @@ export async function startSteppedLoop(
   let t = 1_000_000;
   const now = () => t;
   const sim = await startTestSim({ ...opts, autoTick: false, now });
-  const config = fastPoolConfig(sim, opts.pool);
-  const sampler = new PoolSampler(config, pino({ level: 'silent' }), now);
+  let config: ExporterConfig['pools'][number];
+  let sampler: PoolSampler;
+  try {
+    config = fastPoolConfig(sim, opts.pool);
+    sampler = new PoolSampler(config, pino({ level: 'silent' }), now);
+  } catch (e) {
+    await sim.stop();
+    throw e;
+  }
   sampler.connection.start();
   const registry = createRegistry([sampler], now, false);
   const uuidOf = (name: string) => sim.pool.host(name).built.uuid;

@@ -1,7 +1,7 @@
 /** `xenha simulate` and `xenha fault` as a user runs them: separate processes, real ports. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SimulatorInfo } from '../../simulator/simulator.ts';
@@ -99,6 +99,16 @@ describe('xenha CLI', () => {
   it('takes the control URL from XENHA_SIM_CONTROL', async () => {
     const r = await xenha(['fault', 'slow-xapi', '--latency-ms', '0'], { XENHA_SIM_CONTROL: info.controlUrl });
     expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('the compiled CLI prints the version of package.json and lists every subcommand', async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    const version = await xenha(['--version']);
+    expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+    const help = await xenha(['--help']);
+    expect(help.code).toBe(0);
+    for (const cmd of ['simulate', 'fault', 'exporter', 'explain', 'plan', 'what-if'])
+      expect(help.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
   });
 
   it('gives clear errors for bad input', async () => {

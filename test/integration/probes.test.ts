@@ -115,7 +115,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
 });
 
-/** A TCP listener on 127.0.0.1 (closed after the test); counts the connections it accepted. */
+/** A TCP listener on 127.77.0.1 (closed after the test); counts the connections it accepted. */
 async function listen(): Promise<{ port: number; accepted: () => number }> {
   let n = 0;
   const s = createServer((sock) => {
@@ -125,7 +125,7 @@ async function listen(): Promise<{ port: number; accepted: () => number }> {
   servers.push(s);
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve());
+    s.listen(0, '127.77.0.1', () => resolve());
   });
   return { port: (s.address() as AddressInfo).port, accepted: () => n };
 }
@@ -133,7 +133,7 @@ async function listen(): Promise<{ port: number; accepted: () => number }> {
 /** A port nothing listens on: listened on, then closed. */
 async function closedPort(): Promise<number> {
   const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => s.listen(0, '127.77.0.1', () => resolve()));
   const { port } = s.address() as AddressInfo;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
@@ -141,29 +141,29 @@ async function closedPort(): Promise<number> {
 
 describe('network-tcp', () => {
   // Two hosts with two management homes each, from the simulator's pool builder: host i answers on
-  // 127.0.0.(1+i) (home 0) and 127.0.1.(1+i) (home 1).
+  // 127.77.0.(1+i) (home 0) and 127.77.1.(1+i) (home 1), addresses no other test's simulator uses.
   const spec = parsePoolSpecYaml('hosts: [{name: a, memory: 64GiB}, {name: b, memory: 64GiB}]');
 
   it('is up with a latency where a listener accepts, down with ECONNREFUSED elsewhere, one sample per home', async () => {
     const server = await listen();
-    const snapshot = snapshotOf(recordsOf(buildPool(spec, '127.0.0.1').db));
+    const snapshot = snapshotOf(recordsOf(buildPool(spec, '127.77.0.1').db));
     expect(snapshot.hosts.map((h) => h.homes)).toEqual([
-      ['127.0.0.1', '127.0.1.1'],
-      ['127.0.0.2', '127.0.1.2'],
+      ['127.77.0.1', '127.77.1.1'],
+      ['127.77.0.2', '127.77.1.2'],
     ]);
     const p = probe({ 'network-tcp': {} });
     // The port comes from the XAPI URL when the probe has none of its own.
-    const { samples, series } = await runRound(p, { snapshot, xapiUrl: `http://127.0.0.1:${server.port}` });
+    const { samples, series } = await runRound(p, { snapshot, xapiUrl: `http://127.77.0.1:${server.port}` });
     expect(samples).toHaveLength(4);
     expect(series).toEqual([]);
     for (const h of snapshot.hosts) {
       h.homes.forEach((addr, i) => {
         const s = sampleOf(samples, h.uuid, String(i));
         expect(s.path).toBe('network');
-        if (addr === '127.0.0.1') {
+        if (addr === '127.77.0.1') {
           // The only address with a listener.
           expect(s.up).toBe(true);
-          expect(s.detail).toBe(`connected to 127.0.0.1:${server.port}`);
+          expect(s.detail).toBe(`connected to 127.77.0.1:${server.port}`);
           expect(typeof s.latencySeconds).toBe('number');
           expect(s.latencySeconds!).toBeGreaterThanOrEqual(0);
           expect(s.latencySeconds!).toBeLessThan(5);
@@ -179,19 +179,19 @@ describe('network-tcp', () => {
 
   it("a closed port is down with ECONNREFUSED on every home; the probe's own port wins over the URL's", async () => {
     const closed = await closedPort();
-    const snapshot = snapshotOf(recordsOf(buildPool({ ...spec, hosts: spec.hosts.slice(0, 1) }, '127.0.0.1').db));
+    const snapshot = snapshotOf(recordsOf(buildPool({ ...spec, hosts: spec.hosts.slice(0, 1) }, '127.77.0.1').db));
     const host = snapshot.hosts[0]!;
-    const down = await runRound(probe({ 'network-tcp': {} }), { snapshot, xapiUrl: `http://127.0.0.1:${closed}` });
+    const down = await runRound(probe({ 'network-tcp': {} }), { snapshot, xapiUrl: `http://127.77.0.1:${closed}` });
     expect(down.samples.map((s) => [s.host, s.home, s.up, s.latencySeconds]).sort()).toEqual([
       [host.uuid, '0', false, null],
       [host.uuid, '1', false, null],
     ]);
-    for (const s of down.samples) expect(s.detail).toMatch(new RegExp(`^ECONNREFUSED 127\\.0\\.[01]\\.1:${closed}$`));
+    for (const s of down.samples) expect(s.detail).toMatch(new RegExp(`^ECONNREFUSED 127\\.77\\.[01]\\.1:${closed}$`));
 
     const server = await listen();
-    const up = await runRound(probe({ 'network-tcp': { port: server.port } }), { snapshot, xapiUrl: `http://127.0.0.1:${closed}` });
-    expect(sampleOf(up.samples, host.uuid, '0')).toMatchObject({ up: true, detail: `connected to 127.0.0.1:${server.port}` });
-    expect(sampleOf(up.samples, host.uuid, '1')).toMatchObject({ up: false, detail: `ECONNREFUSED 127.0.1.1:${server.port}` });
+    const up = await runRound(probe({ 'network-tcp': { port: server.port } }), { snapshot, xapiUrl: `http://127.77.0.1:${closed}` });
+    expect(sampleOf(up.samples, host.uuid, '0')).toMatchObject({ up: true, detail: `connected to 127.77.0.1:${server.port}` });
+    expect(sampleOf(up.samples, host.uuid, '1')).toMatchObject({ up: false, detail: `ECONNREFUSED 127.77.1.1:${server.port}` });
     expect(server.accepted()).toBe(1);
   });
 });

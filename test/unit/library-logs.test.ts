@@ -26,4 +26,9 @@ it('routes @xen-orchestra/log entries and console.warn into pino, one line per e
   expect(parsed[0]).toMatchObject({ level: 20, lib: 'xen-api', namespace: 'xen-api', callId: 7, msg: 'xs1: connected' });
   expect(parsed[1]).toMatchObject({ level: 40, lib: 'console', msg: '_watchEvents', err: { message: 'read ECONNRESET' } });
   expect((parsed[1]!.err as { stack: string }).stack).toContain('read ECONNRESET');
+  // Put back: neither the console nor the library writes to this logger any more.
+  restore();
+  restore = undefined;
+  createLogger('xen-api').debug('after restore');
+  expect(lines).toHaveLength(2);
 });

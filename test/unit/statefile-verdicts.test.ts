@@ -101,6 +101,26 @@ describe('deviceVerdicts: a slot advancing within the statefile timeout', () => 
     expect(r.readings.find((x) => x.host === C)!.ageMs).toBe(Infinity);
   });
 
+  it('a slot torn for one round keeps what was seen of it; a host that left the pool is forgotten', () => {
+    const t0 = 0;
+    let r = deviceVerdicts(decode([slot(A, 0, 1), slot(B, 1, 1), slot(C, 2, 1)]), HOSTS, new Map(), t0, T);
+    const t1 = 300;
+    r = deviceVerdicts(decode([slot(A, 0, 2), slot(B, 1, 2), slot(C, 2, 2)]), HOSTS, r.tracks, t1, T);
+    expect([verdictOf(r, A).up, verdictOf(r, B).up, verdictOf(r, C).up]).toEqual([true, true, true]);
+    // At t2, C's slot is torn: C cannot tell, and its track (changed at t1, first seen at t0) stays.
+    const t2 = t1 + 100;
+    r = deviceVerdicts(decode([slot(A, 0, 3), slot(B, 1, 3), 'torn']), HOSTS, r.tracks, t2, T);
+    expect(verdictOf(r, C).up).toBeNull();
+    expect(r.tracks.get(C)).toEqual({ sequence: 2, changedAt: t1, firstSeenAt: t0 });
+    // At t3 C reads again with the same sequence: judged from t1 (t3 − t1 < T: up), not first seen anew.
+    const t3 = t1 + T - 1;
+    r = deviceVerdicts(decode([slot(A, 0, 3), slot(B, 1, 3), slot(C, 2, 2)]), HOSTS, r.tracks, t3, T);
+    expect(verdictOf(r, C).up).toBe(true);
+    // B leaves the pool: its track goes with it.
+    r = deviceVerdicts(decode([slot(A, 0, 4), slot(B, 1, 3), slot(C, 2, 3)]), [A, C], r.tracks, t3 + 1, T);
+    expect([...r.tracks.keys()].sort()).toEqual([A, C]);
+  });
+
   it('a wrapped-around sequence (2^32 − 1 → 0) is a change', () => {
     let r = deviceVerdicts(decode([slot(A, 0, 2 ** 32 - 1)]), [A], new Map(), 0, T);
     r = deviceVerdicts(decode([slot(A, 0, 0)]), [A], r.tracks, 10, T);

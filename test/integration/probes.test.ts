@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { createProbes, PROBES, probesConfig, type ConfiguredProbe, type ProbeRound } from '../../plugins/probes/index.ts';
 import type { PathName } from '../../core/classify/state-machine.ts';
 import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
-import { encodeHostSlot, hostSlotOffset, initialVolume, type StatefileHostSlot } from '../../core/statefile/layout.ts';
+import { emptyHostSlot, encodeHostSlot, hostSlotOffset, initialVolume, type StatefileHostSlot } from '../../core/statefile/layout.ts';
 import { buildPool } from '../../simulator/build.ts';
 import { generatePoolSpec, parsePoolSpecYaml, type PoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
@@ -401,20 +401,12 @@ describe('storage-statefile', () => {
     const vol = initialVolume('0123abcd-4567-89ab-cdef-0123456789ab', 3);
     for (const [uuid, i] of index) {
       encodeHostSlot({
+        ...emptyHostSlot(i),
         sequence: 1,
-        hostIndex: i,
         hostUuid: uuid,
-        excluded: false,
-        starting: false,
         sinceLastHbReceiptMs: [0, 0, 0],
         sinceLastSfUpdateMs: [0, 0, 0],
         sinceXapiRestartFirstAttemptedMs: -1,
-        currentLiveset: [],
-        proposedLiveset: [],
-        hbdomain: [],
-        sfdomain: [],
-        lockRequest: false,
-        lockGrant: [],
         smPhase: 1,
         weight: 1,
       }).copy(vol, hostSlotOffset(i));

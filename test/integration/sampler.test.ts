@@ -11,7 +11,7 @@ import { PoolSampler } from '../../exporter/sampler.ts';
 import { createRegistry } from '../../exporter/metrics.ts';
 import type { ConfiguredProbe, Probe } from '../../plugins/probes/index.ts';
 import type { PathName } from '../../core/classify/state-machine.ts';
-import { EXPORTER_PASSWORD_ENV, fastPoolConfig } from '../helpers/exporter.ts';
+import { EXPORTER_PASSWORD_ENV, fastPoolConfig, metricValue } from '../helpers/exporter.ts';
 import { PASSWORD, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
@@ -132,7 +132,7 @@ describe('the sampler and its probes', () => {
     ]);
     expect(s.counters.probeErrors.get('counting')).toBe(1);
     const text = await createRegistry([s], () => 0, false).metrics();
-    expect(text).toContain(`xenha_test_slots{domain="network",pool="sim",host="${s.state.snapshot!.hosts[0]!.name}"} 3`);
+    expect(metricValue(text, 'xenha_test_slots', { pool: 'sim', host: s.state.snapshot!.hosts[0]!.name, domain: 'network' })).toBe(3);
     expect(text.match(/^xenha_test_slots\{/gm)).toHaveLength(1);
   });
 

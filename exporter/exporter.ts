@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ExporterConfig } from './config.ts';
 import { createRegistry } from './metrics.ts';
+import { guardProcess, type ProcessGuard } from './process-guard.ts';
 import { PoolSampler } from './sampler.ts';
 import { exporterApp } from './server.ts';
 
@@ -13,10 +14,16 @@ export interface RunningExporter {
   stop(): Promise<void>;
 }
 
-export async function startExporter(config: ExporterConfig, log: Logger): Promise<RunningExporter> {
+export interface ExporterOptions {
+  /** Keep running through an uncaught exception or unhandled rejection (the CLI's process; not in tests). */
+  guardProcess?: boolean;
+}
+
+export async function startExporter(config: ExporterConfig, log: Logger, options: ExporterOptions = {}): Promise<RunningExporter> {
   const now = () => performance.now();
+  const guard: ProcessGuard | undefined = options.guardProcess ? guardProcess(log) : undefined;
   const samplers = config.pools.map((p) => new PoolSampler(p, log.child({ pool: p.name }), now));
-  const reg = createRegistry(samplers, now);
+  const reg = createRegistry(samplers, now, true, guard);
   const server: Server = createServer(exporterApp(samplers, reg, now));
   const [host, port] = [
     config.listen.slice(0, config.listen.lastIndexOf(':')),
@@ -28,7 +35,7 @@ export async function startExporter(config: ExporterConfig, log: Logger): Promis
   });
   for (const s of samplers) s.start();
   const addr = server.address() as AddressInfo;
-  const url = `http://${addr.address}:${addr.port}`;
+  const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   log.info({ url, pools: config.pools.map((p) => p.name) }, 'exporter listening');
   return {
     samplers,
@@ -39,6 +46,7 @@ export async function startExporter(config: ExporterConfig, log: Logger): Promis
         server.closeAllConnections();
       });
       await Promise.all(samplers.map((s) => s.stop()));
+      guard?.dispose();
     },
   };
 }

@@ -7,12 +7,14 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { HOST_STATES, type HostMemory } from '../core/classify/state-machine.ts';
 import type { SeriesDefinition } from '../plugins/probes/index.ts';
+import type { ProcessGuard } from './process-guard.ts';
 import type { PoolSampler } from './sampler.ts';
 
 export function createRegistry(
   samplers: readonly PoolSampler[],
   now: () => number = () => performance.now(),
   withProcessMetrics = true,
+  guard?: ProcessGuard,
 ): Registry {
   const reg = new Registry();
   if (withProcessMetrics) {
@@ -300,6 +302,20 @@ export function createRegistry(
             this.set(labels, v.value);
           }
         }
+      },
+    });
+  }
+
+  if (guard) {
+    new Counter({
+      name: 'xenha_exporter_unhandled_errors_total',
+      help: 'Uncaught exceptions and unhandled rejections the exporter kept running through (each one is a bug: please report it).',
+      labelNames: ['kind'] as const,
+      registers: [reg],
+      collect() {
+        this.reset();
+        this.inc({ kind: 'uncaught_exception' }, guard.counts.uncaughtException);
+        this.inc({ kind: 'unhandled_rejection' }, guard.counts.unhandledRejection);
       },
     });
   }

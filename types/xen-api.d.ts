@@ -35,6 +35,12 @@ declare module 'xen-api' {
     call<T = unknown>(method: string, ...args: unknown[]): Promise<T>;
     /** Every call goes through here (not public API: xenha wraps it to count calls, guarded by a test). */
     protected _call(method: string, ...args: unknown[]): Promise<unknown>;
+    /** The undici dispatcher every call uses (not public API: xenha bounds its answers). */
+    protected _undiciDispatcher: unknown;
+    /** The parsed URL calls go to, and the method that sets it and rebuilds the transport (not public API). */
+    protected _url: { protocol?: string; hostname: string; port?: string | number };
+    protected _setUrl(url: { protocol?: string; hostname: string; port?: string | number }): void;
+    readonly sessionId: string | undefined;
     getAllRecords<T = Record<string, unknown>>(type: string): Promise<T[]>;
     getRecord<T = Record<string, unknown>>(type: string, ref: string): Promise<T>;
     getObject<T = XapiObject>(idOrRef: string, defaultValue?: T): T;

@@ -9,11 +9,14 @@
  * then every management address of every host seen in the pool.
  */
 import { EventEmitter } from 'node:events';
-import { Xapi, type XapiObject } from 'xen-api';
+import type { XapiObject } from 'xen-api';
 import type { Logger } from 'pino';
 import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
 import { vbdRecord, vmRecord } from '../../core/model/xapi-records.ts';
+import { errorCodeLabel } from './error-codes.ts';
+import { GuardedXapi } from './guarded-client.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
+import { NotJsonRpcError, streamAllRecords } from './stream-records.ts';
 
 /** Keeps only the fields a schema names (the rest of a XAPI record is dropped to save memory). */
 function pick(record: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
@@ -23,22 +26,13 @@ function pick(record: Record<string, unknown>, keys: readonly string[]): Record<
 }
 const VM_FIELDS = Object.keys(vmRecord.shape);
 const VBD_FIELDS = Object.keys(vbdRecord.shape);
+const notTemplateOrSnapshot = (r: Record<string, unknown>) => !r.is_a_template && !r.is_a_snapshot;
 
 /**
  * Classes mirrored from the pool through event.from. VDIs are not mirrored (a pool has thousands);
  * the few on the heartbeat SR are fetched by query after a connect and when an SR or the pool changes.
  */
 export const WATCHED_CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR'] as const;
-
-/** Counts every call the client makes, by method (xen-api exposes no hook, so its `_call` is wrapped). */
-class CountingXapi extends Xapi {
-  onCall: (method: string) => void = () => {};
-
-  protected override _call(method: string, ...rest: unknown[]): Promise<unknown> {
-    this.onCall(method);
-    return super._call(method, ...rest);
-  }
-}
 
 export interface ConnectionOptions {
   name: string;
@@ -53,8 +47,24 @@ export interface ConnectionOptions {
   /** Backoff between failed rounds over every candidate. */
   retryMinMs: number;
   retryMaxMs: number;
+  limits: ConnectionLimits;
   log: Logger;
 }
+
+export interface ConnectionLimits {
+  /** The largest XAPI answer read whole (the mirror's classes, queries), in bytes. */
+  maxAnswerBytes: number;
+  /** The most hosts a pool may report (XenServer's pools hold at most 64). */
+  maxHosts: number;
+  /** The most VM or VBD records a pool may report (read as they stream, a few fields kept of each). */
+  maxRecords: number;
+}
+
+export const DEFAULT_LIMITS: ConnectionLimits = { maxAnswerBytes: 16 * 2 ** 20, maxHosts: 64, maxRecords: 200_000 };
+/** A single VM or VBD record larger than this is refused (they are a few kilobytes). */
+const MAX_RECORD_BYTES = 2 ** 20;
+/** The answers read record by record are bounded by their count, their record size and time; this is a backstop. */
+const MAX_STREAMED_ANSWER_BYTES = 2 ** 30;
 
 export type ConnectionStatus = 'connecting' | 'connected' | 'disconnected';
 
@@ -65,7 +75,7 @@ export class PoolConnection extends EventEmitter {
   readonly calls = new Map<string, number>();
   readonly errors = new Map<string, number>();
   connects = 0;
-  private client: CountingXapi | null = null;
+  private client: GuardedXapi | null = null;
   private stopped = false;
   private snapshotCache: PoolSnapshot | null = null;
   private dirty = true;
@@ -79,7 +89,7 @@ export class PoolConnection extends EventEmitter {
   /** When VMs were last fetched (ms since the epoch), null before the first fetch. */
   vmsFetchedAt: number | null = null;
   /** Per client: a heartbeat-VDI fetch running, and whether another is wanted after it. */
-  private readonly vdiFetches = new WeakMap<Xapi, { running: boolean; again: boolean }>();
+  private readonly vdiFetches = new WeakMap<GuardedXapi, { running: boolean; again: boolean }>();
   /** Detaches the current client's collection listeners. */
   private detach: () => void = () => {};
   private connectedAt = 0;
@@ -111,7 +121,11 @@ export class PoolConnection extends EventEmitter {
         this.snapshotCache = buildSnapshot(this.records(this.client));
         this.knownAddresses = this.snapshotCache.hosts.flatMap((h) => h.homes);
       } catch (e) {
-        this.lastError = `snapshot: ${(e as Error).message}`;
+        // The last good snapshot stays; the error is counted and shown.
+        const err = e as { code?: string; message?: string };
+        this.count(this.errors, err.code ?? 'SNAPSHOT_FAILED');
+        this.lastError = `snapshot: ${err.message ?? String(e)}`;
+        this.o.log.warn({ err: e }, 'pool snapshot refused');
       }
       this.dirty = false;
     }
@@ -126,12 +140,18 @@ export class PoolConnection extends EventEmitter {
     void this.dropClient().then(() => this.wake?.());
   }
 
-  private records(c: Xapi): RecordsByClass {
+  private records(c: GuardedXapi): RecordsByClass {
     const out: Record<string, Record<string, unknown>> = {};
     for (const cls of WATCHED_CLASSES) out[cls] = {};
     for (const obj of Object.values(c.objects.all)) {
       const bucket = out[obj.$type];
       if (bucket) bucket[obj.$ref] = obj;
+    }
+    const hosts = Object.keys(out.host!).length;
+    if (hosts > this.o.limits.maxHosts) {
+      throw Object.assign(new Error(`the pool reports ${hosts} hosts, more than limits.maxHosts (${this.o.limits.maxHosts})`), {
+        code: 'TOO_MANY_RECORDS',
+      });
     }
     out.VDI = this.heartbeatVdis;
     if (this.vmRecords) {
@@ -142,7 +162,7 @@ export class PoolConnection extends EventEmitter {
   }
 
   /** The next VM fetch, jittered ±25 % so that many pools do not fetch (and hold the answers) at once. */
-  private scheduleVmFetch(c: Xapi): void {
+  private scheduleVmFetch(c: GuardedXapi): void {
     clearTimeout(this.vmTimer);
     if (this.client !== c || this.stopped) return;
     this.vmTimer = setTimeout(
@@ -188,16 +208,12 @@ export class PoolConnection extends EventEmitter {
    * has thousands, their records are large, and capacity does not need them to the second. Templates
    * and snapshots are dropped, and only the fields xenha reads are kept.
    */
-  private async fetchVms(c: Xapi): Promise<void> {
+  private async fetchVms(c: GuardedXapi): Promise<void> {
     try {
-      const [vms, vbds] = await Promise.all([
-        c.call<Record<string, Record<string, unknown>>>('VM.get_all_records'),
-        c.call<Record<string, Record<string, unknown>>>('VBD.get_all_records'),
+      const [VM, VBD] = await Promise.all([
+        this.fetchRecords(c, 'VM.get_all_records', VM_FIELDS, notTemplateOrSnapshot),
+        this.fetchRecords(c, 'VBD.get_all_records', VBD_FIELDS, () => true),
       ]);
-      const VM: Record<string, unknown> = {};
-      for (const [ref, r] of Object.entries(vms)) if (!r.is_a_template && !r.is_a_snapshot) VM[ref] = pick(r, VM_FIELDS);
-      const VBD: Record<string, unknown> = {};
-      for (const [ref, r] of Object.entries(vbds)) VBD[ref] = pick(r, VBD_FIELDS);
       if (this.client !== c) return;
       this.vmRecords = { VM, VBD };
       this.vmsFetchedAt = Date.now();
@@ -210,10 +226,51 @@ export class PoolConnection extends EventEmitter {
   }
 
   /**
+   * Every record of a class, a few fields of each: parsed as the answer streams over JSON-RPC (memory
+   * follows what is kept); through the client (bounded in bytes) when the host speaks only XML-RPC
+   * or the session needs renewing.
+   */
+  private async fetchRecords(
+    c: GuardedXapi,
+    method: string,
+    fields: readonly string[],
+    keep: (r: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, Record<string, unknown>>> {
+    const sessionId = c.sessionId;
+    if (sessionId !== undefined) {
+      this.count(this.calls, method);
+      try {
+        return await streamAllRecords({
+          url: c.currentUrl,
+          sessionId,
+          method,
+          dispatcher: c.streamDispatcher,
+          fields,
+          keep,
+          maxRecords: this.o.limits.maxRecords,
+          maxRecordBytes: MAX_RECORD_BYTES,
+          timeoutMs: this.o.callTimeoutMs,
+        });
+      } catch (e) {
+        if (!(e instanceof NotJsonRpcError) && (e as { code?: string }).code !== 'SESSION_INVALID') throw e;
+      }
+    }
+    const all = await c.call<Record<string, Record<string, unknown>>>(method);
+    const out: Record<string, Record<string, unknown>> = {};
+    let n = 0;
+    for (const [ref, r] of Object.entries(all)) {
+      if (++n > this.o.limits.maxRecords)
+        throw Object.assign(new Error(`${method}: more than ${this.o.limits.maxRecords} records`), { code: 'TOO_MANY_RECORDS' });
+      if (keep(r)) out[ref] = pick(r, fields);
+    }
+    return out;
+  }
+
+  /**
    * The VDIs of the heartbeat SR (statefile and metadata volumes): two queries, not a mirror of
    * every VDI. Coalesced: a change during a fetch runs one more fetch after it.
    */
-  private async refreshHeartbeatVdis(c: Xapi): Promise<void> {
+  private async refreshHeartbeatVdis(c: GuardedXapi): Promise<void> {
     const state = this.vdiFetches.get(c) ?? { running: false, again: false };
     this.vdiFetches.set(c, state);
     if (state.running) {
@@ -252,7 +309,8 @@ export class PoolConnection extends EventEmitter {
   }
 
   private count(map: Map<string, number>, key: string): void {
-    map.set(key, (map.get(key) ?? 0) + 1);
+    const label = map === this.errors ? errorCodeLabel(key) : key;
+    map.set(label, (map.get(label) ?? 0) + 1);
   }
 
   private async dropClient(): Promise<void> {
@@ -265,7 +323,12 @@ export class PoolConnection extends EventEmitter {
     this.status = 'disconnected';
     if (c) {
       c.removeAllListeners();
-      await Promise.race([c.disconnect().catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+      // Log out (bounded), then close every socket: the event.from long poll in flight ends now, not in a minute.
+      await c.logout(2000);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([c.disconnect().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+      clearTimeout(timer);
+      await c.destroyTransport();
     }
   }
 
@@ -280,8 +343,11 @@ export class PoolConnection extends EventEmitter {
     });
   }
 
-  private async tryConnect(url: string): Promise<CountingXapi> {
-    const c = new CountingXapi({
+  private async tryConnect(url: string): Promise<GuardedXapi> {
+    const c = new GuardedXapi({
+      maxAnswerBytes: this.o.limits.maxAnswerBytes,
+      maxStreamedAnswerBytes: MAX_STREAMED_ANSWER_BYTES,
+      recordLimits: this.o.limits,
       url,
       auth: { user: this.o.user, password: this.o.password },
       allowUnauthorized: this.o.allowUnauthorized,
@@ -293,6 +359,7 @@ export class PoolConnection extends EventEmitter {
       debounce: 200,
     });
     c.onCall = (m) => this.count(this.calls, m);
+    c.onInvalidAnswer = (e) => this.o.log.warn({ method: e.method, err: e.message }, 'XAPI answer refused');
     c.on('error', () => {});
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -303,10 +370,16 @@ export class PoolConnection extends EventEmitter {
           (_, reject) => (timer = setTimeout(() => reject(new Error('timed out fetching the pool records')), this.o.callTimeoutMs * 3)),
         ),
       ]);
+      // The initial fetch swallows its errors (xen-api logs them): a mirror built from refused answers is no mirror.
+      if (c.invalidAnswers > 0)
+        throw Object.assign(new Error(`${c.invalidAnswers} answer(s) refused while fetching the pool's records`), {
+          code: 'INVALID_ANSWER',
+        });
       return c;
     } catch (e) {
       c.removeAllListeners();
       void c.disconnect().catch(() => {});
+      void c.destroyTransport();
       throw e;
     } finally {
       clearTimeout(timer);

@@ -1,0 +1,100 @@
+/**
+ * Xen Orchestra's `xen-api` client, guarded at its boundary. The client mirrors a pool through its
+ * own event loop, which dereferences XAPI answers without checking them: one malformed answer
+ * (event.from with `events: null`, a pool record without other_config, …) used to throw inside that
+ * loop and end the whole process. Here every answer is checked against its shape
+ * (core/model/xapi-answers.ts) before the client sees it, so a bad answer is an error of that call
+ * (code INVALID_ANSWER), and every answer is bounded in size while it streams (undici's
+ * maxResponseSize: code UND_ERR_RES_EXCEEDED_MAX_SIZE), so an endless body cannot grow memory.
+ * Calls are counted by method (xen-api has no hook, so its `_call` is wrapped; a test guards it).
+ */
+import { Agent } from 'undici';
+import { Xapi, type XapiOptions } from 'xen-api';
+import { answerProblem, type AnswerLimits } from '../../core/model/xapi-answers.ts';
+
+export interface GuardedXapiOptions extends XapiOptions {
+  /** The largest answer accepted, in bytes; a larger one fails while it streams. */
+  maxAnswerBytes: number;
+  /** The largest answer streamed record by record (streamDispatcher), in bytes. */
+  maxStreamedAnswerBytes: number;
+  /** How many records one answer may bring. */
+  recordLimits: AnswerLimits;
+}
+
+export class XapiAnswerError extends Error {
+  readonly code = 'INVALID_ANSWER';
+  constructor(
+    readonly method: string,
+    problem: string,
+  ) {
+    super(`${method} answered with the wrong shape: ${problem}`);
+  }
+}
+
+export class GuardedXapi extends Xapi {
+  onCall: (method: string) => void = () => {};
+  onInvalidAnswer: (e: XapiAnswerError) => void = () => {};
+  /** Answers refused for their shape since this client was made. */
+  invalidAnswers = 0;
+  /** For answers parsed as they stream (io/xapi/stream-records.ts): same settings, a larger bound. */
+  readonly streamDispatcher: Agent;
+  private readonly recordLimits: AnswerLimits;
+
+  constructor(o: GuardedXapiOptions) {
+    super(o);
+    this.recordLimits = o.recordLimits;
+    // The client's own dispatcher has no size bound: one with the same timeouts and TLS settings, and a bound.
+    const inactivity = o.httpInactivityTimeout ?? 5 * 60_000;
+    const agent = (maxResponseSize: number) =>
+      new Agent({
+        bodyTimeout: inactivity,
+        headersTimeout: inactivity,
+        maxRedirections: 3,
+        maxResponseSize,
+        connect: { minVersion: 'TLSv1', rejectUnauthorized: !o.allowUnauthorized },
+      });
+    this._undiciDispatcher = agent(o.maxAnswerBytes);
+    this.streamDispatcher = agent(o.maxStreamedAnswerBytes);
+    this._setUrl(this._url);
+  }
+
+  /** The URL the client talks to now (it follows HOST_IS_SLAVE to the master), without credentials. */
+  get currentUrl(): string {
+    const u = this._url;
+    const host = u.hostname.includes(':') && !u.hostname.startsWith('[') ? `[${u.hostname}]` : u.hostname;
+    return `${u.protocol ?? 'https:'}//${host}${u.port ? `:${u.port}` : ''}`;
+  }
+
+  protected override async _call(method: string, ...rest: unknown[]): Promise<unknown> {
+    this.onCall(method);
+    const answer = await super._call(method, ...rest);
+    const problem = answerProblem(method, answer, this.recordLimits);
+    if (problem !== null) {
+      this.invalidAnswers++;
+      const e = new XapiAnswerError(method, problem);
+      this.onInvalidAnswer(e);
+      throw e;
+    }
+    return answer;
+  }
+
+  /**
+   * Logs the session out and waits for the answer (the client's own disconnect sends the logout
+   * without waiting, so closing the sockets right after would lose it), within `timeoutMs`.
+   */
+  async logout(timeoutMs: number): Promise<void> {
+    const id = this.sessionId;
+    if (id === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this._call('session.logout', [id], timeoutMs).catch(() => {}),
+      new Promise((r) => (timer = setTimeout(r, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Closes the dispatcher's sockets at once (a long poll in flight included). */
+  async destroyTransport(): Promise<void> {
+    await Promise.all([(this._undiciDispatcher as Agent).destroy().catch(() => {}), this.streamDispatcher.destroy().catch(() => {})]);
+  }
+}

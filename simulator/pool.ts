@@ -243,11 +243,13 @@ export class SimulatedPool extends EventEmitter {
 
   // ------------------------------------------------------------ faults
 
+  /** The homes a fault takes: every one when left out; an empty list is an error, never "every home". */
   private homesArg(homes: readonly number[] | undefined, count: number): number[] {
     const all = Array.from({ length: count }, (_, i) => i);
-    if (homes === undefined || homes.length === 0) return all;
+    if (homes === undefined) return all;
+    if (homes.length === 0) throw new Error(`an empty home list: name at least one home (0..${count - 1}), or none to take every home`);
     for (const h of homes) if (!all.includes(h)) throw new Error(`home ${h} out of range 0..${count - 1}`);
-    return [...new Set(homes)].sort();
+    return [...new Set(homes)].sort((a, b) => a - b);
   }
 
   crash(h: HostRuntime): SimEvent {

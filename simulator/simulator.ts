@@ -14,6 +14,7 @@ import { SimulatedPool, defaultTiming, type HostRuntime, type SimEvent, type Sim
 import { NETWORK_HOMES, STORAGE_HOMES } from './build.ts';
 import type { PoolSpec } from './pool-spec.ts';
 import { xapiRequestHandler, type XapiHttpShared } from './xapi/http.ts';
+import { SessionTable, XAPI_SESSION_POLICY } from './xapi/sessions.ts';
 import { controlApp } from './control-api.ts';
 
 export interface SimulatorOptions {
@@ -32,6 +33,19 @@ export interface SimulatorOptions {
   autoTick?: boolean;
   now?: () => number;
   log?: Logger;
+  /**
+   * A session whose last_active is this old is destroyed at the next session GC pass (xapi's
+   * inactive_session_timeout: 24 h). Sessions live on the pool's clock (`now`).
+   */
+  sessionIdleTimeoutMs?: number;
+  /** Sessions kept per originator (root logins naming one) at each GC pass; the least recently active go (xapi: 500). */
+  maxSessionsPerOriginator?: number;
+  /** The same cap for root logins that name no originator (xapi's max_sessions: 400). */
+  maxSessionsWithoutOriginator?: number;
+  /** Time between session GC passes, run at simulator ticks (xapi's db_gc: 30 s). */
+  sessionGcIntervalMs?: number;
+  /** A call refreshes its session's last_active only when it is older than this (xapi: 600 s). */
+  sessionRefreshThresholdMs?: number;
 }
 
 export interface SimulatorInfo {
@@ -65,7 +79,19 @@ export class Simulator {
     const timing = { ...defaultTiming(opts.spec.haTimeout, opts.spec.haEnabled), ...opts.timing };
     const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'xenha-sim-'));
     this.pool = new SimulatedPool({ spec: opts.spec, stateDir, addressBase: opts.addressBase ?? '127.0.0.1', timing, now: opts.now });
-    this.shared = { pool: this.pool, password: opts.password ?? 'xenha', sessions: new Map(), log: this.log, callCounts: new Map() };
+    const sessions = new SessionTable(this.pool.now, {
+      idleTimeoutMs: opts.sessionIdleTimeoutMs ?? XAPI_SESSION_POLICY.idleTimeoutMs,
+      maxPerOriginator: opts.maxSessionsPerOriginator ?? XAPI_SESSION_POLICY.maxPerOriginator,
+      maxWithoutOriginator: opts.maxSessionsWithoutOriginator ?? XAPI_SESSION_POLICY.maxWithoutOriginator,
+      gcIntervalMs: opts.sessionGcIntervalMs ?? XAPI_SESSION_POLICY.gcIntervalMs,
+      lastActiveRefreshMs: opts.sessionRefreshThresholdMs ?? XAPI_SESSION_POLICY.lastActiveRefreshMs,
+    });
+    this.shared = { pool: this.pool, password: opts.password ?? 'xenha', sessions, log: this.log, callCounts: new Map() };
+    // xapi's DB GC thread, on the pool's clock: each tick runs a pass when one is due.
+    this.pool.on('tick', (now: number) => {
+      const gone = sessions.maybeGc(now);
+      if (gone.length > 0) this.log.debug({ sessions: gone.length }, 'session GC destroyed idle or surplus sessions');
+    });
     this.pool.on('changed', () => void this.reconcile());
     this.pool.on('event', (ev: SimEvent) => this.log.info({ event: ev }, `simulator ${ev.kind}`));
   }

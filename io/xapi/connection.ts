@@ -26,6 +26,16 @@ function pick(record: Record<string, unknown>, keys: readonly string[]): Record<
 }
 const VM_FIELDS = Object.keys(vmRecord.shape);
 const VBD_FIELDS = Object.keys(vbdRecord.shape);
+/**
+ * A URL as it may be shown and logged: without userinfo. (The config refuses credentials in URLs; the
+ * client gets them from passwordFile/passwordEnv, so a URL never needs any.)
+ */
+export function withoutCredentials(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.toString();
+}
 const notTemplateOrSnapshot = (r: Record<string, unknown>) => !r.is_a_template && !r.is_a_snapshot;
 
 /**
@@ -60,7 +70,7 @@ export interface ConnectionLimits {
   maxRecords: number;
 }
 
-export const DEFAULT_LIMITS: ConnectionLimits = { maxAnswerBytes: 16 * 2 ** 20, maxHosts: 64, maxRecords: 200_000 };
+export const DEFAULT_LIMITS: ConnectionLimits = { maxAnswerBytes: 8 * 2 ** 20, maxHosts: 64, maxRecords: 200_000 };
 /** A single VM or VBD record larger than this is refused (they are a few kilobytes). */
 const MAX_RECORD_BYTES = 2 ** 20;
 /** The answers read record by record are bounded by their count, their record size and time; this is a backstop. */
@@ -299,13 +309,13 @@ export class PoolConnection extends EventEmitter {
 
   /** Configured URLs first, then known host addresses on the first URL's scheme and port. */
   candidates(): string[] {
-    const first = new URL(this.o.urls[0]!);
+    const first = new URL(withoutCredentials(this.o.urls[0]!));
     const extra = this.knownAddresses.map((a) => {
       const u = new URL(first.toString());
       u.hostname = a.includes(':') ? `[${a}]` : a;
       return u.toString().replace(/\/$/, '');
     });
-    return [...new Set([...this.o.urls.map((u) => u.replace(/\/$/, '')), ...extra])];
+    return [...new Set([...this.o.urls.map((u) => withoutCredentials(u).replace(/\/$/, '')), ...extra])];
   }
 
   private count(map: Map<string, number>, key: string): void {

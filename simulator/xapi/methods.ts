@@ -5,14 +5,18 @@
  * per field, add_to_/remove_from_other_config. Special: session, event, system.listMethods, the HA
  * calls, VM power operations, host.power_on, the master hand-over calls.
  * Arguments are validated with zod; XAPI ints arrive as numbers (JSON-RPC) or strings (XML-RPC).
+ *
+ * A method name is looked up in a Map (and a getter's field in the class's field set), never as a
+ * property of a plain object: `__proto__`, `constructor`, `toString` or `host.get_constructor` are
+ * names like any other unknown one, answered as xapi answers them (see `dispatch`).
  */
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { NULL_REF, xapiInt } from '../../core/model/xapi-records.ts';
 import type { HostRuntime, SimulatedPool } from '../pool.ts';
-import { formatToken, parseToken, type XapiRecordData, type XapiValue } from './database.ts';
+import { formatToken, parseToken, type XapiDatabase, type XapiRecordData, type XapiValue } from './database.ts';
 import { failure, XapiFailure } from './errors.ts';
 import { computeMaxFailures } from './ha-planner.ts';
+import type { SessionTable } from './sessions.ts';
 import { SIM_CLASSES } from '../build.ts';
 
 export interface CallContext {
@@ -20,11 +24,12 @@ export interface CallContext {
   /** The host whose listener took the request. */
   host: HostRuntime;
   password: string;
-  sessions: Map<string, { user: string; since: number }>;
+  sessions: SessionTable;
   signal: AbortSignal;
 }
 
-type Handler = (ctx: CallContext, args: unknown[]) => XapiValue | Promise<XapiValue>;
+/** `session`: the caller's session, checked (absent for calls without one). */
+type Handler = (ctx: CallContext, args: unknown[], session?: string) => XapiValue | Promise<XapiValue>;
 
 interface MethodDef {
   /** Argument schemas after the session (or all arguments for calls without one). */
@@ -134,21 +139,54 @@ function poolRecalculateHa(ctx: CallContext): void {
   db.update('pool', ctx.pool.built.poolRef, { ha_overcommitted: max < want, ha_plan_exists_for: Math.min(want, max) });
 }
 
-function login(ctx: CallContext, [user, password]: unknown[]): string {
+function authenticate(ctx: CallContext, user: unknown, password: unknown): void {
   if (user !== 'root' || password !== ctx.password) throw failure.sessionAuthenticationFailed();
-  const session = `OpaqueRef:${randomUUID()}`;
-  ctx.sessions.set(session, { user: String(user), since: Date.now() });
-  return session;
 }
 
-const special: Record<string, MethodDef> = {
-  // (uname, pwd, version, originator): the last two may be left out, as the npm client does.
-  'session.login_with_password': { noSession: true, args: [str, str, str, str], optional: 2, run: login },
-  // The emergency login a slave accepts, for the calls it answers itself (emergency transition).
-  'session.slave_local_login_with_password': { noSession: true, args: [str, str], onSlave: true, run: login },
-  'session.logout': { args: [], onSlave: true, run: () => '' },
+/** Written as an object literal for reading; looked up only through the `special` Map below. */
+const specialDefs: Record<string, MethodDef> = {
+  // (uname, pwd, version, originator): the last two have defaults ("1.1", ""), so they may be left out,
+  // as the npm client does. The originator groups the session for xapi's cap (sessions.ts).
+  'session.login_with_password': {
+    noSession: true,
+    args: [str, str, str, str],
+    optional: 2,
+    run: (ctx, [user, password, , originator]) => {
+      authenticate(ctx, user, password);
+      return ctx.sessions.create(String(user), typeof originator === 'string' ? originator : '');
+    },
+  },
+  // The emergency login a slave accepts, for the calls it answers itself (emergency transition): kept in
+  // the host's own table (xapi_local_session.ml), valid on that host only, never expired or capped.
+  'session.slave_local_login_with_password': {
+    noSession: true,
+    args: [str, str],
+    onSlave: true,
+    run: (ctx, [user, password]) => {
+      authenticate(ctx, user, password);
+      return ctx.sessions.create(String(user), '', ctx.host.built.ref);
+    },
+  },
+  // xapi_session.ml: logout destroys the Session row (a local session is not one: it stays valid),
+  // local_logout the host's local entry.
+  'session.logout': {
+    args: [],
+    onSlave: true,
+    run: (ctx, _args, session) => {
+      if (session && ctx.sessions.get(session)?.localTo === null) ctx.sessions.destroy(session);
+      return '';
+    },
+  },
+  'session.local_logout': {
+    args: [],
+    onSlave: true,
+    run: (ctx, _args, session) => {
+      if (session && ctx.sessions.get(session)?.localTo !== null) ctx.sessions.destroy(session);
+      return '';
+    },
+  },
   'session.get_this_host': { args: [ref], run: (ctx) => ctx.host.built.ref },
-  'system.listMethods': { noSession: true, args: [], onSlave: true, run: () => listMethods() },
+  'system.listMethods': { noSession: true, args: [], onSlave: true, run: (ctx) => listMethods(ctx.pool.built.db) },
   'event.from': {
     args: [
       z.array(str),
@@ -298,9 +336,59 @@ const special: Record<string, MethodDef> = {
     },
   },
 };
+/** The special calls by name: own entries only, so no name reaches Object.prototype. */
+const special: ReadonlyMap<string, MethodDef> = new Map(Object.entries(specialDefs));
+
+/**
+ * xapi's Task fields (datamodel.ml), for the getters of a class the simulator serves empty: a getter
+ * exists whether or not a record does (and answers HANDLE_INVALID for a ref that is not one).
+ */
+const STATIC_FIELDS: ReadonlyMap<string, readonly string[]> = new Map([
+  [
+    'task',
+    [
+      'uuid',
+      'name_label',
+      'name_description',
+      'allowed_operations',
+      'current_operations',
+      'created',
+      'finished',
+      'status',
+      'resident_on',
+      'progress',
+      'estimated_remaining_time',
+      'type',
+      'result',
+      'error_info',
+      'other_config',
+      'subtask_of',
+      'subtasks',
+      'backtrace',
+    ],
+  ],
+]);
+
+const fieldCache = new WeakMap<XapiDatabase, Map<string, ReadonlySet<string>>>();
+
+/**
+ * The fields of a class: its records' own keys (every record of a class has the same ones), taken once
+ * the class has a record; a getter is a method only for one of these (`host.get_constructor` is not).
+ */
+function classFields(db: XapiDatabase, cls: string): ReadonlySet<string> {
+  let byClass = fieldCache.get(db);
+  if (!byClass) fieldCache.set(db, (byClass = new Map<string, ReadonlySet<string>>()));
+  const cached = byClass.get(cls);
+  if (cached) return cached;
+  const fields = new Set<string>(STATIC_FIELDS.get(cls));
+  const records = db.all(cls);
+  for (const [, r] of records) for (const k of Object.keys(r)) fields.add(k);
+  if (records.length > 0 || STATIC_FIELDS.has(cls)) byClass.set(cls, fields);
+  return fields;
+}
 
 /** Field getters, record reads and map edits for every class the simulator serves. */
-function generic(method: string): MethodDef | undefined {
+function generic(db: XapiDatabase, method: string): MethodDef | undefined {
   const dot = method.indexOf('.');
   if (dot < 0) return undefined;
   const cls = method.slice(0, dot);
@@ -318,7 +406,7 @@ function generic(method: string): MethodDef | undefined {
       return {
         args: [str],
         run: (ctx, [expr]) => {
-          const match = whereMatcher(String(expr));
+          const match = whereMatcher(cls, String(expr));
           const db = ctx.pool.built.db;
           return Object.fromEntries(
             db
@@ -343,16 +431,19 @@ function generic(method: string): MethodDef | undefined {
             .map(([r]) => r),
       };
     case 'add_to_other_config':
+      if (!classFields(db, cls).has('other_config')) return undefined;
       return {
         args: [ref, str, str],
         run: (ctx, [r, key, value]) => {
           const oc = rec(ctx, cls, r).other_config as Record<string, string>;
           if (Object.hasOwn(oc, String(key))) throw failure.mapDuplicateKey(cls, 'other_config', String(r), String(key));
+          // A computed key is an own data property, even `__proto__`.
           ctx.pool.built.db.update(cls, String(r), { other_config: { ...oc, [String(key)]: String(value) } });
           return '';
         },
       };
     case 'remove_from_other_config':
+      if (!classFields(db, cls).has('other_config')) return undefined;
       return {
         args: [ref, str],
         run: (ctx, [r, key]) => {
@@ -362,36 +453,68 @@ function generic(method: string): MethodDef | undefined {
           return '';
         },
       };
-    default:
-      if (op.startsWith('get_')) {
-        const field = op.slice(4);
-        return {
-          args: [ref],
-          run: (ctx, [r]) => {
-            const record = ctx.pool.built.db.get(cls, String(r));
-            if (!(field in record)) throw failure.methodUnknown(method);
-            return record[field]!;
-          },
-        };
-      }
-      return undefined;
+    default: {
+      if (!op.startsWith('get_')) return undefined;
+      const field = op.slice(4);
+      if (!classFields(db, cls).has(field)) return undefined;
+      return {
+        args: [ref],
+        run: (ctx, [r]) => {
+          const record = ctx.pool.built.db.peek(cls, String(r));
+          return structuredClone(record[field]!);
+        },
+      };
+    }
   }
 }
 
 /**
- * The subset of xapi's query language the simulator understands: `true`, and `field "name" = "value"`
- * terms joined by `and`. Anything else is refused with a clear error rather than answered wrongly.
+ * Namespaced fields, by class (ocaml/idl/datamodel*.ml `namespace ~name`): the record field
+ * `name_label` of a VM is the database column `name__label` (ocaml/database/db_names.ml), and the
+ * query language names columns. The pool's name_label is a plain field.
  */
-function whereMatcher(expr: string): (r: XapiRecordData) => boolean {
+const NAMESPACES: ReadonlyMap<string, readonly string[]> = new Map([
+  ['host', ['name', 'memory', 'API_version']],
+  ['host_metrics', ['memory']],
+  ['VM', ['name', 'memory', 'VCPUs', 'actions', 'PV', 'HVM']],
+  ['VBD', ['qos']],
+  ['SR', ['name']],
+  ['VDI', ['name']],
+  ['network', ['name']],
+  ['task', ['name']],
+]);
+
+/** The record field a database column holds, or undefined when the class has no such column. */
+function fieldOfColumn(cls: string, column: string): string | undefined {
+  const namespaces = NAMESPACES.get(cls) ?? [];
+  const i = column.indexOf('__');
+  if (i > 0) {
+    const ns = column.slice(0, i);
+    return namespaces.includes(ns) ? `${ns}_${column.slice(i + 2)}` : undefined;
+  }
+  // A namespaced field has no column under its record name.
+  return namespaces.some((ns) => column.startsWith(`${ns}_`)) ? undefined : column;
+}
+
+/**
+ * The subset of xapi's query language the simulator understands: `true`, and `field "name" = "value"`
+ * terms joined by `and`, fields named by their database column (`name__label`). Anything else is
+ * refused with a clear error rather than answered wrongly.
+ */
+function whereMatcher(cls: string, expr: string): (r: XapiRecordData) => boolean {
   if (expr.trim() === 'true' || expr.trim() === '') return () => true;
   const terms = expr.split(/\s+and\s+/i).map((t) => {
     const m = /^\s*field\s+"([^"]+)"\s*=\s*"([^"]*)"\s*$/.exec(t);
     if (!m) throw new XapiFailure('INVALID_VALUE', ['expr', expr]);
-    return [m[1]!, m[2]!] as const;
+    return [m[1]!, fieldOfColumn(cls, m[1]!), m[2]!] as const;
   });
-  // A field compares as its string form (xapi's query language knows strings, numbers and refs).
+  // A field compares as its string form (xapi's query language knows strings, numbers and refs). Terms
+  // are evaluated row by row, in order, stopping at the first false one (db_filter.ml eval_expr); a
+  // column the row does not have fails the call as Row.find does (db_cache_types.ml: DBCache_NotFound
+  // ("missing field", name, "")), which exnHelper.ml turns into INTERNAL_ERROR [missing field, name, ""].
   return (r) =>
-    terms.every(([f, x]) => {
+    terms.every(([column, f, x]) => {
+      if (f === undefined || !Object.hasOwn(r, f)) throw new XapiFailure('INTERNAL_ERROR', ['missing field', column, '']);
       const v = r[f];
       return (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '') === x;
     });
@@ -399,54 +522,78 @@ function whereMatcher(expr: string): (r: XapiRecordData) => boolean {
 
 const SIM_CLASS_SET = new Set<string>(SIM_CLASSES);
 
-let methodList: string[] | undefined;
-/** system.listMethods: every call answered, field getters included (from a sample of each class). */
-export function listMethods(): string[] {
-  methodList ??= [
-    ...Object.keys(special),
-    ...SIM_CLASSES.flatMap((c) => [
-      `${c}.get_all`,
-      `${c}.get_all_records`,
-      `${c}.get_all_records_where`,
-      `${c}.get_record`,
-      `${c}.get_by_uuid`,
-      ...(NAME_LABEL_CLASSES.has(c) ? [`${c}.get_by_name_label`] : []),
-      `${c}.add_to_other_config`,
-      `${c}.remove_from_other_config`,
-    ]),
-  ].sort();
-  return methodList;
+const methodLists = new WeakMap<XapiDatabase, string[]>();
+/** system.listMethods: every call answered, field getters included. */
+export function listMethods(db: XapiDatabase): string[] {
+  let list = methodLists.get(db);
+  if (!list) {
+    list = [...special.keys(), ...SIM_CLASSES.flatMap((c) => [`${c}.get_all`, `${c}.get_all_records`, `${c}.get_all_records_where`])];
+    for (const c of SIM_CLASSES) {
+      for (const op of ['get_record', 'get_by_uuid', 'get_by_name_label', 'add_to_other_config', 'remove_from_other_config']) {
+        if (generic(db, `${c}.${op}`)) list.push(`${c}.${op}`);
+      }
+      for (const f of classFields(db, c)) list.push(`${c}.get_${f}`);
+    }
+    list = [...new Set(list)].sort();
+    methodLists.set(db, list);
+  }
+  return list;
+}
+
+/** The definition of a method the simulator answers, or undefined: Map and Set lookups only. */
+export function lookupMethod(db: XapiDatabase, method: string): MethodDef | undefined {
+  return special.get(method) ?? generic(db, method);
 }
 
 /**
- * Runs one call as the host that took it: authentication, slave redirection, arity and argument
- * checks, then the handler. Throws XapiFailure for every XAPI-level error.
+ * Session_check.check (session_check.ml) as the host that took the call: SESSION_INVALID [ref] for a
+ * session that is not (or no longer) in the table, or that is another host's local session;
+ * HOST_IS_SLAVE [master address] for a pool-wide session used on a slave.
+ */
+function checkSession(ctx: CallContext, session: unknown, isMaster: boolean): string {
+  if (typeof session !== 'string') throw failure.sessionInvalid('');
+  const r = ctx.sessions.check(session, ctx.host.built.ref, isMaster);
+  if (r.ok) return session;
+  if (r.reason === 'not-on-this-host') throw failure.hostIsSlave(ctx.pool.master.built.addresses[0]);
+  throw failure.sessionInvalid(session);
+}
+
+/**
+ * Runs one call as the host that took it, in xapi's order (the server code gen_server.ml generates):
+ *
+ * - A name not in the table: called with arguments, it is taken for a host extension call, so the first
+ *   argument is checked as a session first and then xapi_extensions.ml finds no such extension; called
+ *   without, it fails at once. Either way MESSAGE_METHOD_UNKNOWN [name] (server_helpers.ml
+ *   unknown_rpc_failure), on both wires.
+ * - A known call: the argument count (MESSAGE_PARAMETER_COUNT_MISMATCH [name, expected, received],
+ *   where expected counts the arguments without defaults and received the arguments after the session;
+ *   extra arguments of a call with defaults are ignored), then the argument types, then the session,
+ *   then the call itself (a slave answers only its emergency calls; the others, login included, answer
+ *   HOST_IS_SLAVE).
+ *
+ * Throws XapiFailure for every XAPI-level error.
  */
 export async function dispatch(ctx: CallContext, method: string, params: unknown[]): Promise<XapiValue> {
-  const def = special[method] ?? generic(method);
-  if (!def) throw failure.methodUnknown(method);
+  const def = lookupMethod(ctx.pool.built.db, method);
   const isMaster = ctx.pool.masterRef === ctx.host.built.ref;
+  if (!def) {
+    if (params.length > 0) checkSession(ctx, params[0], isMaster);
+    throw failure.methodUnknown(method);
+  }
+  const first = def.noSession ? 0 : 1;
+  const given = params.length - first;
+  const max = def.args.length;
+  const min = max - (def.optional ?? 0);
+  if (given < min || (given > max && def.optional === undefined)) throw failure.parameterCountMismatch(method, min, given);
+  const parsed = params.slice(first, first + max).map((a, i) => {
+    const r = def.args[i]!.safeParse(a);
+    if (!r.success) throw failure.fieldTypeError(`${method} argument ${i + first + 1}`);
+    return r.data;
+  });
+  const session = def.noSession ? undefined : checkSession(ctx, params[0], isMaster);
   if (!isMaster && !def.onSlave) {
     // A slave answers every normal call, login included, with the master's address.
     throw failure.hostIsSlave(ctx.pool.master.built.addresses[0]);
   }
-  let args = params;
-  if (!def.noSession) {
-    const session = params[0];
-    if (typeof session !== 'string' || !ctx.sessions.has(session)) throw failure.sessionInvalid(typeof session === 'string' ? session : '');
-    args = params.slice(1);
-    if (method === 'session.logout') ctx.sessions.delete(session);
-  }
-  const max = def.args.length;
-  const min = max - (def.optional ?? 0);
-  if (args.length < min || args.length > max) {
-    // Counts exclude the session, and `expected` counts only the arguments without defaults.
-    throw failure.parameterCountMismatch(method, min, args.length);
-  }
-  const parsed = args.map((a, i) => {
-    const r = def.args[i]!.safeParse(a);
-    if (!r.success) throw failure.fieldTypeError(`${method} argument ${i + (def.noSession ? 1 : 2)}`);
-    return r.data;
-  });
-  return def.run(ctx, parsed);
+  return def.run(ctx, parsed, session);
 }

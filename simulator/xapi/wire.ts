@@ -23,18 +23,63 @@ export class WireError extends Error {}
 
 type XmlNode = Record<string, unknown>;
 
+/**
+ * Elements nested deeper than this are refused. A real call nests a dozen deep (methodCall, params,
+ * param, value, struct, member, value, array, data, value…); the bound keeps a 300 KiB body of
+ * `<value><array><data>` from costing more than its parse (fast-xml-parser's own default, named here).
+ */
+export const MAX_XML_DEPTH = 100;
+
 const parser = new XMLParser({
   preserveOrder: true,
   ignoreAttributes: true,
   trimValues: false,
   parseTagValue: false,
-  processEntities: true,
+  // Entities are decoded below, as xapi's parser (xmlm, through rpclib's Xmlrpc) does: the five XML
+  // ones and character references; a DOCTYPE's own entities are never expanded (xmlm ignores the DTD
+  // and fails on an entity it does not know), so no entity can blow a small body up.
+  processEntities: false,
+  cdataPropName: '#cdata',
   ignoreDeclaration: true,
   ignorePiTags: true,
+  maxNestedTags: MAX_XML_DEPTH,
 });
 
+const XML_ENTITIES: ReadonlyMap<string, string> = new Map([
+  ['amp', '&'],
+  ['lt', '<'],
+  ['gt', '>'],
+  ['quot', '"'],
+  ['apos', "'"],
+]);
+
+/** XML's Char production: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]. */
+function isXmlChar(cp: number): boolean {
+  return (
+    cp === 0x9 ||
+    cp === 0xa ||
+    cp === 0xd ||
+    (cp >= 0x20 && cp <= 0xd7ff) ||
+    (cp >= 0xe000 && cp <= 0xfffd) ||
+    (cp >= 0x10000 && cp <= 0x10ffff)
+  );
+}
+
+function decodeEntities(text: string): string {
+  if (!text.includes('&')) return text;
+  return text.replace(/&([^;&]*);?/g, (whole, name: string) => {
+    if (!whole.endsWith(';')) throw new WireError(`XML-RPC: a bare "&" in ${JSON.stringify(text.slice(0, 80))}`);
+    const named = XML_ENTITIES.get(name);
+    if (named !== undefined) return named;
+    const m = /^#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}))$/.exec(name);
+    const cp = m ? parseInt(m[1] ?? m[2]!, m[1] ? 16 : 10) : NaN;
+    if (!isXmlChar(cp)) throw new WireError(`XML-RPC: unknown entity &${name.slice(0, 40)};`);
+    return String.fromCodePoint(cp);
+  });
+}
+
 function tagOf(node: XmlNode): string | undefined {
-  return Object.keys(node).find((k) => k !== '#text' && k !== ':@');
+  return Object.keys(node).find((k) => k !== '#text' && k !== '#cdata' && k !== ':@');
 }
 
 function elements(children: unknown): XmlNode[] {
@@ -42,10 +87,17 @@ function elements(children: unknown): XmlNode[] {
   return (children as XmlNode[]).filter((n) => tagOf(n) !== undefined);
 }
 
+/** Raw text, as CDATA holds it. */
+function rawText(children: unknown): string {
+  if (!Array.isArray(children)) return '';
+  return (children as XmlNode[]).map((n) => (typeof n['#text'] === 'string' ? n['#text'] : '')).join('');
+}
+
+/** The text of an element: character data with its entities decoded, and CDATA sections as they are. */
 function textOf(children: unknown): string {
   if (!Array.isArray(children)) return '';
   return (children as XmlNode[])
-    .map((n) => (typeof n['#text'] === 'string' || typeof n['#text'] === 'number' ? String(n['#text']) : ''))
+    .map((n) => (typeof n['#text'] === 'string' ? decodeEntities(n['#text']) : Array.isArray(n['#cdata']) ? rawText(n['#cdata']) : ''))
     .join('');
 }
 
@@ -99,7 +151,14 @@ function decodeValue(valueNode: XmlNode): unknown {
       const out: Record<string, unknown> = {};
       for (const member of elements(inner).filter((n) => tagOf(n) === 'member')) {
         const name = textOf(only(member.member, 'name', '<member>').name);
-        out[name] = decodeValue(only(member.member, 'value', '<member>'));
+        // A data property of its own, whatever the name: `out[name] = …` with "__proto__" would set the
+        // object's prototype instead and lose the member.
+        Object.defineProperty(out, name, {
+          value: decodeValue(only(member.member, 'value', '<member>')),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return out;
     }

@@ -12,20 +12,10 @@ import { EventEmitter } from 'node:events';
 import type { XapiObject } from 'xen-api';
 import type { Logger } from 'pino';
 import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
-import { vbdRecord, vmRecord } from '../../core/model/xapi-records.ts';
 import { errorCodeLabel } from './error-codes.ts';
 import { GuardedXapi } from './guarded-client.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
-import { NotJsonRpcError, streamAllRecords } from './stream-records.ts';
 
-/** Keeps only the fields a schema names (the rest of a XAPI record is dropped to save memory). */
-function pick(record: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of keys) if (k in record) out[k] = record[k];
-  return out;
-}
-const VM_FIELDS = Object.keys(vmRecord.shape);
-const VBD_FIELDS = Object.keys(vbdRecord.shape);
 /**
  * A URL as it may be shown and logged: without userinfo. (The config refuses credentials in URLs; the
  * client gets them from passwordFile/passwordEnv, so a URL never needs any.)
@@ -36,7 +26,6 @@ export function withoutCredentials(url: string): string {
   u.password = '';
   return u.toString();
 }
-const notTemplateOrSnapshot = (r: Record<string, unknown>) => !r.is_a_template && !r.is_a_snapshot;
 
 /**
  * Classes mirrored from the pool through event.from. VDIs are not mirrored (a pool has thousands);
@@ -71,10 +60,8 @@ export interface ConnectionLimits {
 }
 
 export const DEFAULT_LIMITS: ConnectionLimits = { maxAnswerBytes: 8 * 2 ** 20, maxHosts: 64, maxRecords: 200_000 };
-/** A single VM or VBD record larger than this is refused (they are a few kilobytes). */
-const MAX_RECORD_BYTES = 2 ** 20;
 /** The answers read record by record are bounded by their count, their record size and time; this is a backstop. */
-const MAX_STREAMED_ANSWER_BYTES = 2 ** 30;
+export const MAX_STREAMED_ANSWER_BYTES = 2 ** 30;
 
 export type ConnectionStatus = 'connecting' | 'connected' | 'disconnected';
 
@@ -220,10 +207,7 @@ export class PoolConnection extends EventEmitter {
    */
   private async fetchVms(c: GuardedXapi): Promise<void> {
     try {
-      const [VM, VBD] = await Promise.all([
-        this.fetchRecords(c, 'VM.get_all_records', VM_FIELDS, notTemplateOrSnapshot),
-        this.fetchRecords(c, 'VBD.get_all_records', VBD_FIELDS, () => true),
-      ]);
+      const { VM, VBD } = await c.capacityRecords(this.o.callTimeoutMs);
       if (this.client !== c) return;
       this.vmRecords = { VM, VBD };
       this.vmsFetchedAt = Date.now();
@@ -233,47 +217,6 @@ export class PoolConnection extends EventEmitter {
       this.count(this.errors, err.code ?? 'VM_FETCH_FAILED');
       this.lastError = `VMs: ${err.code ?? err.message}`;
     }
-  }
-
-  /**
-   * Every record of a class, a few fields of each: parsed as the answer streams over JSON-RPC (memory
-   * follows what is kept); through the client (bounded in bytes) when the host speaks only XML-RPC
-   * or the session needs renewing.
-   */
-  private async fetchRecords(
-    c: GuardedXapi,
-    method: string,
-    fields: readonly string[],
-    keep: (r: Record<string, unknown>) => boolean,
-  ): Promise<Record<string, Record<string, unknown>>> {
-    const sessionId = c.sessionId;
-    if (sessionId !== undefined) {
-      this.count(this.calls, method);
-      try {
-        return await streamAllRecords({
-          url: c.currentUrl,
-          sessionId,
-          method,
-          dispatcher: c.streamDispatcher,
-          fields,
-          keep,
-          maxRecords: this.o.limits.maxRecords,
-          maxRecordBytes: MAX_RECORD_BYTES,
-          timeoutMs: this.o.callTimeoutMs,
-        });
-      } catch (e) {
-        if (!(e instanceof NotJsonRpcError) && (e as { code?: string }).code !== 'SESSION_INVALID') throw e;
-      }
-    }
-    const all = await c.call<Record<string, Record<string, unknown>>>(method);
-    const out: Record<string, Record<string, unknown>> = {};
-    let n = 0;
-    for (const [ref, r] of Object.entries(all)) {
-      if (++n > this.o.limits.maxRecords)
-        throw Object.assign(new Error(`${method}: more than ${this.o.limits.maxRecords} records`), { code: 'TOO_MANY_RECORDS' });
-      if (keep(r)) out[ref] = pick(r, fields);
-    }
-    return out;
   }
 
   /**

@@ -1,6 +1,10 @@
-/** A one-shot pool snapshot over XAPI (for the CLI): login, every class xenha reads, logout. */
-import { createClient } from 'xen-api';
+/**
+ * A one-shot pool snapshot over XAPI (for the CLI): login, every class xenha reads, logout — through
+ * the guarded client, so a hostile or broken pool gives an error, not a crash or a memory blow-up.
+ */
 import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
+import { DEFAULT_LIMITS, MAX_STREAMED_ANSWER_BYTES } from './connection.ts';
+import { GuardedXapi } from './guarded-client.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 
 export async function fetchPoolSnapshot(
@@ -9,7 +13,10 @@ export async function fetchPoolSnapshot(
   password: string,
   opts: { allowUnauthorized?: boolean; timeoutMs?: number } = {},
 ): Promise<PoolSnapshot> {
-  const x = createClient({
+  const x = new GuardedXapi({
+    maxAnswerBytes: DEFAULT_LIMITS.maxAnswerBytes,
+    maxStreamedAnswerBytes: MAX_STREAMED_ANSWER_BYTES,
+    recordLimits: DEFAULT_LIMITS,
     url,
     auth: { user, password },
     readOnly: true,
@@ -19,17 +26,21 @@ export async function fetchPoolSnapshot(
   });
   try {
     await x.connect();
-    const classes = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VM', 'VBD'] as const;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const classes = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR'] as const;
     const records: Record<string, Record<string, unknown>> = {};
-    await Promise.all(
-      classes.map(async (c) => {
+    await Promise.all([
+      ...classes.map(async (c) => {
         records[c] = await x.call<Record<string, unknown>>(`${c}.get_all_records`);
       }),
-    );
+      x.capacityRecords(timeoutMs).then(({ VM, VBD }) => Object.assign(records, { VM, VBD })),
+    ]);
     const pool = Object.values(records.pool ?? {})[0] as { ha_statefiles?: string[] } | undefined;
     records.VDI = await fetchHeartbeatVdis((m, ...a) => x.call(m, ...a), pool?.ha_statefiles);
     return buildSnapshot(records);
   } finally {
+    await x.logout(2000);
     await x.disconnect().catch(() => {});
+    await x.destroyTransport();
   }
 }

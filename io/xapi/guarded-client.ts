@@ -11,6 +11,11 @@
 import { Agent } from 'undici';
 import { Xapi, type XapiOptions } from 'xen-api';
 import { answerProblem, type AnswerLimits } from '../../core/model/xapi-answers.ts';
+import { vbdRecord, vmRecord } from '../../core/model/xapi-records.ts';
+import { NotJsonRpcError, streamAllRecords } from './stream-records.ts';
+
+/** A single record larger than this is refused (VM and VBD records are a few kilobytes). */
+const MAX_RECORD_BYTES = 2 ** 20;
 
 export interface GuardedXapiOptions extends XapiOptions {
   /** The largest answer accepted, in bytes; a larger one fails while it streams. */
@@ -30,6 +35,9 @@ export class XapiAnswerError extends Error {
     super(`${method} answered with the wrong shape: ${problem}`);
   }
 }
+
+const VM_FIELDS = Object.keys(vmRecord.shape);
+const VBD_FIELDS = Object.keys(vbdRecord.shape);
 
 export class GuardedXapi extends Xapi {
   onCall: (method: string) => void = () => {};
@@ -76,6 +84,59 @@ export class GuardedXapi extends Xapi {
       throw e;
     }
     return answer;
+  }
+
+  /**
+   * Every record of a class, a few fields of each: parsed as the answer streams over JSON-RPC (memory
+   * follows what is kept, not the answer's size); through the client (bounded in bytes) when the host
+   * speaks only XML-RPC or the session needs renewing.
+   */
+  async pickedRecords(
+    method: string,
+    fields: readonly string[],
+    keep: (r: Record<string, unknown>) => boolean,
+    timeoutMs: number,
+  ): Promise<Record<string, Record<string, unknown>>> {
+    const sessionId = this.sessionId;
+    const { maxRecords } = this.recordLimits;
+    if (sessionId !== undefined) {
+      this.onCall(method);
+      try {
+        return await streamAllRecords({
+          url: this.currentUrl,
+          sessionId,
+          method,
+          dispatcher: this.streamDispatcher,
+          fields,
+          keep,
+          maxRecords,
+          maxRecordBytes: MAX_RECORD_BYTES,
+          timeoutMs,
+        });
+      } catch (e) {
+        if (!(e instanceof NotJsonRpcError) && (e as { code?: string }).code !== 'SESSION_INVALID') throw e;
+      }
+    }
+    const all = await this.call<Record<string, Record<string, unknown>>>(method);
+    const out: Record<string, Record<string, unknown>> = {};
+    let n = 0;
+    for (const [ref, r] of Object.entries(all)) {
+      if (++n > maxRecords) throw Object.assign(new Error(`${method}: more than ${maxRecords} records`), { code: 'TOO_MANY_RECORDS' });
+      if (!keep(r)) continue;
+      const picked: Record<string, unknown> = {};
+      for (const f of fields) if (f in r) picked[f] = r[f];
+      out[ref] = picked;
+    }
+    return out;
+  }
+
+  /** The VMs (not templates or snapshots) and VBDs, with the fields xenha reads: the capacity figures' input. */
+  async capacityRecords(timeoutMs: number): Promise<{ VM: Record<string, unknown>; VBD: Record<string, unknown> }> {
+    const [VM, VBD] = await Promise.all([
+      this.pickedRecords('VM.get_all_records', VM_FIELDS, (r) => !r.is_a_template && !r.is_a_snapshot, timeoutMs),
+      this.pickedRecords('VBD.get_all_records', VBD_FIELDS, () => true, timeoutMs),
+    ]);
+    return { VM, VBD };
   }
 
   /**

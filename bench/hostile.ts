@@ -24,7 +24,8 @@ const WINDOW_MS = 20_000;
 const STEADY_MS = 60_000;
 const silent = pino({ level: 'silent' });
 
-const kib = (pid: number, field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+const kib = (pid: number, field: 'VmRSS' | 'VmHWM') =>
+  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 /** Resets the process's peak RSS (VmHWM) to its current RSS (Linux ≥ 4.0; needs the same user or root). */
 const resetPeak = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, '5');
@@ -50,12 +51,16 @@ async function startExporter(config: string): Promise<{ child: ChildProcess; met
   const dir = mkdtempSync(join(tmpdir(), 'xenha-bench-hostile-'));
   const file = join(dir, 'xenha.yaml');
   writeFileSync(file, config);
-  const child = spawn(process.execPath, ['--max-semi-space-size=2', '--optimize-for-size', BIN, 'exporter', '--config', file, '--log-level', 'error'], {
-    env: { ...process.env, [PASSWORD_ENV]: PASSWORD },
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--max-semi-space-size=2', '--optimize-for-size', BIN, 'exporter', '--config', file, '--log-level', 'error'],
+    {
+      env: { ...process.env, [PASSWORD_ENV]: PASSWORD },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const deadline = Date.now() + 30_000;
   let metrics: string | undefined;
   while (!(metrics = /(http:\/\/\S+\/metrics)/.exec(out)?.[1])) {
@@ -80,15 +85,34 @@ async function timedScrape(url: string): Promise<number> {
 
 export async function benchHostile(): Promise<void> {
   if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('the CLI is not built (no dist/cli/main.js): run `npm run build` first');
-  const hostileSim = await startSimulator({ spec: generatePoolSpec({ hosts: 8, vms: 100, seed: 3 }), port: 0, controlPort: 0, password: PASSWORD, addressBase: '127.0.50.1', log: silent });
-  const healthySim = await startSimulator({ spec: generatePoolSpec({ hosts: 8, vms: 100, seed: 4 }), port: 0, controlPort: 0, password: PASSWORD, addressBase: '127.0.60.1', log: silent });
+  const hostileSim = await startSimulator({
+    spec: generatePoolSpec({ hosts: 8, vms: 100, seed: 3 }),
+    port: 0,
+    controlPort: 0,
+    password: PASSWORD,
+    addressBase: '127.0.50.1',
+    log: silent,
+  });
+  const healthySim = await startSimulator({
+    spec: generatePoolSpec({ hosts: 8, vms: 100, seed: 4 }),
+    port: 0,
+    controlPort: 0,
+    password: PASSWORD,
+    addressBase: '127.0.60.1',
+    log: silent,
+  });
   const proxy = new HostileXapi(hostileSim.info().masterUrl);
   await proxy.start();
   let child: ChildProcess | undefined;
   const rows: string[] = [];
   try {
     const started = await startExporter(
-      ['listen: 127.0.0.1:0', 'pools:', poolYaml('hostile', hostileSim, proxy.url), poolYaml('healthy', healthySim, healthySim.info().masterUrl)].join('\n'),
+      [
+        'listen: 127.0.0.1:0',
+        'pools:',
+        poolYaml('hostile', hostileSim, proxy.url),
+        poolYaml('healthy', healthySim, healthySim.info().masterUrl),
+      ].join('\n'),
     );
     child = started.child;
     const pid = child.pid!;
@@ -114,7 +138,9 @@ export async function benchHostile(): Promise<void> {
       proxy.set('pass');
       worstRatio = Math.max(worstRatio, peak / steadyPeak);
       worstScrape = Math.max(worstScrape, shapeWorst);
-      rows.push(`| ${shape} | ${mib(peak)} MiB | ${(peak / steadyPeak).toFixed(2)}× | ${shapeWorst.toFixed(1)} ms | ${child.exitCode === null ? 'up' : 'EXITED'} |`);
+      rows.push(
+        `| ${shape} | ${mib(peak)} MiB | ${(peak / steadyPeak).toFixed(2)}× | ${shapeWorst.toFixed(1)} ms | ${child.exitCode === null ? 'up' : 'EXITED'} |`,
+      );
       process.stdout.write(`${rows.at(-1)}\n`);
       await sleep(5000); // let the hostile pool recover before the next shape
     }
@@ -125,7 +151,9 @@ export async function benchHostile(): Promise<void> {
     const stops: number[] = [];
     const codes: (number | null)[] = [];
     for (let i = 0; i < 5; i++) {
-      const s = await startExporter(['listen: 127.0.0.1:0', 'pools:', poolYaml('healthy', healthySim, healthySim.info().masterUrl)].join('\n'));
+      const s = await startExporter(
+        ['listen: 127.0.0.1:0', 'pools:', poolYaml('healthy', healthySim, healthySim.info().masterUrl)].join('\n'),
+      );
       await sleep(2000); // past the initial fetch: the event.from long poll is in flight
       const exited = new Promise<number | null>((r) => s.child.once('exit', (code) => r(code)));
       const t = performance.now();

@@ -4,7 +4,12 @@ import { benchExporter } from './exporter.ts';
 import { benchHostile } from './hostile.ts';
 import { benchPlanner } from './planner.ts';
 
-const suites: Record<string, () => Promise<void>> = { planner: benchPlanner, exporter: benchExporter, cli: benchCli, hostile: benchHostile };
+const suites: Record<string, () => Promise<void>> = {
+  planner: benchPlanner,
+  exporter: benchExporter,
+  cli: benchCli,
+  hostile: benchHostile,
+};
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {
   const run = suites[name];

@@ -1,6 +1,7 @@
 /** `xenha explain --pool P --host H`: why a host is in its state, from a running exporter. */
 import { Command, Option } from '@commander-js/extra-typings';
 import type { Explanation } from '../exporter/explain.ts';
+import { checkHttpUrl } from './args.ts';
 
 export function registerExplain(program: Command): void {
   program
@@ -11,7 +12,7 @@ export function registerExplain(program: Command): void {
     .addOption(new Option('--exporter <url>', 'the exporter').env('XENHA_EXPORTER').default('http://127.0.0.1:9945'))
     .option('--json', 'print the explanation as JSON')
     .action(async (o) => {
-      const url = new URL('/api/v1/explain', o.exporter);
+      const url = new URL('/api/v1/explain', checkHttpUrl('--exporter', o.exporter));
       url.searchParams.set('pool', o.pool);
       url.searchParams.set('host', o.host);
       let res: Response;

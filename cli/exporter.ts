@@ -3,7 +3,7 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { resolve } from 'node:path';
 import type { ExporterConfig } from '../exporter/config.ts';
 import type { Simulator } from '../simulator/simulator.ts';
-import { intArg } from './args.ts';
+import { intArg, listenArg } from './args.ts';
 
 export const SIM_PASSWORD_ENV = 'XENHA_SIM_PASSWORD';
 
@@ -34,7 +34,7 @@ export function registerExporter(program: Command): void {
     .command('exporter')
     .description('sample both heartbeat paths of every host and export liveness, classification and preflight checks to Prometheus')
     .addOption(new Option('-c, --config <path>', 'config file (YAML, see docs/exporter.md)').env('XENHA_CONFIG'))
-    .option('--listen <host:port>', "override the config's listen address")
+    .option('--listen <host:port>', "override the config's listen address (host:port or [ipv6]:port)", listenArg)
     .option('--simulate', 'start an embedded simulated pool and watch it (no config needed)')
     .option('--hosts <n>', 'with --simulate: hosts', intArg(1, 64), 4)
     .option('--vms <n>', 'with --simulate: VMs', intArg(0, 10_000), 16)
@@ -50,7 +50,7 @@ export function registerExporter(program: Command): void {
     .action(async (o) => {
       // Everything this run needs is loaded before anything starts: a module that fails to load must
       // not leave a simulator running.
-      const [{ pino }, { loadExporterConfig }, { startExporter }, { routeLibraryLogs }, sims] = await Promise.all([
+      const [{ pino }, { checkConfigPaths, loadExporterConfig }, { startExporter }, { routeLibraryLogs }, sims] = await Promise.all([
         import('pino'),
         import('../exporter/config.ts'),
         import('../exporter/exporter.ts'),
@@ -79,7 +79,17 @@ export function registerExporter(program: Command): void {
         config = loadExporterConfig(o.config);
         if (o.listen) config = { ...config, listen: o.listen };
       }
-      const exporter = await startExporter(config, log);
+      let exporter: Awaited<ReturnType<typeof startExporter>>;
+      try {
+        // What the config names on this machine (statefile devices, password files), before anything starts.
+        checkConfigPaths(config);
+        // Kept running through an uncaught exception or unhandled rejection: counted and logged.
+        exporter = await startExporter(config, log, { guardProcess: true });
+      } catch (e) {
+        // A failed start (a port in use, a path missing) leaves nothing running behind it.
+        await sim?.stop();
+        throw e;
+      }
       const lines = [`xenha exporter: ${exporter.url}/metrics  (also /-/healthy, /-/ready, /api/v1/state)`];
       if (sim) {
         const info = sim.info();
@@ -91,11 +101,17 @@ export function registerExporter(program: Command): void {
       }
       process.stdout.write(`${lines.join('\n')}\nCtrl-C stops.\n`);
       await new Promise<void>((done) => {
-        const stop = () =>
+        const stop = () => {
+          // Bounded: whatever hangs, the process is gone within 5 s of the signal, as systemd expects.
+          setTimeout(() => {
+            log.error('shutdown took longer than 4.5 s; exiting anyway');
+            process.exit(1);
+          }, 4500).unref();
           void exporter
             .stop()
             .then(() => sim?.stop())
             .then(done);
+        };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });

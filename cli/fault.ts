@@ -34,9 +34,19 @@ async function send(control: string, body: unknown): Promise<void> {
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
+/**
+ * Homes per path of a simulated host (simulator/build.ts NETWORK_HOMES = STORAGE_HOMES = 2, not imported
+ * here: the CLI loads the simulator only when a command runs; a unit test keeps the two equal). The
+ * control API checks the same range.
+ */
+export const SIM_HOMES = 2;
+
 export function registerFault(program: Command): void {
   const fault = program.command('fault').description('inject a fault into a running simulator (xenha simulate)');
-  const homes = () => new Option('--homes <list>', 'homes to cut, e.g. 0 or 0,1 (default: all)').argParser(intListArg(0, 7));
+  const homes = () =>
+    new Option('--homes <list>', `homes to cut, e.g. 0 or 0,1 (0..${SIM_HOMES - 1}; default: every home)`).argParser(
+      intListArg(0, SIM_HOMES - 1, 'home'),
+    );
 
   fault
     .command('host-crash')

@@ -2,13 +2,50 @@
  * `xenha plan` and `xenha what-if`: the planner on a snapshot file (docs/planner.md) or a live pool.
  * JSON out by default; `--format table` for people.
  */
-import { readFileSync } from 'node:fs';
 import { Command, Option } from '@commander-js/extra-typings';
 import type { Capacity } from '../core/planner/capacity.ts';
 import { DEFAULT_FENCE_POLICY } from '../core/planner/fence-policy.ts';
 import type { PlannerSnapshot } from '../core/planner/model.ts';
 import type { RecoveryPlan } from '../core/planner/plan.ts';
-import { intArg } from './args.ts';
+import { hostListArg, intArg } from './args.ts';
+
+/** A snapshot file: 100,000 VMs take about 30 MB of JSON. */
+export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
+/** JSON objects and arrays in a snapshot: one per host and per VM, and a few more. */
+const MAX_INPUT_CONTAINERS = 100_000 + 64 + 16;
+/** JSON values in a snapshot (counted by their separators): a VM has a dozen fields. */
+const MAX_INPUT_VALUES = 16 * MAX_INPUT_CONTAINERS;
+
+/**
+ * Refuses JSON text with more objects, arrays or values than a snapshot can have, before JSON.parse
+ * builds them: 64 MiB of `{},` would take JSON.parse 20 s and 2 GB. One pass, strings skipped.
+ */
+export function checkJsonSize(text: string): void {
+  let containers = 0;
+  let values = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character (a quote among them).
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++containers > MAX_INPUT_CONTAINERS) {
+        throw new Error(`more than ${MAX_INPUT_CONTAINERS} JSON objects and arrays (a snapshot has one per host and per VM)`);
+      }
+    } else if (c === 0x2c && ++values > MAX_INPUT_VALUES) {
+      throw new Error(`more than ${MAX_INPUT_VALUES} JSON values (a snapshot has about a dozen per host and per VM)`);
+    }
+  }
+}
+
+/** The value of a URL flag as it may be shown: without what would be credentials. */
+function shown(url: string): string {
+  return JSON.stringify(url.replace(/\/\/[^/]*@/, '//…@'));
+}
 
 interface SourceOptions {
   input?: string;
@@ -34,20 +71,49 @@ function sourceOptions<C extends Command>(cmd: C) {
 /** The planner snapshot, and whether the observer is isolated, from the chosen source. */
 async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; observerIsolated: boolean; notes: string[] }> {
   if ((o.input === undefined) === (o.pool === undefined)) throw new Error('give exactly one of --input <file> and --pool <url>');
-  const [{ z }, { fromPoolSnapshot, plannerSnapshot }, { HOST_STATES }] = await Promise.all([
+  const [{ z }, { fromPoolSnapshot, plannerSnapshot }, { HOST_STATES }, { FileTooLargeError, readFileBounded }] = await Promise.all([
     import('zod'),
     import('../core/planner/model.ts'),
     import('../core/classify/state-machine.ts'),
+    import('../io/config-file.ts'),
   ]);
+  // Checked before any connection: an http(s) URL, without credentials (shown in errors and logs).
+  const httpUrl = z.url({ protocol: /^https?$/ });
+  for (const [flag, url] of [
+    ['--pool', o.pool],
+    ['--exporter', o.exporter],
+  ] as const) {
+    if (url === undefined) continue;
+    if (!httpUrl.safeParse(url).success) throw new Error(`${flag}: expected an http:// or https:// URL, got ${shown(url)}`);
+    const u = new URL(url);
+    if (u.username !== '' || u.password !== '') {
+      throw new Error(
+        `${flag}: credentials in a URL are refused: the user goes in --user, the password in the environment variable --password-env names`,
+      );
+    }
+  }
   if (o.input !== undefined) {
-    let raw: unknown;
+    let text: string;
     try {
-      raw = JSON.parse(readFileSync(o.input, 'utf8'));
+      text = readFileBounded(o.input, MAX_INPUT_BYTES).toString('utf8');
     } catch (e) {
+      if (e instanceof FileTooLargeError) throw new Error(`${e.message} (a pool snapshot is at most a few tens of MB)`, { cause: e });
       throw new Error(`cannot read ${o.input}: ${(e as Error).message}`, { cause: e });
     }
+    let raw: unknown;
+    try {
+      checkJsonSize(text);
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${o.input} is not a planner snapshot: ${(e as Error).message}`, { cause: e });
+    }
     const r = plannerSnapshot.safeParse(raw);
-    if (!r.success) throw new Error(`${o.input} is not a valid planner snapshot:\n${z.prettifyError(r.error)}`);
+    if (!r.success) {
+      // The first issues only: a snapshot of 100,000 bad VMs would list 100,000.
+      const first = new z.ZodError(r.error.issues.slice(0, 20));
+      const more = r.error.issues.length - first.issues.length;
+      throw new Error(`${o.input} is not a valid planner snapshot:\n${z.prettifyError(first)}${more > 0 ? `\n… and ${more} more` : ''}`);
+    }
     return { snapshot: r.data, observerIsolated: false, notes: [] };
   }
   const password = process.env[o.passwordEnv];
@@ -91,16 +157,25 @@ async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; obse
   return { snapshot: fromPoolSnapshot(snap, states), observerIsolated: p.observerIsolated === true, notes: [] };
 }
 
-function hostsByName(s: PlannerSnapshot, list: string): string[] {
-  return list
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean)
-    .map((x) => {
-      const h = s.hosts.find((y) => y.name === x || y.uuid === x);
-      if (!h) throw new Error(`no host ${JSON.stringify(x)} (hosts: ${s.hosts.map((y) => y.name).join(', ')})`);
-      return h.uuid;
-    });
+/**
+ * The UUIDs of the hosts named (by UUID or name; at least one, each once: hostListArg). A name two
+ * hosts share is refused (XAPI allows it): give the UUID. So is a host named twice (name and UUID).
+ */
+function hostsByName(s: PlannerSnapshot, list: readonly string[]): string[] {
+  const uuids = list.map((x) => {
+    const byUuid = s.hosts.find((y) => y.uuid === x);
+    if (byUuid) return byUuid.uuid;
+    const named = s.hosts.filter((y) => y.name === x);
+    if (named.length === 0) throw new Error(`no host ${JSON.stringify(x)} (hosts: ${s.hosts.map((y) => y.name).join(', ')})`);
+    if (named.length > 1)
+      throw new Error(`${named.length} hosts are named ${JSON.stringify(x)}: give its UUID (${named.map((y) => y.uuid).join(', ')})`);
+    return named[0]!.uuid;
+  });
+  uuids.forEach((u, i) => {
+    const j = uuids.indexOf(u);
+    if (j < i) throw new Error(`${JSON.stringify(list[j])} and ${JSON.stringify(list[i])} are the same host`);
+  });
+  return uuids;
 }
 
 function capacityTable(s: PlannerSnapshot, c: Capacity): string[] {
@@ -174,7 +249,7 @@ export function registerPlan(program: Command): void {
 
   sourceOptions(program.command('what-if'))
     .description('can the pool survive losing these hosts now, and with which placement of their protected VMs')
-    .requiredOption('--fail <hosts>', 'comma-separated host names or UUIDs')
+    .requiredOption('--fail <hosts>', 'comma-separated host names or UUIDs (at least one, each once)', hostListArg)
     .addOption(new Option('--format <format>', 'output').choices(['json', 'table']).default('json'))
     .action(async (o) => {
       const { snapshot, notes } = await load(o);

@@ -1,13 +1,16 @@
 /**
  * The exporter's config file (YAML, validated with zod; errors name the key and the line).
  * See docs/exporter.md for every key. Credentials come from an environment variable or a file, never
- * inline: a read-only XAPI account is enough.
+ * inline (not in a URL either): a read-only XAPI account is enough.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
 import { z } from 'zod';
-import { parseYaml, ConfigError } from '../core/config/yaml.ts';
-import { loadYamlFile } from '../io/config-file.ts';
+import { parseListen } from './listen.ts';
+import { parseYaml, ConfigError, formatBytes } from '../core/config/yaml.ts';
+import { loadYamlFile, readFdBounded } from '../io/config-file.ts';
 import { DEFAULT_PROBES, PROBES, probesConfig, probesOnPath, type ProbeName } from '../plugins/probes/index.ts';
+
+export { parseListen };
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -34,6 +37,11 @@ export const duration = z
   )
   .refine((ms) => ms <= MAX_DURATION_MS, { error: 'at most 24 days (2^31 − 1 ms)' });
 
+/** "2s", "500ms": a duration in milliseconds as a config writes it. */
+function showMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
 const timing = z
   .strictObject({
     sampleInterval: duration.default(1000),
@@ -53,13 +61,54 @@ const timing = z
   .refine((t) => t.capacityInterval === 0 || t.capacityInterval >= 100, {
     error: 'capacityInterval must be 0 (off) or at least 100ms',
     path: ['capacityInterval'],
+  })
+  .superRefine((t, ctx) => {
+    // A verdict needs confirmSamples rounds, and a host is dead once both paths have been down for
+    // deadAfter *and* suspect is confirmed: shorter than the confirmation, deadAfter would do nothing
+    // (dead at the very round suspect is confirmed, never shown suspect). So at least one round more.
+    const confirmation = t.sampleInterval * t.confirmSamples;
+    if (t.deadAfter < confirmation) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deadAfter'],
+        message: `deadAfter must be at least sampleInterval × confirmSamples (${showMs(t.sampleInterval)} × ${t.confirmSamples} = ${showMs(confirmation)}), so that a host is suspect for a round before it is dead`,
+      });
+    }
+    // The raw verdict changes at most once a round: a window shorter than flapThreshold rounds could
+    // never hold flapThreshold changes, and flapping would never be seen.
+    const flaps = t.sampleInterval * t.flapThreshold;
+    if (t.flapWindow < flaps) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['flapWindow'],
+        message: `flapWindow must be at least sampleInterval × flapThreshold (${showMs(t.sampleInterval)} × ${t.flapThreshold} = ${showMs(flaps)}): the verdict changes at most once a round`,
+      });
+    }
   });
+
+/** An XAPI URL: http(s), and no credentials in it (they would be shown wherever the URL is). */
+const xapiUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).superRefine((u, ctx) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(u);
+  } catch {
+    return; // reported by z.url
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    // The URL itself is not quoted: it holds a password.
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'credentials in a URL are refused (the URL is shown in logs and /api/v1/state): put the user in `user` and the password in passwordFile or passwordEnv',
+    });
+  }
+});
 
 const pool = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-" only (it becomes a label value)'),
     /** Every address the exporter may reach XAPI on, so it finds the master after a master change. */
-    urls: z.array(z.url({ protocol: /^https?$/ })).min(1),
+    urls: z.array(xapiUrl).min(1),
     user: z.string().min(1).default('root'),
     passwordEnv: z
       .string()
@@ -94,10 +143,16 @@ const pool = z
 
 export const exporterConfig = z
   .strictObject({
+    /** `host:port` or `[ipv6]:port` (parseListen); the exporter listens where parseListen says. */
     listen: z
       .string()
-      .regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
-      .refine((l) => Number(l.slice(l.lastIndexOf(':') + 1)) <= 65535, { error: 'port must be 0..65535' })
+      .superRefine((l, ctx) => {
+        try {
+          parseListen(l);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        }
+      })
       .default('127.0.0.1:9945'),
     pools: z.array(pool).min(1),
   })
@@ -120,6 +175,45 @@ export function loadExporterConfig(path: string): ExporterConfig {
   return loadYamlFile(exporterConfig, path);
 }
 
+/** A password file holds one password: anything bigger is not one. */
+export const MAX_PASSWORD_FILE_BYTES = 4096;
+
+/**
+ * The password in a file, refused as ssh refuses a private key: the file must be a regular file that
+ * grants nothing to group and others (`chmod 600`), hold at most MAX_PASSWORD_FILE_BYTES and not be
+ * empty. One trailing newline is dropped. Opened without blocking (a FIFO is refused, not waited on)
+ * and checked on the descriptor that is read.
+ */
+function readPasswordFile(pool: string, path: string): string {
+  const refuse = (why: string) => new ConfigError(`pool ${pool}: passwordFile ${path} ${why}`);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new ConfigError(`pool ${pool}: cannot read passwordFile ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw refuse('is not a regular file');
+    if ((st.mode & 0o077) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw refuse(`has mode ${mode}: a password file must grant nothing to group and others (chmod 600 ${path})`);
+    }
+    let read: { data: Buffer; over: boolean };
+    try {
+      read = readFdBounded(fd, MAX_PASSWORD_FILE_BYTES);
+    } catch (e) {
+      throw new ConfigError(`pool ${pool}: cannot read passwordFile ${path}: ${(e as Error).message}`);
+    }
+    if (read.over) throw refuse(`is over ${formatBytes(MAX_PASSWORD_FILE_BYTES)}: it must hold the password alone`);
+    const password = read.data.toString('utf8').replace(/\r?\n$/, '');
+    if (password === '') throw refuse('is empty');
+    return password;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The pool's password from its environment variable or file; a clear error when neither gives one. */
 export function resolvePassword(p: PoolConfig, env: NodeJS.ProcessEnv = process.env): string {
   if (p.passwordEnv !== undefined) {
@@ -127,9 +221,39 @@ export function resolvePassword(p: PoolConfig, env: NodeJS.ProcessEnv = process.
     if (v === undefined || v === '') throw new ConfigError(`pool ${p.name}: environment variable ${p.passwordEnv} is not set`);
     return v;
   }
-  try {
-    return readFileSync(p.passwordFile!, 'utf8').replace(/\r?\n$/, '');
-  } catch (e) {
-    throw new ConfigError(`pool ${p.name}: cannot read passwordFile ${p.passwordFile}: ${(e as Error).message}`);
+  return readPasswordFile(p.name, p.passwordFile!);
+}
+
+/**
+ * What the config names on this machine, checked at start-up (I/O; the schema is pure): every
+ * storage-statefile device exists and is a block device or a file (the simulator's statefile) this
+ * process may read, and every passwordFile passes resolvePassword's checks. Throws one ConfigError
+ * listing every problem, each naming its pool.
+ */
+export function checkConfigPaths(config: ExporterConfig): void {
+  const problems: string[] = [];
+  for (const p of config.pools) {
+    for (const d of p.probes['storage-statefile']?.devices ?? []) {
+      const where = `pool ${p.name}: storage-statefile device of home ${d.home}:`;
+      try {
+        const st = statSync(d.path);
+        if (!st.isBlockDevice() && !st.isFile()) {
+          problems.push(`${where} ${d.path} is not a block device or a file`);
+          continue;
+        }
+        closeSync(openSync(d.path, constants.O_RDONLY | constants.O_NONBLOCK));
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        problems.push(err.code === 'ENOENT' ? `${where} ${d.path} does not exist` : `${where} cannot read ${d.path}: ${err.message}`);
+      }
+    }
+    if (p.passwordFile !== undefined) {
+      try {
+        resolvePassword(p);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
   }
+  if (problems.length > 0) throw new ConfigError(problems.join('\n'));
 }

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ExporterConfig } from './config.ts';
+import { parseListen } from './listen.ts';
 import { createRegistry } from './metrics.ts';
 import { guardProcess, type ProcessGuard } from './process-guard.ts';
 import { PoolSampler } from './sampler.ts';
@@ -25,10 +26,7 @@ export async function startExporter(config: ExporterConfig, log: Logger, options
   const samplers = config.pools.map((p) => new PoolSampler(p, log.child({ pool: p.name }), now));
   const reg = createRegistry(samplers, now, true, guard);
   const server: Server = createServer(exporterApp(samplers, reg, now));
-  const [host, port] = [
-    config.listen.slice(0, config.listen.lastIndexOf(':')),
-    Number(config.listen.slice(config.listen.lastIndexOf(':') + 1)),
-  ];
+  const { host, port } = parseListen(config.listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

@@ -12,10 +12,20 @@ import { HOST_STATES } from '../classify/state-machine.ts';
 import type { PoolSnapshot } from '../model/snapshot.ts';
 
 const bytes = z.number().int().nonnegative();
+/** A UUID (or any host or VM id a snapshot uses): XAPI's are 36 characters. */
+const id = z.string().min(1).max(128);
+/** Characters of a name (a name_label: only shown, so a live pool's longer one is cut, see fromPoolSnapshot). */
+export const MAX_NAME_CHARS = 1024;
+const name = z.string().min(1).max(MAX_NAME_CHARS);
+
+/** VMs in one snapshot: a large pool runs a few thousand. */
+export const MAX_SNAPSHOT_VMS = 100_000;
+/** Hosts in one pool: XAPI's limit. */
+export const MAX_SNAPSHOT_HOSTS = 64;
 
 export const plannerHost = z.strictObject({
-  uuid: z.string().min(1),
-  name: z.string().min(1),
+  uuid: id,
+  name,
   live: z.boolean(),
   enabled: z.boolean(),
   memoryTotal: bytes,
@@ -29,36 +39,47 @@ export const plannerHost = z.strictObject({
 });
 
 export const plannerVm = z.strictObject({
-  uuid: z.string().min(1),
-  name: z.string().min(1),
+  uuid: id,
+  name,
   powerState: z.enum(['Halted', 'Paused', 'Running', 'Suspended']),
   /** Host UUID, or null when not resident. */
-  residentOn: z.string().nullable(),
+  residentOn: id.nullable(),
   haRestartPriority: z.enum(['restart', 'best-effort', '']),
   order: z.number().int().default(0),
   startDelay: z.number().int().nonnegative().default(0),
   memoryNeed: bytes,
   /** Host UUID the VM is tied to by a disk on a host-local SR, or null. */
-  pinnedTo: z.string().nullable().default(null),
+  pinnedTo: id.nullable().default(null),
   isControlDomain: z.boolean().default(false),
 });
 
 export const plannerSnapshot = z
   .strictObject({
     pool: z.strictObject({
-      name: z.string().min(1),
+      name,
       /** UUID of the master host. */
-      master: z.string().min(1),
+      master: id,
       haEnabled: z.boolean(),
       /** The configured number of host failures to tolerate. */
       hostFailuresToTolerate: z.number().int().nonnegative(),
     }),
-    hosts: z.array(plannerHost).min(1).max(64),
-    vms: z.array(plannerVm),
+    hosts: z.array(plannerHost).min(1).max(MAX_SNAPSHOT_HOSTS),
+    vms: z.array(plannerVm).max(MAX_SNAPSHOT_VMS),
   })
   .superRefine((s, ctx) => {
-    const uuids = new Set(s.hosts.map((h) => h.uuid));
-    if (uuids.size !== s.hosts.length) ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'host UUIDs must be unique' });
+    // UUIDs identify hosts and VMs everywhere (placements, plan steps): two with one UUID would be
+    // placed, started and counted twice. Host names may repeat (XAPI allows it): the CLI refuses an
+    // ambiguous name instead.
+    const uuids = new Set<string>();
+    s.hosts.forEach((h, i) => {
+      if (uuids.has(h.uuid)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'uuid'], message: `duplicate host UUID ${h.uuid}` });
+      uuids.add(h.uuid);
+    });
+    const vmUuids = new Set<string>();
+    s.vms.forEach((v, i) => {
+      if (vmUuids.has(v.uuid)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'uuid'], message: `duplicate VM UUID ${v.uuid}` });
+      vmUuids.add(v.uuid);
+    });
     if (!uuids.has(s.pool.master))
       ctx.addIssue({ code: 'custom', path: ['pool', 'master'], message: `no host with UUID ${s.pool.master}` });
     s.vms.forEach((v, i) => {
@@ -113,14 +134,14 @@ export function fromPoolSnapshot(
   const uuidOf = new Map(s.hosts.map((h) => [h.ref, h.uuid]));
   return plannerSnapshot.parse({
     pool: {
-      name: s.name,
+      name: s.name.slice(0, MAX_NAME_CHARS),
       master: uuidOf.get(s.masterRef) ?? s.hosts[0]?.uuid,
       haEnabled: s.haEnabled,
       hostFailuresToTolerate: s.haHostFailuresToTolerate,
     },
     hosts: s.hosts.map((h) => ({
       uuid: h.uuid,
-      name: h.name,
+      name: h.name.slice(0, MAX_NAME_CHARS),
       live: h.live ?? false,
       enabled: h.enabled,
       memoryTotal: h.memoryTotal ?? 0,
@@ -131,7 +152,7 @@ export function fromPoolSnapshot(
       .filter((v) => v.residentOn === null || uuidOf.has(v.residentOn))
       .map((v) => ({
         uuid: v.uuid,
-        name: v.name,
+        name: v.name.slice(0, MAX_NAME_CHARS),
         powerState: v.powerState,
         residentOn: v.residentOn ? uuidOf.get(v.residentOn)! : null,
         haRestartPriority: v.haRestartPriority,

@@ -6,6 +6,7 @@
 import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { parseListen } from './listen.ts';
+import { DEFAULT_LIMITS } from '../io/xapi/limits.ts';
 import { parseYaml, ConfigError, formatBytes } from '../core/config/yaml.ts';
 import { loadYamlFile, readFdBounded } from '../io/config-file.ts';
 import { DEFAULT_PROBES, PROBES, probesConfig, probesOnPath, type ProbeName } from '../plugins/probes/index.ts';
@@ -41,6 +42,35 @@ export const duration = z
 function showMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
+
+const UNIT_BYTES: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30 };
+
+/** A size: "512KiB", "8MiB", or a number of bytes. Out: bytes. */
+export const size = z.union(
+  [
+    z.number().int().positive(),
+    z
+      .string()
+      .regex(/^\d+(B|KiB|MiB|GiB)$/)
+      .transform((v) => {
+        const m = /^(\d+)(B|KiB|MiB|GiB)$/.exec(v)!;
+        return Number(m[1]) * UNIT_BYTES[m[2]!]!;
+      }),
+  ],
+  { error: 'expected a size like "512KiB", "8MiB", or a number of bytes' },
+);
+
+/** What one pool may send: beyond these its answers are refused (an error, counted), never taken. */
+const limits = z.strictObject({
+  /** The largest XAPI answer read whole (the mirror's classes, queries); VMs and VBDs are read as they stream. */
+  maxAnswerBytes: size
+    .default(DEFAULT_LIMITS.maxAnswerBytes)
+    .refine((b) => b >= 2 ** 20 && b <= 2 ** 30, { error: 'between 1MiB and 1GiB' }),
+  /** XenServer and XCP-ng pools hold at most 64 hosts. */
+  maxHosts: z.number().int().min(1).max(1000).default(DEFAULT_LIMITS.maxHosts),
+  /** VM or VBD records (and records of any class in one answer). */
+  maxRecords: z.number().int().min(1000).max(10_000_000).default(DEFAULT_LIMITS.maxRecords),
+});
 
 const timing = z
   .strictObject({
@@ -130,6 +160,7 @@ const pool = z
       }
     }),
     timing: timing.prefault({}),
+    limits: limits.prefault({}),
   })
   .superRefine((p, ctx) => {
     if ((p.passwordEnv === undefined) === (p.passwordFile === undefined)) {

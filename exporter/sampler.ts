@@ -11,7 +11,7 @@ import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { preflight, type PreflightResult } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
-import { DEFAULT_LIMITS, PoolConnection } from '../io/xapi/connection.ts';
+import { PoolConnection } from '../io/xapi/connection.ts';
 import { createProbes, type ConfiguredProbe, type ProbeRound } from '../plugins/probes/index.ts';
 import { resolvePassword, type PoolConfig } from './config.ts';
 
@@ -92,7 +92,7 @@ export class PoolSampler {
       vmRefreshMs: config.timing.capacityInterval,
       retryMinMs: 500,
       retryMaxMs: 10_000,
-      limits: DEFAULT_LIMITS,
+      limits: config.limits,
       log,
     });
     this.probes = probes ?? createProbes(config.probes, { log });

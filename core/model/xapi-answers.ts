@@ -81,13 +81,21 @@ function countProblem(method: string, answer: unknown, limits: AnswerLimits): st
   return null;
 }
 
+export interface AnswerProblem {
+  code: 'INVALID_ANSWER' | 'TOO_MANY_RECORDS';
+  detail: string;
+}
+
 /** What is wrong with a method's answer (the first few issues), or null when it has the shape and size. */
-export function answerProblem(method: string, answer: unknown, limits: AnswerLimits): string | null {
+export function answerProblem(method: string, answer: unknown, limits: AnswerLimits): AnswerProblem | null {
   const schema = answerSchema(method);
   if (!schema) return null;
   const r = schema.safeParse(answer);
-  if (r.success) return countProblem(method, answer, limits);
+  if (r.success) {
+    const count = countProblem(method, answer, limits);
+    return count === null ? null : { code: 'TOO_MANY_RECORDS', detail: count };
+  }
   const shown = r.error.issues.slice(0, 3).map((i) => `${i.path.map(String).join('.') || '(answer)'}: ${i.message}`);
   const more = r.error.issues.length - shown.length;
-  return `${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
+  return { code: 'INVALID_ANSWER', detail: `${shown.join('; ')}${more > 0 ? `; and ${more} more` : ''}` };
 }

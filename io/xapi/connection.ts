@@ -13,6 +13,9 @@ import type { XapiObject } from 'xen-api';
 import type { Logger } from 'pino';
 import { buildSnapshot, type PoolSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
 import { errorCodeLabel } from './error-codes.ts';
+import { DEFAULT_LIMITS, type ConnectionLimits } from './limits.ts';
+
+export { DEFAULT_LIMITS, type ConnectionLimits };
 import { GuardedXapi } from './guarded-client.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 
@@ -50,16 +53,6 @@ export interface ConnectionOptions {
   log: Logger;
 }
 
-export interface ConnectionLimits {
-  /** The largest XAPI answer read whole (the mirror's classes, queries), in bytes. */
-  maxAnswerBytes: number;
-  /** The most hosts a pool may report (XenServer's pools hold at most 64). */
-  maxHosts: number;
-  /** The most VM or VBD records a pool may report (read as they stream, a few fields kept of each). */
-  maxRecords: number;
-}
-
-export const DEFAULT_LIMITS: ConnectionLimits = { maxAnswerBytes: 8 * 2 ** 20, maxHosts: 64, maxRecords: 200_000 };
 /** The answers read record by record are bounded by their count, their record size and time; this is a backstop. */
 export const MAX_STREAMED_ANSWER_BYTES = 2 ** 30;
 
@@ -324,10 +317,7 @@ export class PoolConnection extends EventEmitter {
         ),
       ]);
       // The initial fetch swallows its errors (xen-api logs them): a mirror built from refused answers is no mirror.
-      if (c.invalidAnswers > 0)
-        throw Object.assign(new Error(`${c.invalidAnswers} answer(s) refused while fetching the pool's records`), {
-          code: 'INVALID_ANSWER',
-        });
+      if (c.lastInvalidAnswer) throw c.lastInvalidAnswer;
       return c;
     } catch (e) {
       c.removeAllListeners();
@@ -397,7 +387,7 @@ export class PoolConnection extends EventEmitter {
           break;
         } catch (e) {
           const err = e as { code?: string; message?: string };
-          this.lastError = `${url}: ${err.code ?? err.message ?? String(e)}`;
+          this.lastError = `${url}: ${err.code !== undefined && err.message && !err.message.startsWith(err.code) ? `${err.code}: ${err.message}` : (err.code ?? err.message ?? String(e))}`;
           this.count(this.errors, err.code ?? 'CONNECTION_FAILED');
           this.o.log.debug({ url, err: this.lastError }, 'XAPI connect failed');
         }

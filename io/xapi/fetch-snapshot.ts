@@ -3,7 +3,8 @@
  * the guarded client, so a hostile or broken pool gives an error, not a crash or a memory blow-up.
  */
 import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
-import { DEFAULT_LIMITS, MAX_STREAMED_ANSWER_BYTES } from './connection.ts';
+import { MAX_STREAMED_ANSWER_BYTES } from './connection.ts';
+import { DEFAULT_LIMITS } from './limits.ts';
 import { GuardedXapi } from './guarded-client.ts';
 import { fetchHeartbeatVdis } from './heartbeat-vdis.ts';
 

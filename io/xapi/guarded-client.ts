@@ -10,7 +10,7 @@
  */
 import { Agent } from 'undici';
 import { Xapi, type XapiOptions } from 'xen-api';
-import { answerProblem, type AnswerLimits } from '../../core/model/xapi-answers.ts';
+import { answerProblem, type AnswerLimits, type AnswerProblem } from '../../core/model/xapi-answers.ts';
 import { vbdRecord, vmRecord } from '../../core/model/xapi-records.ts';
 import { NotJsonRpcError, streamAllRecords } from './stream-records.ts';
 
@@ -27,12 +27,17 @@ export interface GuardedXapiOptions extends XapiOptions {
 }
 
 export class XapiAnswerError extends Error {
-  readonly code = 'INVALID_ANSWER';
+  readonly code: AnswerProblem['code'];
   constructor(
     readonly method: string,
-    problem: string,
+    problem: AnswerProblem,
   ) {
-    super(`${method} answered with the wrong shape: ${problem}`);
+    super(
+      problem.code === 'INVALID_ANSWER'
+        ? `${method} answered with the wrong shape: ${problem.detail}`
+        : `${method} answered ${problem.detail}`,
+    );
+    this.code = problem.code;
   }
 }
 
@@ -42,8 +47,9 @@ const VBD_FIELDS = Object.keys(vbdRecord.shape);
 export class GuardedXapi extends Xapi {
   onCall: (method: string) => void = () => {};
   onInvalidAnswer: (e: XapiAnswerError) => void = () => {};
-  /** Answers refused for their shape since this client was made. */
+  /** Answers refused for their shape or size since this client was made, and the last one. */
   invalidAnswers = 0;
+  lastInvalidAnswer: XapiAnswerError | null = null;
   /** For answers parsed as they stream (io/xapi/stream-records.ts): same settings, a larger bound. */
   readonly streamDispatcher: Agent;
   private readonly recordLimits: AnswerLimits;
@@ -80,6 +86,7 @@ export class GuardedXapi extends Xapi {
     if (problem !== null) {
       this.invalidAnswers++;
       const e = new XapiAnswerError(method, problem);
+      this.lastInvalidAnswer = e;
       this.onInvalidAnswer(e);
       throw e;
     }

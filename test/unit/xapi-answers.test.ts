@@ -4,7 +4,8 @@ import { answerProblem } from '../../core/model/xapi-answers.ts';
 import { errorCodeLabel } from '../../io/xapi/error-codes.ts';
 
 const LIMITS = { maxHosts: 3, maxRecords: 5 };
-const ok = (method: string, answer: unknown) => answerProblem(method, answer, LIMITS);
+const ok = (method: string, answer: unknown) => answerProblem(method, answer, LIMITS)?.detail ?? null;
+const code = (method: string, answer: unknown) => answerProblem(method, answer, LIMITS)?.code;
 const event = (e: Record<string, unknown>) => ({ events: [e], valid_ref_counts: { host: 1 }, token: '1,0' });
 
 describe('XAPI answer shapes', () => {
@@ -41,6 +42,8 @@ describe('XAPI answer shapes', () => {
     const records = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`OpaqueRef:${i}`, {}]));
     expect(ok('host.get_all_records', records(3))).toBeNull();
     expect(ok('host.get_all_records', records(4))).toMatch(/4 host records, more than the limit \(3\)/);
+    expect(code('host.get_all_records', records(4))).toBe('TOO_MANY_RECORDS');
+    expect(code('host.get_all_records', { r: 1 })).toBe('INVALID_ANSWER');
     expect(ok('PIF.get_all_records', records(5))).toBeNull();
     expect(ok('PIF.get_all_records', records(6))).toMatch(/6 PIF records/);
     const events = (cls: string, n: number) => ({

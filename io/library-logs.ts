@@ -24,7 +24,8 @@ export function routeLibraryLogs(log: Logger): () => void {
   const previous: unknown = (globalThis as Record<symbol, unknown>)[Symbol.for('@xen-orchestra/log')];
   configure((entry: { level: number; namespace: string; message: string; data?: unknown }) => {
     const data = entry.data && typeof entry.data === 'object' ? (entry.data as Record<string, unknown>) : { data: entry.data };
-    const { error, ...rest } = data;
+    // The client's debug lines carry each call's result (a login's is the session): never logged.
+    const { error, result: _result, ...rest } = data;
     lib[levelName(entry.level)]({ namespace: entry.namespace, ...rest, ...(error !== undefined && { err: error }) }, entry.message);
   });
   const console = log.child({ lib: 'console' });

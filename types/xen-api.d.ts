@@ -23,6 +23,7 @@ declare module 'xen-api' {
     all: Record<string, XapiObject>;
     on(event: 'add' | 'update' | 'remove', listener: (objects: Record<string, XapiObject>) => void): this;
     removeListener(event: 'add' | 'update' | 'remove', listener: (objects: Record<string, XapiObject>) => void): this;
+    readonly size: number;
   }
   export class Xapi extends EventEmitter {
     constructor(o: XapiOptions);
@@ -41,6 +42,10 @@ declare module 'xen-api' {
     protected _url: { protocol?: string; hostname: string; port?: string | number };
     protected _setUrl(url: { protocol?: string; hostname: string; port?: string | number }): void;
     readonly sessionId: string | undefined;
+    /** The session, read without the getter's "connected" assertion (not public API). */
+    protected _sessionId: string | undefined;
+    /** Applies event.from's events to the mirror (not public API: xenha contains its exceptions). */
+    protected _processEvents(events: unknown[]): void;
     getAllRecords<T = Record<string, unknown>>(type: string): Promise<T[]>;
     getRecord<T = Record<string, unknown>>(type: string, ref: string): Promise<T>;
     getObject<T = XapiObject>(idOrRef: string, defaultValue?: T): T;

@@ -9,8 +9,24 @@
 import { z } from 'zod';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-/** An object, passed through as it is (not copied: answers can be large). */
-const anObject = z.custom<Record<string, unknown>>(isObject, { error: 'expected an object' });
+/** XAPI records have tens of fields (a VM about a hundred); the client copies every field name to every record of a class. */
+export const MAX_FIELDS = 1000;
+/**
+ * What the client can keep as a record: an object whose uuid (its key in the client's collection) is a
+ * string, with a bounded number of fields, none named like the client's own (`$ref`, `$type`, …) or `__proto__`.
+ */
+function recordProblem(v: unknown): string | null {
+  if (!isObject(v)) return 'expected an object';
+  if (v.uuid !== undefined && typeof v.uuid !== 'string') return 'a record whose uuid is not a string';
+  const keys = Object.keys(v);
+  if (keys.length > MAX_FIELDS) return `a record with ${keys.length} fields (more than ${MAX_FIELDS})`;
+  if (keys.some((k) => k.startsWith('$') || k === '__proto__')) return 'a record with a field named $… or __proto__';
+  return null;
+}
+/** A record, passed through as it is (not copied: answers can be large). */
+const anObject = z.custom<Record<string, unknown>>((v) => recordProblem(v) === null, {
+  error: (iss) => recordProblem(iss.input) ?? 'expected a record',
+});
 const poolRecord = anObject.refine((r) => isObject(r.other_config), { error: 'a pool record without an other_config map' });
 
 const event = z
@@ -24,6 +40,7 @@ const event = z
     if (e.operation === 'del') return;
     if (!isObject(e.snapshot))
       ctx.addIssue({ code: 'custom', path: ['snapshot'], message: `an ${e.operation} event without an object snapshot` });
+    else if (recordProblem(e.snapshot) !== null) ctx.addIssue({ code: 'custom', path: ['snapshot'], message: recordProblem(e.snapshot)! });
     else if (e.class.toLowerCase() === 'pool' && !isObject(e.snapshot.other_config)) {
       ctx.addIssue({ code: 'custom', path: ['snapshot', 'other_config'], message: 'a pool record without an other_config map' });
     }
@@ -66,7 +83,7 @@ export interface AnswerLimits {
 
 const PER_HOST_CLASSES = new Set(['host', 'host_metrics']);
 
-function countProblem(method: string, answer: unknown, limits: AnswerLimits): string | null {
+function countProblem(method: string, answer: unknown, limits: AnswerLimits, args: readonly unknown[]): string | null {
   const cls = method.slice(0, method.indexOf('.'));
   const limitOf = (c: string) => (PER_HOST_CLASSES.has(c.toLowerCase()) ? limits.maxHosts : limits.maxRecords);
   if (/\.get_all_records(_where)?$/.test(method) && typeof answer === 'object' && answer !== null) {
@@ -74,8 +91,13 @@ function countProblem(method: string, answer: unknown, limits: AnswerLimits): st
     return n > limitOf(cls) ? `${n} ${cls} records, more than the limit (${limitOf(cls)})` : null;
   }
   if (method === 'event.from') {
+    // event.from(session, classes, token, timeout): an event of a class not asked for would only grow the mirror.
+    const asked = Array.isArray(args[1]) ? new Set((args[1] as unknown[]).map((c) => String(c).toLowerCase())) : null;
     const counts = new Map<string, number>();
-    for (const e of (answer as { events: { class: string }[] }).events) counts.set(e.class, (counts.get(e.class) ?? 0) + 1);
+    for (const e of (answer as { events: { class: string }[] }).events) {
+      if (asked && !asked.has('*') && !asked.has(e.class.toLowerCase())) return `an event of class ${e.class.slice(0, 64)}, not asked for`;
+      counts.set(e.class, (counts.get(e.class) ?? 0) + 1);
+    }
     for (const [c, n] of counts) if (n > limitOf(c)) return `${n} ${c} events in one answer, more than the limit (${limitOf(c)})`;
   }
   return null;
@@ -87,12 +109,12 @@ export interface AnswerProblem {
 }
 
 /** What is wrong with a method's answer (the first few issues), or null when it has the shape and size. */
-export function answerProblem(method: string, answer: unknown, limits: AnswerLimits): AnswerProblem | null {
+export function answerProblem(method: string, answer: unknown, limits: AnswerLimits, args: readonly unknown[] = []): AnswerProblem | null {
   const schema = answerSchema(method);
   if (!schema) return null;
   const r = schema.safeParse(answer);
   if (r.success) {
-    const count = countProblem(method, answer, limits);
+    const count = countProblem(method, answer, limits, args);
     return count === null ? null : { code: 'TOO_MANY_RECORDS', detail: count };
   }
   const shown = r.error.issues.slice(0, 3).map((i) => `${i.path.map(String).join('.') || '(answer)'}: ${i.message}`);

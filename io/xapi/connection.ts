@@ -55,6 +55,13 @@ export interface ConnectionOptions {
 
 /** The answers read record by record are bounded by their count, their record size and time; this is a backstop. */
 export const MAX_STREAMED_ANSWER_BYTES = 2 ** 30;
+/** event.from long-polls for 60 s (xen-api waits 66 s): twice that without an answer is a stuck session. */
+const EVENT_SILENCE_MS = 150_000;
+
+/** An error as it is kept and shown: bounded (a pool's error data can be large). */
+function short(s: string): string {
+  return s.length > 300 ? `${s.slice(0, 300)}…` : s;
+}
 
 export type ConnectionStatus = 'connecting' | 'connected' | 'disconnected';
 
@@ -85,6 +92,11 @@ export class PoolConnection extends EventEmitter {
   private connectedAt = 0;
   private lastCheck = 0;
   private checking = false;
+  /** When event.from last answered (ms since the epoch). */
+  private lastEventAt = 0;
+  private watchdog: NodeJS.Timeout | undefined;
+  /** The client being connected (login, initial fetch), closed at once by stop(). */
+  private connecting: GuardedXapi | null = null;
 
   constructor(private readonly o: ConnectionOptions) {
     super();
@@ -93,12 +105,17 @@ export class PoolConnection extends EventEmitter {
 
   start(): void {
     this.loop ??= this.run();
+    this.watchdog ??= setInterval(() => this.watchEvents(), 30_000);
+    this.watchdog.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.vmTimer);
+    clearInterval(this.watchdog);
     this.wake?.();
+    // A login or initial fetch in flight ends now (its sockets closed), not at its timeout.
+    await this.connecting?.destroyTransport();
     await this.dropClient();
     await this.loop;
   }
@@ -114,7 +131,7 @@ export class PoolConnection extends EventEmitter {
         // The last good snapshot stays; the error is counted and shown.
         const err = e as { code?: string; message?: string };
         this.count(this.errors, err.code ?? 'SNAPSHOT_FAILED');
-        this.lastError = `snapshot: ${err.message ?? String(e)}`;
+        this.lastError = short(`snapshot: ${err.message ?? String(e)}`);
         this.o.log.warn({ err: e }, 'pool snapshot refused');
       }
       this.dirty = false;
@@ -270,11 +287,14 @@ export class PoolConnection extends EventEmitter {
     if (c) {
       c.removeAllListeners();
       // Log out (bounded), then close every socket: the event.from long poll in flight ends now, not in a minute.
-      await c.logout(2000);
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([c.disconnect().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 1000)))]);
-      clearTimeout(timer);
-      await c.destroyTransport();
+      try {
+        await c.logout(2000);
+        await Promise.race([c.disconnect().catch(() => {}), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+      } finally {
+        clearTimeout(timer);
+        await c.destroyTransport();
+      }
     }
   }
 
@@ -304,6 +324,7 @@ export class PoolConnection extends EventEmitter {
       eventPollDelay: 1000,
       debounce: 200,
     });
+    this.connecting = c;
     c.onCall = (m) => this.count(this.calls, m);
     c.onInvalidAnswer = (e) => this.o.log.warn({ method: e.method, err: e.message }, 'XAPI answer refused');
     c.on('error', () => {});
@@ -316,8 +337,8 @@ export class PoolConnection extends EventEmitter {
           (_, reject) => (timer = setTimeout(() => reject(new Error('timed out fetching the pool records')), this.o.callTimeoutMs * 3)),
         ),
       ]);
-      // The initial fetch swallows its errors (xen-api logs them): a mirror built from refused answers is no mirror.
-      if (c.lastInvalidAnswer) throw c.lastInvalidAnswer;
+      // The initial fetch swallows its errors (xen-api logs them): a mirror missing a class is no mirror.
+      if (c.lastFetchError) throw c.lastFetchError;
       return c;
     } catch (e) {
       c.removeAllListeners();
@@ -326,6 +347,7 @@ export class PoolConnection extends EventEmitter {
       throw e;
     } finally {
       clearTimeout(timer);
+      this.connecting = null;
     }
   }
 
@@ -355,6 +377,7 @@ export class PoolConnection extends EventEmitter {
           const c = await this.tryConnect(url);
           if (this.stopped) {
             void c.disconnect().catch(() => {});
+            void c.destroyTransport();
             break;
           }
           this.client = c;
@@ -364,9 +387,15 @@ export class PoolConnection extends EventEmitter {
           this.lastError = null;
           this.connects++;
           this.dirty = true;
-          const onObjects = (objs: Record<string, XapiObject>) => {
+          const onObjects = (objs: Record<string, XapiObject | undefined>) => {
             this.markDirty();
-            if (Object.values(objs).some((o) => o.$type === 'SR' || o.$type === 'pool')) void this.refreshHeartbeatVdis(c);
+            // A removal carries no object (undefined values): only adds and updates say their class.
+            if (Object.values(objs).some((o) => o?.$type === 'SR' || o?.$type === 'pool')) void this.refreshHeartbeatVdis(c);
+            // The mirror grows by events too: a pool that keeps adding records is dropped, not followed.
+            if (c.objects.size > this.o.limits.maxRecords) {
+              this.count(this.errors, 'TOO_MANY_RECORDS');
+              this.requestFailover(`the mirror holds ${c.objects.size} records, more than limits.maxRecords (${this.o.limits.maxRecords})`);
+            }
           };
           const objects = c.objects;
           const kinds = ['add', 'update', 'remove'] as const;
@@ -380,6 +409,13 @@ export class PoolConnection extends EventEmitter {
             this.scheduleVmFetch(c);
           }
           c.on('eventFetchingError', (err: { code?: string; message?: string }) => this.onEventError(err));
+          c.on('eventFetchingSuccess', () => (this.lastEventAt = Date.now()));
+          this.lastEventAt = Date.now();
+          c.onMirrorBroken = (e) => {
+            this.count(this.errors, 'MIRROR_BROKEN');
+            this.o.log.warn({ err: e }, 'applying XAPI events to the mirror failed');
+            this.requestFailover(`events could not be applied: ${(e as Error).message}`);
+          };
           c.on('disconnected', () => this.requestFailover('client disconnected'));
           this.o.log.info({ url }, 'connected to XAPI');
           this.emit('connected', url);
@@ -387,7 +423,9 @@ export class PoolConnection extends EventEmitter {
           break;
         } catch (e) {
           const err = e as { code?: string; message?: string };
-          this.lastError = `${url}: ${err.code !== undefined && err.message && !err.message.startsWith(err.code) ? `${err.code}: ${err.message}` : (err.code ?? err.message ?? String(e))}`;
+          this.lastError = short(
+            `${url}: ${err.code !== undefined && err.message && !err.message.startsWith(err.code) ? `${err.code}: ${err.message}` : (err.code ?? err.message ?? String(e))}`,
+          );
           this.count(this.errors, err.code ?? 'CONNECTION_FAILED');
           this.o.log.debug({ url, err: this.lastError }, 'XAPI connect failed');
         }
@@ -411,8 +449,18 @@ export class PoolConnection extends EventEmitter {
 
   private onEventError(err: { code?: string; message?: string }): void {
     this.count(this.errors, err.code ?? 'EVENT_FETCH_FAILED');
-    this.lastError = `event.from: ${err.code ?? err.message ?? 'failed'}`;
-    // A XAPI error (it answered) is the client's to handle; a network failure means this address is gone.
-    if (err.code === undefined || /^E[A-Z]+$|^UND_ERR/.test(err.code)) this.requestFailover(this.lastError);
+    this.lastError = short(`event.from: ${err.code ?? err.message ?? 'failed'}`);
+    // A XAPI error (it answered) is the client's to handle; a network failure means this address is gone;
+    // a refused answer means the mirror stops following the pool: reconnect (xapi_up says so meanwhile).
+    if (err.code === undefined || /^E[A-Z]+$|^UND_ERR|^INVALID_ANSWER$|^TOO_MANY_RECORDS$/.test(err.code))
+      this.requestFailover(this.lastError);
+  }
+
+  /** No event.from answered (each returns within its 60 s timeout) for this long: the session is stuck. */
+  private watchEvents(): void {
+    if (this.status === 'connected' && Date.now() - this.lastEventAt > EVENT_SILENCE_MS) {
+      this.count(this.errors, 'TIMEOUT');
+      this.requestFailover(`no event.from answered for ${EVENT_SILENCE_MS / 1000} s`);
+    }
   }
 }

@@ -50,6 +50,10 @@ export class GuardedXapi extends Xapi {
   /** Answers refused for their shape or size since this client was made, and the last one. */
   invalidAnswers = 0;
   lastInvalidAnswer: XapiAnswerError | null = null;
+  /** The last error of a get_all_records call (the client's initial fetch swallows them). */
+  lastFetchError: Error | null = null;
+  /** Set when applying events to the mirror threw: the mirror can no longer be trusted. */
+  onMirrorBroken: (e: unknown) => void = () => {};
   /** For answers parsed as they stream (io/xapi/stream-records.ts): same settings, a larger bound. */
   readonly streamDispatcher: Agent;
   private readonly recordLimits: AnswerLimits;
@@ -67,6 +71,8 @@ export class GuardedXapi extends Xapi {
         maxResponseSize,
         connect: { minVersion: 'TLSv1', rejectUnauthorized: !o.allowUnauthorized },
       });
+    const unbounded = this._undiciDispatcher as Agent; // made by the client's constructor, never used
+    void unbounded.destroy().catch(() => {});
     this._undiciDispatcher = agent(o.maxAnswerBytes);
     this.streamDispatcher = agent(o.maxStreamedAnswerBytes);
     this._setUrl(this._url);
@@ -81,12 +87,20 @@ export class GuardedXapi extends Xapi {
 
   protected override async _call(method: string, ...rest: unknown[]): Promise<unknown> {
     this.onCall(method);
-    const answer = await super._call(method, ...rest);
-    const problem = answerProblem(method, answer, this.recordLimits);
+    let answer: unknown;
+    try {
+      answer = await super._call(method, ...rest);
+    } catch (e) {
+      // The client's initial fetch swallows its errors: remembered, so that a partial mirror is refused.
+      if (/\.get_all_records$/.test(method)) this.lastFetchError = e instanceof Error ? e : new Error(`${method} failed`, { cause: e });
+      throw e;
+    }
+    const problem = answerProblem(method, answer, this.recordLimits, Array.isArray(rest[0]) ? rest[0] : []);
     if (problem !== null) {
       this.invalidAnswers++;
       const e = new XapiAnswerError(method, problem);
       this.lastInvalidAnswer = e;
+      if (/\.get_all_records$/.test(method)) this.lastFetchError = e;
       this.onInvalidAnswer(e);
       throw e;
     }
@@ -147,11 +161,23 @@ export class GuardedXapi extends Xapi {
   }
 
   /**
+   * Applies events to the mirror. xen-api calls this outside any try: an exception here (from its
+   * collection, on a record it cannot key) would end its event loop silently and freeze the mirror.
+   */
+  protected override _processEvents(events: unknown[]): void {
+    try {
+      super._processEvents(events);
+    } catch (e) {
+      this.onMirrorBroken(e);
+    }
+  }
+
+  /**
    * Logs the session out and waits for the answer (the client's own disconnect sends the logout
    * without waiting, so closing the sockets right after would lose it), within `timeoutMs`.
    */
   async logout(timeoutMs: number): Promise<void> {
-    const id = this.sessionId;
+    const id = this._sessionId; // the getter asserts a connected client
     if (id === undefined) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([

@@ -22,6 +22,10 @@ export const SHAPES = [
   'endless',
   'huge',
   'many-hosts',
+  'del-event',
+  'bad-uuid',
+  'dollar-field',
+  'unasked-class',
 ] as const;
 export type Shape = (typeof SHAPES)[number];
 
@@ -29,6 +33,8 @@ type Json = Record<string, unknown>;
 
 export class HostileXapi {
   shape: Shape = 'pass';
+  /** PIF refs seen in answers passed through (a real record to delete). */
+  private readonly pifRefs: string[] = [];
   /** Requests answered with the current shape (not passed through untouched). */
   shaped = 0;
   private server: Server | undefined;
@@ -144,6 +150,10 @@ export class HostileXapi {
       body: req.method === 'POST' ? body : undefined,
     });
     let text = await upstream.text();
+    if (method === 'PIF.get_all_records' && upstream.ok) {
+      const result = (JSON.parse(text) as Json).result;
+      if (result && typeof result === 'object') this.pifRefs.push(...Object.keys(result));
+    }
     // The shape when the answer comes back (a long poll started before the shape changed ends after).
     const now = this.shape;
     const edited = isJson && now !== 'pass' ? this.edit(now, method, text) : null;
@@ -184,6 +194,31 @@ export class HostileXapi {
             snapshot: { uuid: 'x' },
           });
         } else return null;
+        break;
+      case 'del-event': {
+        // A record deleted (a VLAN's PIF destroyed): legitimate, and the client's collection reports it without an object.
+        if (!events) return null;
+        events.push({ id: '0', timestamp: '0.0', class: 'PIF', operation: 'del', ref: this.pifRefs.at(-1) ?? 'OpaqueRef:hostile-pif' });
+        break;
+      }
+      case 'bad-uuid':
+        if (!events) return null;
+        events.push({ id: '0', timestamp: '0.0', class: 'host', operation: 'mod', ref: 'OpaqueRef:hostile', snapshot: { uuid: 42 } });
+        break;
+      case 'dollar-field':
+        if (!events) return null;
+        events.push({
+          id: '0',
+          timestamp: '0.0',
+          class: 'host',
+          operation: 'mod',
+          ref: 'OpaqueRef:hostile',
+          snapshot: { uuid: 'x', $ref: 'y' },
+        });
+        break;
+      case 'unasked-class':
+        if (!events) return null;
+        events.push({ id: '0', timestamp: '0.0', class: 'VM', operation: 'add', ref: 'OpaqueRef:hostile-vm', snapshot: { uuid: 'vm' } });
         break;
       case 'many-hosts': {
         const many = (n: number) =>

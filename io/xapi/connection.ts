@@ -245,7 +245,7 @@ export class PoolConnection extends EventEmitter {
       do {
         state.again = false;
         const poolRec = Object.values(c.objects.all).find((o) => o.$type === 'pool') as { ha_statefiles?: string[] } | undefined;
-        const vdis = await fetchHeartbeatVdis((m, ...a) => c.call(m, ...a), poolRec?.ha_statefiles);
+        const vdis = await fetchHeartbeatVdis((expr) => c.vdisWhere(expr, this.o.callTimeoutMs), poolRec?.ha_statefiles);
         if (this.client !== c) return;
         this.heartbeatVdis = vdis;
         this.markDirty();

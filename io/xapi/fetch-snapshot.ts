@@ -37,7 +37,7 @@ export async function fetchPoolSnapshot(
       x.capacityRecords(timeoutMs).then(({ VM, VBD }) => Object.assign(records, { VM, VBD })),
     ]);
     const pool = Object.values(records.pool ?? {})[0] as { ha_statefiles?: string[] } | undefined;
-    records.VDI = await fetchHeartbeatVdis((m, ...a) => x.call(m, ...a), pool?.ha_statefiles);
+    records.VDI = await fetchHeartbeatVdis((expr) => x.vdisWhere(expr, timeoutMs), pool?.ha_statefiles);
     return buildSnapshot(records);
   } finally {
     await x.logout(2000);

@@ -11,7 +11,7 @@
 import { Agent } from 'undici';
 import { Xapi, type XapiOptions } from 'xen-api';
 import { answerProblem, type AnswerLimits, type AnswerProblem } from '../../core/model/xapi-answers.ts';
-import { vbdRecord, vmRecord } from '../../core/model/xapi-records.ts';
+import { vbdRecord, vdiRecord, vmRecord } from '../../core/model/xapi-records.ts';
 import { NotJsonRpcError, streamAllRecords } from './stream-records.ts';
 
 /** A single record larger than this is refused (VM and VBD records are a few kilobytes). */
@@ -43,6 +43,7 @@ export class XapiAnswerError extends Error {
 
 const VM_FIELDS = Object.keys(vmRecord.shape);
 const VBD_FIELDS = Object.keys(vbdRecord.shape);
+const VDI_FIELDS = Object.keys(vdiRecord.shape);
 
 export class GuardedXapi extends Xapi {
   onCall: (method: string) => void = () => {};
@@ -117,6 +118,7 @@ export class GuardedXapi extends Xapi {
     fields: readonly string[],
     keep: (r: Record<string, unknown>) => boolean,
     timeoutMs: number,
+    args: readonly unknown[] = [],
   ): Promise<Record<string, Record<string, unknown>>> {
     const sessionId = this.sessionId;
     const { maxRecords } = this.recordLimits;
@@ -127,6 +129,7 @@ export class GuardedXapi extends Xapi {
           url: this.currentUrl,
           sessionId,
           method,
+          args,
           dispatcher: this.streamDispatcher,
           fields,
           keep,
@@ -138,7 +141,7 @@ export class GuardedXapi extends Xapi {
         if (!(e instanceof NotJsonRpcError) && (e as { code?: string }).code !== 'SESSION_INVALID') throw e;
       }
     }
-    const all = await this.call<Record<string, Record<string, unknown>>>(method);
+    const all = await this.call<Record<string, Record<string, unknown>>>(method, ...args);
     const out: Record<string, Record<string, unknown>> = {};
     let n = 0;
     for (const [ref, r] of Object.entries(all)) {
@@ -149,6 +152,11 @@ export class GuardedXapi extends Xapi {
       out[ref] = picked;
     }
     return out;
+  }
+
+  /** The VDIs a query names, with the fields xenha reads (the heartbeat SR may hold thousands). */
+  vdisWhere(expr: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    return this.pickedRecords('VDI.get_all_records_where', VDI_FIELDS, () => true, timeoutMs, [expr]);
   }
 
   /** The VMs (not templates or snapshots) and VBDs, with the fields xenha reads: the capacity figures' input. */

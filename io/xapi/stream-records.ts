@@ -27,6 +27,8 @@ export interface StreamRecordsOptions {
   url: string;
   sessionId: string;
   method: string;
+  /** Arguments after the session (a query's expression). */
+  args?: readonly unknown[];
   dispatcher: Dispatcher;
   /** Fields kept of each record. */
   fields: readonly string[];
@@ -47,7 +49,7 @@ export async function streamAllRecords(o: StreamRecordsOptions): Promise<Record<
     method: 'POST',
     dispatcher: o.dispatcher,
     headers: { accept: 'application/json', 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: o.method, params: [o.sessionId] }),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: o.method, params: [o.sessionId, ...(o.args ?? [])] }),
     signal,
   });
   // An abort (the timeout) can surface as an 'error' on the body after the reading stopped: it is ours, handled below.

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { generatePoolSpec } from '../simulator/pool-spec.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
-import { HostileXapi, SHAPES } from '../test/helpers/hostile-xapi.ts';
+import { HostileXapi, poolYaml, SHAPES } from '../test/helpers/hostile-xapi.ts';
 import { machine, writeSection } from './report.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -31,21 +31,7 @@ const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const resetPeak = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, '5');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function poolYaml(name: string, sim: Simulator, url: string): string {
-  const info = sim.info();
-  return [
-    `  - name: ${name}`,
-    `    urls: ["${url}"]`,
-    `    passwordEnv: ${PASSWORD_ENV}`,
-    '    probes:',
-    `      network-tcp: { port: ${info.port} }`,
-    '      network-xapi:',
-    '      storage-xapi:',
-    '      storage-statefile:',
-    `        devices: [{ home: "0", path: "${info.statefile}" }]`,
-    '        readMode: buffered',
-  ].join('\n');
-}
+const pool = (name: string, sim: Simulator, url: string) => poolYaml(name, sim, url, PASSWORD_ENV);
 
 async function startExporter(config: string): Promise<{ child: ChildProcess; metrics: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'xenha-bench-hostile-'));
@@ -110,8 +96,8 @@ export async function benchHostile(): Promise<void> {
       [
         'listen: 127.0.0.1:0',
         'pools:',
-        poolYaml('hostile', hostileSim, proxy.url),
-        poolYaml('healthy', healthySim, healthySim.info().masterUrl),
+        pool('hostile', hostileSim, proxy.url),
+        pool('healthy', healthySim, healthySim.info().masterUrl),
       ].join('\n'),
     );
     child = started.child;
@@ -151,9 +137,7 @@ export async function benchHostile(): Promise<void> {
     const stops: number[] = [];
     const codes: (number | null)[] = [];
     for (let i = 0; i < 5; i++) {
-      const s = await startExporter(
-        ['listen: 127.0.0.1:0', 'pools:', poolYaml('healthy', healthySim, healthySim.info().masterUrl)].join('\n'),
-      );
+      const s = await startExporter(['listen: 127.0.0.1:0', 'pools:', pool('healthy', healthySim, healthySim.info().masterUrl)].join('\n'));
       await sleep(2000); // past the initial fetch: the event.from long poll is in flight
       const exited = new Promise<number | null>((r) => s.child.once('exit', (code) => r(code)));
       const t = performance.now();

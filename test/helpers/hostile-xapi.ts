@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Simulator } from '../../simulator/simulator.ts';
 
 export const SHAPES = [
   'pass',
@@ -236,4 +237,25 @@ export class HostileXapi {
     }
     return JSON.stringify(msg);
   }
+}
+
+/**
+ * A pool of an exporter config (YAML) watching a simulator through `url` (the fake XAPI, or the
+ * simulator itself) with every probe; `timing` is a flow map, or none for the defaults.
+ */
+export function poolYaml(name: string, sim: Simulator, url: string, passwordEnv: string, timing?: string): string {
+  const info = sim.info();
+  return [
+    `  - name: ${name}`,
+    `    urls: ["${url}"]`,
+    `    passwordEnv: ${passwordEnv}`,
+    '    probes:',
+    `      network-tcp: { port: ${info.port} }`,
+    '      network-xapi:',
+    '      storage-xapi:',
+    '      storage-statefile:',
+    `        devices: [{ home: "0", path: "${info.statefile}" }]`,
+    '        readMode: buffered',
+    ...(timing ? [`    timing: ${timing}`] : []),
+  ].join('\n');
 }

@@ -15,7 +15,7 @@ import { applyFault } from '../../simulator/faults.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { metricValue } from '../helpers/exporter.ts';
-import { HostileXapi, SHAPES, type Shape } from '../helpers/hostile-xapi.ts';
+import { HostileXapi, poolYaml, SHAPES, type Shape } from '../helpers/hostile-xapi.ts';
 import { XENHA_BIN } from '../helpers/run.ts';
 import { PASSWORD, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -48,22 +48,8 @@ const errorsOf = (text: string, pool: string) =>
     .filter((l) => l.startsWith(`xenha_xapi_errors_total{pool="${pool}"`))
     .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 
-function poolConfig(name: string, sim: Simulator, url: string): string {
-  const info = sim.info();
-  return [
-    `  - name: ${name}`,
-    `    urls: ["${url}"]`,
-    `    passwordEnv: ${PASSWORD_ENV}`,
-    '    probes:',
-    `      network-tcp: { port: ${info.port} }`,
-    '      network-xapi:',
-    '      storage-xapi:',
-    '      storage-statefile:',
-    `        devices: [{ home: "0", path: "${info.statefile}" }]`,
-    '        readMode: buffered',
-    '    timing: { sampleInterval: 500ms, probeTimeout: 400ms, xapiTimeout: 2s, capacityInterval: 2s }',
-  ].join('\n');
-}
+const TEST_TIMING = '{ sampleInterval: 500ms, probeTimeout: 400ms, xapiTimeout: 2s, capacityInterval: 2s }';
+const poolConfig = (name: string, sim: Simulator, url: string) => poolYaml(name, sim, url, PASSWORD_ENV, TEST_TIMING);
 
 /** A change in the hostile pool that only XAPI's events carry: host-02's statefile access, seen through storage-xapi. */
 async function hostilePoolFollows(): Promise<void> {

@@ -7,7 +7,7 @@ import type { Capacity } from '../core/planner/capacity.ts';
 import { DEFAULT_FENCE_POLICY } from '../core/planner/fence-policy.ts';
 import type { PlannerSnapshot } from '../core/planner/model.ts';
 import type { RecoveryPlan } from '../core/planner/plan.ts';
-import { hostListArg, intArg } from './args.ts';
+import { checkHttpUrl, hostListArg, intArg } from './args.ts';
 
 /** A snapshot file: 100,000 VMs take about 30 MB of JSON. */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
@@ -42,11 +42,6 @@ export function checkJsonSize(text: string): void {
   }
 }
 
-/** The value of a URL flag as it may be shown: without what would be credentials. */
-function shown(url: string): string {
-  return JSON.stringify(url.replace(/\/\/[^/]*@/, '//…@'));
-}
-
 interface SourceOptions {
   input?: string;
   pool?: string;
@@ -78,20 +73,8 @@ async function load(o: SourceOptions): Promise<{ snapshot: PlannerSnapshot; obse
     import('../io/config-file.ts'),
   ]);
   // Checked before any connection: an http(s) URL, without credentials (shown in errors and logs).
-  const httpUrl = z.url({ protocol: /^https?$/ });
-  for (const [flag, url] of [
-    ['--pool', o.pool],
-    ['--exporter', o.exporter],
-  ] as const) {
-    if (url === undefined) continue;
-    if (!httpUrl.safeParse(url).success) throw new Error(`${flag}: expected an http:// or https:// URL, got ${shown(url)}`);
-    const u = new URL(url);
-    if (u.username !== '' || u.password !== '') {
-      throw new Error(
-        `${flag}: credentials in a URL are refused: the user goes in --user, the password in the environment variable --password-env names`,
-      );
-    }
-  }
+  if (o.pool !== undefined) checkHttpUrl('--pool', o.pool);
+  if (o.exporter !== undefined) checkHttpUrl('--exporter', o.exporter);
   if (o.input !== undefined) {
     let text: string;
     try {

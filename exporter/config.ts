@@ -11,8 +11,6 @@ import { parseYaml, ConfigError, formatBytes } from '../core/config/yaml.ts';
 import { loadYamlFile, readFdBounded } from '../io/config-file.ts';
 import { DEFAULT_PROBES, PROBES, probesConfig, probesOnPath, type ProbeName } from '../plugins/probes/index.ts';
 
-export { parseListen };
-
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Node's timers take at most 2^31 − 1 ms; a longer delay silently becomes 1 ms. */

@@ -179,6 +179,14 @@ describe('xenha plan / what-if input', () => {
     expect(badCreds.stderr).not.toContain('SECRET');
   });
 
+  it('explain --exporter with credentials or a bad URL is refused before any connection, the password not shown', async () => {
+    const creds = await xenha(['explain', '--pool', 'p', '--host', 'h', '--exporter', 'http://u:SECRET@127.0.0.1:9']);
+    expect(creds.code).toBe(1);
+    expect(creds.stderr).toBe('xenha: --exporter: credentials in a URL are refused (the exporter and XAPI are reached without them)\n');
+    const bad = await xenha(['explain', '--pool', 'p', '--host', 'h', '--exporter', 'ftp://127.0.0.1:9']);
+    expect(bad.stderr).toBe('xenha: --exporter: expected an http:// or https:// URL, got "ftp://127.0.0.1:9"\n');
+  });
+
   it.each([[''], [','], [' , ']])('what-if --fail %j is refused: no host given (not SURVIVES)', async (fail) => {
     const r = await xenha(['what-if', '--input', EXAMPLE, '--fail', fail, '--format', 'table']);
     expect(r.code).toBe(1);

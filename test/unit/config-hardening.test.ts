@@ -18,9 +18,9 @@ import {
   loadExporterConfig,
   MAX_PASSWORD_FILE_BYTES,
   parseExporterConfig,
-  parseListen,
   resolvePassword,
 } from '../../exporter/config.ts';
+import { parseListen } from '../../exporter/listen.ts';
 import { readFileBounded, FileTooLargeError } from '../../io/config-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'xenha-config-hardening-'));

@@ -12,7 +12,7 @@ import { Agent } from 'undici';
 import { Xapi, type XapiOptions } from 'xen-api';
 import { answerProblem, type AnswerLimits, type AnswerProblem } from '../../core/model/xapi-answers.ts';
 import { vbdRecord, vdiRecord, vmRecord } from '../../core/model/xapi-records.ts';
-import { NotJsonRpcError, streamAllRecords } from './stream-records.ts';
+import { NotJsonRpcError, pickFields, streamAllRecords } from './stream-records.ts';
 
 /** A single record larger than this is refused (VM and VBD records are a few kilobytes). */
 const MAX_RECORD_BYTES = 2 ** 20;
@@ -146,10 +146,7 @@ export class GuardedXapi extends Xapi {
     let n = 0;
     for (const [ref, r] of Object.entries(all)) {
       if (++n > maxRecords) throw Object.assign(new Error(`${method}: more than ${maxRecords} records`), { code: 'TOO_MANY_RECORDS' });
-      if (!keep(r)) continue;
-      const picked: Record<string, unknown> = {};
-      for (const f of fields) if (f in r) picked[f] = r[f];
-      out[ref] = picked;
+      if (keep(r)) out[ref] = pickFields(r, fields);
     }
     return out;
   }

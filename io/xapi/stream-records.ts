@@ -43,6 +43,13 @@ export interface StreamRecordsOptions {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** The fields of a record that xenha reads (the rest is dropped to save memory). */
+export function pickFields(record: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const f of fields) if (f in record) picked[f] = record[f];
+  return picked;
+}
+
 export async function streamAllRecords(o: StreamRecordsOptions): Promise<Record<string, Record<string, unknown>>> {
   const signal = o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]) : AbortSignal.timeout(o.timeoutMs);
   const res = await request(new URL('/jsonrpc', o.url), {
@@ -74,9 +81,7 @@ export async function streamAllRecords(o: StreamRecordsOptions): Promise<Record<
         throw new StreamedCallError('INVALID_ANSWER', `${o.method}: a record that is not an object`);
       if (++count > o.maxRecords) throw new StreamedCallError('TOO_MANY_RECORDS', `${o.method}: more than ${o.maxRecords} records`);
       if (!o.keep(value)) return;
-      const picked: Record<string, unknown> = {};
-      for (const f of o.fields) if (f in value) picked[f] = value[f];
-      out[key] = picked;
+      out[key] = pickFields(value, o.fields);
     };
     // Written in slices, so that a record that never ends is caught within a slice of the bound.
     const slice = Math.max(1024, Math.floor(o.maxRecordBytes / 4));

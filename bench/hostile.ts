@@ -71,22 +71,17 @@ async function timedScrape(url: string): Promise<number> {
 
 export async function benchHostile(): Promise<void> {
   if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('the CLI is not built (no dist/cli/main.js): run `npm run build` first');
-  const hostileSim = await startSimulator({
-    spec: generatePoolSpec({ hosts: 8, vms: 100, seed: 3 }),
-    port: 0,
-    controlPort: 0,
-    password: PASSWORD,
-    addressBase: '127.0.50.1',
-    log: silent,
-  });
-  const healthySim = await startSimulator({
-    spec: generatePoolSpec({ hosts: 8, vms: 100, seed: 4 }),
-    port: 0,
-    controlPort: 0,
-    password: PASSWORD,
-    addressBase: '127.0.60.1',
-    log: silent,
-  });
+  const sim = (seed: number, addressBase: string) =>
+    startSimulator({
+      spec: generatePoolSpec({ hosts: 8, vms: 100, seed }),
+      port: 0,
+      controlPort: 0,
+      password: PASSWORD,
+      addressBase,
+      log: silent,
+    });
+  const hostileSim = await sim(3, '127.0.50.1');
+  const healthySim = await sim(4, '127.0.60.1');
   const proxy = new HostileXapi(hostileSim.info().masterUrl);
   await proxy.start();
   let child: ChildProcess | undefined;

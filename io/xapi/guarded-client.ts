@@ -48,9 +48,6 @@ const VDI_FIELDS = Object.keys(vdiRecord.shape);
 export class GuardedXapi extends Xapi {
   onCall: (method: string) => void = () => {};
   onInvalidAnswer: (e: XapiAnswerError) => void = () => {};
-  /** Answers refused for their shape or size since this client was made, and the last one. */
-  invalidAnswers = 0;
-  lastInvalidAnswer: XapiAnswerError | null = null;
   /** The last error of a get_all_records call (the client's initial fetch swallows them). */
   lastFetchError: Error | null = null;
   /** Set when applying events to the mirror threw: the mirror can no longer be trusted. */
@@ -98,9 +95,7 @@ export class GuardedXapi extends Xapi {
     }
     const problem = answerProblem(method, answer, this.recordLimits, Array.isArray(rest[0]) ? rest[0] : []);
     if (problem !== null) {
-      this.invalidAnswers++;
       const e = new XapiAnswerError(method, problem);
-      this.lastInvalidAnswer = e;
       if (/\.get_all_records$/.test(method)) this.lastFetchError = e;
       this.onInvalidAnswer(e);
       throw e;

@@ -442,20 +442,12 @@ describe('storage-statefile', () => {
     // Rewritten with every sequence advanced, read T / 2 later: up on the readable device only.
     for (const [uuid, i] of index) {
       encodeHostSlot({
+        ...emptyHostSlot(i),
         sequence: 2,
-        hostIndex: i,
         hostUuid: uuid,
-        excluded: false,
-        starting: false,
         sinceLastHbReceiptMs: [0, 0, 0],
         sinceLastSfUpdateMs: [0, 0, 0],
         sinceXapiRestartFirstAttemptedMs: -1,
-        currentLiveset: [],
-        proposedLiveset: [],
-        hbdomain: [],
-        sfdomain: [],
-        lockRequest: false,
-        lockGrant: [],
         smPhase: 1,
         weight: 1,
       }).copy(vol, hostSlotOffset(i));

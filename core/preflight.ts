@@ -1,6 +1,7 @@
 /**
- * The pool's HA requirements from the source material, checked on a snapshot. Pure. One result per
- * check, each with the reason a person acts on.
+ * The pool's HA requirements from the source material, checked on a snapshot, and what the monitor
+ * needs of the pool (a storage heartbeat it reads). Pure. One result per check, each with the reason
+ * a person acts on.
  */
 import type { PoolSnapshot } from './model/snapshot.ts';
 
@@ -19,6 +20,7 @@ export const PREFLIGHT_CHECKS = [
   'ha_licensed_all_hosts',
   'static_ip_all_hosts',
   'heartbeat_lun_auto_provisioned',
+  'storage_heartbeat',
 ] as const;
 export type PreflightCheck = (typeof PREFLIGHT_CHECKS)[number];
 
@@ -30,7 +32,36 @@ export interface PreflightResult {
 
 const MiB = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
 
-export function preflight(s: PoolSnapshot): PreflightResult[] {
+/** What the monitor reads of the pool, beside XAPI. */
+export interface MonitorSetup {
+  /** The configured probes that read a storage heartbeat (the statefile). */
+  storageHeartbeatProbes: readonly string[];
+}
+
+/**
+ * Whether the monitor has a storage heartbeat for the pool: HA on (xhad writes the statefile) and a
+ * probe reading it. Without one there is no second path to confirm a death: no host is called dead.
+ */
+export function storageHeartbeatCheck(s: Pick<PoolSnapshot, 'haEnabled'>, monitor: MonitorSetup): PreflightResult {
+  const check = 'storage_heartbeat';
+  if (!s.haEnabled)
+    return {
+      check,
+      ok: false,
+      reason:
+        'HA is off: no xhad writes the statefile, so the pool has no storage heartbeat and xenha never calls a host dead (suspect at most)',
+    };
+  if (monitor.storageHeartbeatProbes.length === 0)
+    return {
+      check,
+      ok: false,
+      reason:
+        'no statefile device configured (probe storage-statefile): without the storage heartbeat xenha never calls a host dead (suspect at most)',
+    };
+  return { check, ok: true, reason: `HA on and the statefile read by ${monitor.storageHeartbeatProbes.join(', ')}: two-path verdicts` };
+}
+
+export function preflight(s: PoolSnapshot, monitor: MonitorSetup): PreflightResult[] {
   const sr = s.heartbeatSr;
   const r = (check: PreflightCheck, ok: boolean, reason: string): PreflightResult => ({ check, ok, reason });
   const missingSr = 'no heartbeat SR (no statefile VDI)';
@@ -79,5 +110,6 @@ export function preflight(s: PoolSnapshot): PreflightResult[] {
         ? `SR type ${sr.type}: the heartbeat iSCSI LUN must be provisioned by hand`
         : 'no hand-provisioned LUN needed',
     ),
+    storageHeartbeatCheck(s, monitor),
   ];
 }

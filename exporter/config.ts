@@ -75,7 +75,8 @@ const timing = z
     sampleInterval: duration.default(1000),
     probeTimeout: duration.default(800),
     xapiTimeout: duration.default(10_000),
-    deadAfter: duration.default(30_000),
+    /** No evidence of life for this long (both paths down now) → dead. Default: the pool's HA timeout T (30 s with HA off). */
+    deadAfter: duration.optional(),
     flapWindow: duration.default(60_000),
     flapThreshold: z.number().int().min(2).default(6),
     confirmSamples: z.number().int().min(1).max(10).default(2),
@@ -95,7 +96,7 @@ const timing = z
     // deadAfter *and* suspect is confirmed: shorter than the confirmation, deadAfter would do nothing
     // (dead at the very round suspect is confirmed, never shown suspect). So at least one round more.
     const confirmation = t.sampleInterval * t.confirmSamples;
-    if (t.deadAfter < confirmation) {
+    if (t.deadAfter !== undefined && t.deadAfter < confirmation) {
       ctx.addIssue({
         code: 'custom',
         path: ['deadAfter'],

@@ -1,5 +1,11 @@
-/** Why a host is in its state: the rule, the reason, the timings and the last samples per path and home. */
+/**
+ * Why a host is in its state: the rule, the reason, the ages it decided on (when each path last
+ * showed life, against the dead-after in force and why that value) and the last samples per path and
+ * home, each with its source and age.
+ */
+import type { DeadAfterInForce } from '../core/classify/dead-after.ts';
 import type { ClassifyRule, Decision, HostMemory, HostState, PathStatus, Sample } from '../core/classify/state-machine.ts';
+import type { PreflightResult } from '../core/preflight.ts';
 import type { PoolSampler } from './sampler.ts';
 
 export interface Explanation {
@@ -14,7 +20,12 @@ export interface Explanation {
   lastVerdict: Decision;
   pending: HostMemory['pending'];
   bothDownSeconds: number | null;
+  /** Seconds since each path last showed life (null: never seen alive since the exporter started). */
+  lifeAgeSeconds: { network: number | null; storage: number | null };
   deadAfterSeconds: number;
+  deadAfter: DeadAfterInForce;
+  /** Whether the pool has a storage heartbeat the exporter reads (else no host is called dead), and why. */
+  storageHeartbeat: PreflightResult | null;
   observerIsolated: boolean;
   observerReason: string;
   samples: Sample[];
@@ -41,7 +52,10 @@ export function explainHost(s: PoolSampler, hostNameOrUuid: string, now: number)
     lastVerdict: h.lastRawDecision,
     pending: h.pending,
     bothDownSeconds: secs(h.bothDownSince),
-    deadAfterSeconds: s.policy.deadAfterMs / 1000,
+    lifeAgeSeconds: { network: secs(h.lastLife.network), storage: secs(h.lastLife.storage) },
+    deadAfterSeconds: s.state.deadAfter.ms / 1000,
+    deadAfter: s.state.deadAfter,
+    storageHeartbeat: s.state.storageHeartbeat,
     observerIsolated: mem.observerIsolated,
     observerReason: mem.observerReason,
     samples: [...h.lastSamples].sort(
@@ -54,19 +68,24 @@ export function explainHost(s: PoolSampler, hostNameOrUuid: string, now: number)
 /** The explanation as a person reads it in a terminal. */
 export function formatExplanation(e: Explanation): string {
   const mark = (up: boolean | null) => (up === null ? '?' : up ? 'up' : 'DOWN');
+  const age = (s: number | null) => (s === null ? 'never seen' : `${s.toFixed(1)} s ago`);
+  const sampleAge = (x: Sample) => (x.ageMs === null ? '-' : `${(x.ageMs / 1000).toFixed(1)}s`);
   const lines = [
     `${e.pool} / ${e.host.name}${e.host.master ? ' (master)' : ''}  ${e.host.uuid}`,
     `state      ${e.state}  for ${e.inStateSeconds.toFixed(1)} s`,
     `rule       ${e.rule}`,
     `why        ${e.reason}`,
-    `paths      network ${e.network}, storage ${e.storage}${e.bothDownSeconds !== null ? `; both down for ${e.bothDownSeconds.toFixed(1)} s of ${e.deadAfterSeconds} s dead-after` : ''}`,
+    `paths      network ${e.network}, storage ${e.storage}${e.bothDownSeconds !== null ? `; both down for ${e.bothDownSeconds.toFixed(1)} s` : ''}`,
+    `life       network ${age(e.lifeAgeSeconds.network)}, storage ${age(e.lifeAgeSeconds.storage)}; dead after ${e.deadAfterSeconds} s without any`,
+    `dead-after ${e.deadAfterSeconds} s (${e.deadAfter.source}): ${e.deadAfter.reason}`,
+    ...(e.storageHeartbeat && !e.storageHeartbeat.ok ? [`NEVER DEAD ${e.storageHeartbeat.reason}`] : []),
     `last round ${e.lastVerdict.state} (${e.lastVerdict.rule})${e.pending ? `, ${e.pending.count} round(s) in a row say ${e.pending.verdict}` : ''}${e.sampledSecondsAgo !== null ? `, ${e.sampledSecondsAgo.toFixed(1)} s ago` : ''}`,
     `observer   ${e.observerIsolated ? 'ISOLATED: ' : ''}${e.observerReason}`,
     '',
-    'path     probe              home       up    latency   detail',
+    'path     probe              home       up    source     age     latency   detail',
     ...e.samples.map(
       (x) =>
-        `${x.path.padEnd(8)} ${x.probe.padEnd(18)} ${x.home.padEnd(10)} ${mark(x.up).padEnd(5)} ${x.latencySeconds === null ? '-'.padEnd(9) : `${(x.latencySeconds * 1000).toFixed(1)}ms`.padEnd(9)} ${x.detail}${x.observerSide ? ' [monitor-side]' : ''}`,
+        `${x.path.padEnd(8)} ${x.probe.padEnd(18)} ${x.home.padEnd(10)} ${mark(x.up).padEnd(5)} ${x.source.padEnd(10)} ${sampleAge(x).padEnd(7)} ${x.latencySeconds === null ? '-'.padEnd(9) : `${(x.latencySeconds * 1000).toFixed(1)}ms`.padEnd(9)} ${x.detail}${x.observerSide ? ' [monitor-side]' : ''}`,
     ),
   ];
   return `${lines.join('\n')}\n`;

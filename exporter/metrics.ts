@@ -78,7 +78,7 @@ export function createRegistry(
 
   new Gauge({
     name: 'xenha_host_heartbeat_age_seconds',
-    help: 'Seconds since the path last had evidence of life.',
+    help: 'Seconds since the path last showed life: the newest life any of its samples shows (a statefile slot that last advanced 5 s ago shows life 5 s old).',
     labelNames: ['pool', 'host', 'path'] as const,
     registers: [reg],
     collect() {
@@ -86,7 +86,7 @@ export function createRegistry(
       const t = now();
       forHosts((h, pool, host) => {
         for (const path of ['network', 'storage'] as const) {
-          const last = h.lastUp[path];
+          const last = h.lastLife[path];
           if (last !== null) this.set({ pool, host, path }, Math.max(0, (t - last) / 1000));
         }
       });
@@ -207,6 +207,16 @@ export function createRegistry(
   );
   poolGauge('xenha_xapi_up', 'Whether the exporter holds a working XAPI session with the pool master.', (s) =>
     s.connection.status === 'connected' ? 1 : 0,
+  );
+  poolGauge(
+    'xenha_pool_storage_heartbeat',
+    'Whether the exporter reads a storage heartbeat for the pool (HA on and the statefile read): without one (0) there is no two-path verdict and no host is called dead.',
+    (s) => (s.state.storageHeartbeat ? (s.state.storageHeartbeat.ok ? 1 : 0) : null),
+  );
+  poolGauge(
+    'xenha_pool_dead_after_seconds',
+    "The dead-after in force: no evidence of life for this long (and both paths down) makes a host dead. The pool's HA timeout unless the config sets one.",
+    (s) => s.state.deadAfter.ms / 1000,
   );
   poolGauge('xenha_pool_ha_enabled', 'pool.ha_enabled.', (s) => (s.state.snapshot ? (s.state.snapshot.haEnabled ? 1 : 0) : null));
   poolGauge(

@@ -8,7 +8,8 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange } from '../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../core/model/snapshot.ts';
-import { preflight, type PreflightResult } from '../core/preflight.ts';
+import { deadAfterInForce, type DeadAfterInForce } from '../core/classify/dead-after.ts';
+import { preflight, storageHeartbeatCheck, type MonitorSetup, type PreflightResult } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
 import { PoolConnection } from '../io/xapi/connection.ts';
@@ -36,6 +37,10 @@ export interface PoolState {
   series: Map<string, SeriesValue[]>;
   /** Failures the pool can absorb, from the planner; null until VMs were fetched. */
   capacity: Capacity | null;
+  /** The dead-after of the last round, and why that value. */
+  deadAfter: DeadAfterInForce;
+  /** Whether the last round had a storage heartbeat (else no host may be dead), and why. */
+  storageHeartbeat: PreflightResult | null;
 }
 
 /** One value of a probe's own series for one host. */
@@ -63,11 +68,15 @@ export class PoolSampler {
     lastRoundSeconds: null,
     series: new Map(),
     capacity: null,
+    deadAfter: deadAfterInForce(undefined, null, 0),
+    storageHeartbeat: null,
   };
   private capacityKey = '';
   private snapshotSeen: PoolSnapshot | null = null;
   readonly changes: StateChange[] = [];
-  readonly policy: ClassifyPolicy;
+  /** The classification policy of the last round (its dead-after follows the pool's HA timeout). */
+  policy: ClassifyPolicy;
+  private readonly monitor: MonitorSetup;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   private stopped = false;
@@ -96,12 +105,19 @@ export class PoolSampler {
       log,
     });
     this.probes = probes ?? createProbes(config.probes, { log });
+    this.monitor = { storageHeartbeatProbes: this.probes.filter((p) => p.storageHeartbeat).map((p) => p.name) };
+    this.state.deadAfter = this.deadAfterFor(null);
     this.policy = {
       confirmSamples: config.timing.confirmSamples,
-      deadAfterMs: config.timing.deadAfter,
+      deadAfterMs: this.state.deadAfter.ms,
       flapWindowMs: config.timing.flapWindow,
       flapThreshold: config.timing.flapThreshold,
     };
+  }
+
+  private deadAfterFor(s: PoolSnapshot | null): DeadAfterInForce {
+    const t = this.config.timing;
+    return deadAfterInForce(t.deadAfter, s, t.sampleInterval * t.confirmSamples);
   }
 
   start(): void {
@@ -136,10 +152,15 @@ export class PoolSampler {
     const xapiConnected = this.connection.status === 'connected';
     if (snapshot) {
       this.state.snapshot = snapshot;
-      this.state.preflight = preflight(snapshot);
+      this.state.preflight = preflight(snapshot, this.monitor);
     }
     const s = this.state.snapshot;
     if (!s) return;
+    // Both follow the pool's configuration (HA on or off, its timeout) as XAPI reports it.
+    this.state.deadAfter = this.deadAfterFor(s);
+    this.policy = { ...this.policy, deadAfterMs: this.state.deadAfter.ms };
+    const storageHeartbeat = storageHeartbeatCheck(s, this.monitor);
+    this.state.storageHeartbeat = storageHeartbeat;
     const ac = new AbortController();
     // Every TCP connect of the round listens on this one signal (two per host): no leak, many listeners.
     setMaxListeners(0, ac.signal);
@@ -177,7 +198,7 @@ export class PoolSampler {
       for (const [name, values] of r.series) this.state.series.set(name, values);
     }
     const hosts = s.hosts.map((h) => ({ host: h.uuid, samples: samplesOf.get(h.uuid) ?? [] }));
-    const { next, changes } = classifyPool(this.state.memory, { at: started, hosts }, this.policy);
+    const { next, changes } = classifyPool(this.state.memory, { at: started, hosts, storageHeartbeat: storageHeartbeat.ok }, this.policy);
     this.state.memory = next;
     this.state.lastRoundAt = started;
     this.state.lastRoundSeconds = (this.clock() - started) / 1000;
@@ -221,6 +242,8 @@ export class PoolSampler {
           latencySeconds: extra?.latencySeconds ?? null,
           detail,
           observerSide: p.observerSide,
+          source: extra?.source ?? p.source,
+          ageMs: extra?.ageMs !== undefined ? extra.ageMs : up === true ? 0 : null,
         });
       },
       observe: (key, host, value, labels = {}) => {

@@ -33,6 +33,8 @@ export function exporterApp(samplers: readonly PoolSampler[], reg: Registry, now
         pool: s.config.name,
         xapi: { status: s.connection.status, url: s.connection.currentUrl, lastError: s.connection.lastError },
         observerIsolated: s.state.memory?.observerIsolated ?? null,
+        deadAfter: { seconds: s.state.deadAfter.ms / 1000, source: s.state.deadAfter.source, reason: s.state.deadAfter.reason },
+        storageHeartbeat: s.state.storageHeartbeat && { ok: s.state.storageHeartbeat.ok, reason: s.state.storageHeartbeat.reason },
         master: s.state.snapshot?.hosts.find((h) => h.ref === s.state.snapshot?.masterRef)?.name ?? null,
         hosts: (s.state.snapshot?.hosts ?? []).map((h) => {
           const m = s.state.memory?.hosts[h.uuid];

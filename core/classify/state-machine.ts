@@ -10,8 +10,10 @@
  *   observer-side sample down) while slots advance on the statefile and the hosts hear each other.
  *   Then the monitor's own network samples are set aside (they say something about the monitor),
  *   and no host is called dead.
- * - Per host: both paths down → `suspect`, then `dead` once both have been down continuously for
- *   dead-after; network down and storage alive → `network_isolated` (what a network-only monitor
+ * - Per host: both paths down → `suspect`, then `dead` once no sample of any path, on any home, has
+ *   shown life for dead-after (each sample says how old the life it shows is: a slot that last advanced
+ *   5 s ago shows life 5 s old) and the current samples say both paths are down; only in a pool with a
+ *   storage heartbeat (without one there is no second path to confirm a death). Network down and storage alive → `network_isolated` (what a network-only monitor
  *   would wrongly call dead); storage down and network alive → `storage_lost`; a home lost on either
  *   path, or a path without evidence next to a live one → `degraded`; else `healthy`. A path without
  *   evidence next to a dead one → `suspect`, never `dead`: one path's word is not enough.
@@ -23,6 +25,16 @@ export const HOST_STATES = ['healthy', 'degraded', 'network_isolated', 'storage_
 export type HostState = (typeof HOST_STATES)[number];
 export type PathName = 'network' | 'storage';
 export type PathStatus = 'up' | 'degraded' | 'down' | 'unknown';
+
+/**
+ * Where a sample's evidence comes from (docs/classification.md):
+ * - `monitor`: the exporter saw it itself this round (a TCP connect);
+ * - `statefile`: a heartbeat read from the HA statefile (a slot's sequence, the peers' receipt times), with its age;
+ * - `master`: a field the pool master writes from what it hears (host_metrics.live, ha_network_peers, ha_statefiles);
+ * - `host`: a field the host writes about itself (its heartbeat PBD, multipath legs): frozen when it dies.
+ */
+export const EVIDENCE_SOURCES = ['monitor', 'statefile', 'master', 'host'] as const;
+export type EvidenceSource = (typeof EVIDENCE_SOURCES)[number];
 
 /** One probe's word on one path of one host, on one home. `up: null` = the probe could not tell. */
 export interface Sample {
@@ -37,6 +49,13 @@ export interface Sample {
    * what the pool sees. Under observer isolation these are set aside.
    */
   observerSide: boolean;
+  source: EvidenceSource;
+  /**
+   * How old the evidence is, in ms: for a sample that shows life (`up: true`), how long ago that life
+   * was shown (0: this round); for a down sample, how long its source has been silent when it knows
+   * (a stalled slot), else null.
+   */
+  ageMs: number | null;
 }
 
 export interface HostObservation {
@@ -48,12 +67,17 @@ export interface PoolObservation {
   /** Milliseconds on a monotonic clock. */
   at: number;
   hosts: HostObservation[];
+  /**
+   * The pool has a storage heartbeat the monitor reads (HA on and a statefile device configured).
+   * Without one no host can be called dead: there is no second path to confirm the first.
+   */
+  storageHeartbeat: boolean;
 }
 
 export interface ClassifyPolicy {
   /** Consecutive rounds a new verdict needs before it becomes the state (≥ 1). */
   confirmSamples: number;
-  /** Both paths continuously down this long → dead. */
+  /** No evidence of life on any path for this long (and both paths down now) → dead. */
   deadAfterMs: number;
   flapWindowMs: number;
   /** Raw verdict changes within the window that make a host flapping. */
@@ -79,6 +103,7 @@ export const CLASSIFY_RULES = [
   'flapping',
   'dead-after',
   'observer-isolated',
+  'no-storage-heartbeat',
 ] as const;
 export type ClassifyRule = (typeof CLASSIFY_RULES)[number];
 
@@ -102,6 +127,11 @@ export interface HostMemory {
   pending: { verdict: RawVerdict; count: number } | null;
   /** Start of the current run of rounds with both paths down; null when a path was up since. */
   bothDownSince: number | null;
+  /**
+   * When each path last showed life: the newest (round time − age) of its up samples, over every
+   * round (the heartbeat age). Dead is counted from the newer of the two.
+   */
+  lastLife: { network: number | null; storage: number | null };
   /** Times of raw verdict changes within the flap window. */
   rawChanges: number[];
   lastRaw: RawVerdict;
@@ -111,8 +141,6 @@ export interface HostMemory {
   /** The samples of the last round that had any. */
   lastSamples: Sample[];
   lastSampleAt: number | null;
-  /** Last time each path had an up sample (heartbeat age). */
-  lastUp: { network: number | null; storage: number | null };
   transitions: number;
 }
 
@@ -252,9 +280,36 @@ function newHost(host: string, at: number): HostMemory {
     storage: 'unknown',
     lastSamples: [],
     lastSampleAt: null,
-    lastUp: { network: null, storage: null },
+    lastLife: { network: null, storage: null },
     transitions: 0,
   };
+}
+
+/** The newest life a path's up samples show (round time − age), or the one known before. */
+function newestLife(samples: readonly Sample[], path: PathName, at: number, before: number | null): number | null {
+  let newest = before;
+  for (const s of samples) {
+    if (s.path !== path || s.up !== true) continue;
+    const t = at - Math.max(0, s.ageMs ?? 0);
+    if (newest === null || t > newest) newest = t;
+  }
+  return newest;
+}
+
+/** The newer of two times, either of which may be unknown. */
+function newer(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
+}
+
+/** Why no host is called dead in this pool right now, or null when one may be. */
+function noDeathReason(observerIsolated: boolean, storageHeartbeat: boolean): { rule: ClassifyRule; why: string } | null {
+  if (observerIsolated) return { rule: 'observer-isolated', why: 'the monitor is cut off from the pool, so no host is called dead' };
+  if (!storageHeartbeat)
+    return {
+      rule: 'no-storage-heartbeat',
+      why: 'this pool has no storage heartbeat the monitor reads (HA off, or no statefile device), so no host is called dead',
+    };
+  return null;
 }
 
 function stepHost(
@@ -262,6 +317,7 @@ function stepHost(
   samples: readonly Sample[],
   at: number,
   observerIsolated: boolean,
+  storageHeartbeat: boolean,
   policy: ClassifyPolicy,
 ): { next: HostMemory; change: StateChange | null } {
   const raw = rawVerdict(samples, observerIsolated);
@@ -269,10 +325,18 @@ function stepHost(
   const bothDown = raw.network === 'down' && raw.storage === 'down' && assessPath(samples, 'network', false).status === 'down';
   // Continuous evidence: any round with evidence that is not "both paths down" restarts the count.
   const bothDownSince = bothDown ? (prev.bothDownSince ?? at) : samples.some((s) => s.up !== null) ? null : prev.bothDownSince;
+  // Life is life, whatever the verdict: the monitor's own samples count even while set aside.
+  const lastLife = {
+    network: newestLife(samples, 'network', at, prev.lastLife.network),
+    storage: newestLife(samples, 'storage', at, prev.lastLife.storage),
+  };
   if (raw.verdict === 'none') {
     // A round without a verdict changes no state (a dropped sample); its samples (all "cannot
-    // tell") replace the last ones, so no stale up/down is shown.
-    return { next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince, lastSamples: [...samples] }, change: null };
+    // tell", or the monitor's own set aside) replace the last ones, so no stale up/down is shown.
+    return {
+      next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince, lastLife, lastSamples: [...samples] },
+      change: null,
+    };
   }
   const next: HostMemory = {
     ...prev,
@@ -281,10 +345,7 @@ function stepHost(
     lastSamples: [...samples],
     lastSampleAt: at,
     lastRawDecision: { state: raw.state, rule: raw.rule, reason: raw.reason },
-    lastUp: {
-      network: raw.network === 'up' || raw.network === 'degraded' ? at : prev.lastUp.network,
-      storage: raw.storage === 'up' || raw.storage === 'degraded' ? at : prev.lastUp.storage,
-    },
+    lastLife,
   };
   const anyUp = [raw.network, raw.storage].some((s) => s === 'up' || s === 'degraded');
   next.bothDownSince = bothDownSince;
@@ -295,6 +356,7 @@ function stepHost(
   next.lastRaw = raw.verdict;
   const count = prev.pending?.verdict === raw.verdict ? prev.pending.count + 1 : 1;
   next.pending = { verdict: raw.verdict, count };
+  const noDeath = noDeathReason(observerIsolated, storageHeartbeat);
 
   let decision: Decision;
   // Both paths down, confirmed, overrides flapping: a host that flapped and then died must still
@@ -310,31 +372,24 @@ function stepHost(
     const confirmed = count >= policy.confirmSamples || prev.state === raw.verdict;
     const rawDecision: Decision = { state: raw.state, rule: raw.rule, reason: raw.reason };
     decision = confirmed ? rawDecision : { state: prev.state, rule: prev.rule, reason: prev.reason };
-    // Dead ends at once, without confirmation, on any up sample or when the monitor is cut off.
-    if (decision.state === 'dead' && (anyUp || observerIsolated)) decision = rawDecision;
-    const downFor = next.bothDownSince === null ? 0 : at - next.bothDownSince;
-    if (
-      bothDown &&
-      !observerIsolated &&
-      (confirmed || prev.state === 'dead') &&
-      next.bothDownSince !== null &&
-      downFor >= policy.deadAfterMs
-    ) {
+    // Dead ends at once, without confirmation, on any up sample or when no host may be called dead.
+    if (decision.state === 'dead' && (anyUp || noDeath)) decision = rawDecision;
+    // Silence is counted from the last evidence of life on either path; a host never seen alive
+    // (the monitor started after it died), from the first round both paths were down.
+    const silentSince = newer(next.lastLife.network, next.lastLife.storage) ?? next.bothDownSince;
+    const silentFor = silentSince === null ? 0 : at - silentSince;
+    if (bothDown && !noDeath && (confirmed || prev.state === 'dead') && silentSince !== null && silentFor >= policy.deadAfterMs) {
       decision =
         prev.state === 'dead'
           ? { state: 'dead', rule: prev.rule, reason: prev.reason }
           : {
               state: 'dead',
               rule: 'dead-after',
-              reason: `both paths down on every home for ${(downFor / 1000).toFixed(1)} s (dead-after ${policy.deadAfterMs / 1000} s): ${raw.reason}`,
+              reason: `no evidence of life on any path for ${(silentFor / 1000).toFixed(1)} s (dead-after ${policy.deadAfterMs / 1000} s), both paths down now: ${raw.reason}`,
             };
     }
-    if (decision.state === 'suspect' && raw.verdict === 'suspect' && observerIsolated) {
-      decision = {
-        state: 'suspect',
-        rule: 'observer-isolated',
-        reason: `${raw.reason}; the monitor is cut off from the pool, so no host is called dead`,
-      };
+    if (decision.state === 'suspect' && raw.verdict === 'suspect' && noDeath) {
+      decision = { state: 'suspect', rule: noDeath.rule, reason: `${raw.reason}; ${noDeath.why}` };
     }
   }
   if (decision.state === prev.state) {
@@ -369,17 +424,19 @@ export function classifyPool(
   const changes: StateChange[] = [];
   for (const h of obs.hosts) {
     const before = prev?.hosts[h.host] ?? newHost(h.host, obs.at);
-    const { next, change } = stepHost(before, h.samples, obs.at, isolated, policy);
+    const { next, change } = stepHost(before, h.samples, obs.at, isolated, obs.storageHeartbeat, policy);
     hosts[h.host] = next;
     if (change) changes.push(change);
   }
-  // Hosts no longer in the pool are dropped with the round. None stays dead while the monitor is cut off.
-  if (isolated) {
+  // Hosts no longer in the pool are dropped with the round. None stays dead while the monitor is cut
+  // off or the pool has no storage heartbeat.
+  const noDeath = noDeathReason(isolated, obs.storageHeartbeat);
+  if (noDeath) {
     for (const mem of Object.values(hosts)) {
       if (mem.state !== 'dead') continue;
-      const reason = 'the monitor is cut off from the pool, so no host is called dead';
-      changes.push({ host: mem.host, from: 'dead', to: 'suspect', rule: 'observer-isolated', reason, at: obs.at });
-      hosts[mem.host] = { ...mem, state: 'suspect', rule: 'observer-isolated', reason, since: obs.at, transitions: mem.transitions + 1 };
+      const { rule, why: reason } = noDeath;
+      changes.push({ host: mem.host, from: 'dead', to: 'suspect', rule, reason, at: obs.at });
+      hosts[mem.host] = { ...mem, state: 'suspect', rule, reason, since: obs.at, transitions: mem.transitions + 1 };
     }
   }
   return {

@@ -97,6 +97,8 @@ export interface PoolSnapshot {
   haAllowOvercommit: boolean;
   /** HA timeout T in seconds (ha_configuration.timeout, else other_config.default_ha_timeout, else 60). */
   haTimeoutSeconds: number;
+  /** Where T came from (Xapi_ha.Timeouts.get_base_t's order); 'default' also when the field is not a positive number. */
+  haTimeoutFrom: 'ha_configuration.timeout' | 'other_config.default_ha_timeout' | 'default';
   hosts: HostView[];
   vms: VmView[];
   heartbeatSr: HeartbeatSrView | null;
@@ -235,7 +237,14 @@ export function buildSnapshot(records: RecordsByClass): PoolSnapshot {
       };
     });
 
+  const timeoutFrom =
+    pool.ha_configuration.timeout !== undefined
+      ? ('ha_configuration.timeout' as const)
+      : pool.other_config.default_ha_timeout !== undefined
+        ? ('other_config.default_ha_timeout' as const)
+        : ('default' as const);
   const t = Number(pool.ha_configuration.timeout ?? pool.other_config.default_ha_timeout ?? 60);
+  const timeoutOk = Number.isFinite(t) && t > 0;
   return {
     ref: poolRef,
     uuid: pool.uuid,
@@ -246,7 +255,8 @@ export function buildSnapshot(records: RecordsByClass): PoolSnapshot {
     haPlanExistsFor: pool.ha_plan_exists_for,
     haOvercommitted: pool.ha_overcommitted,
     haAllowOvercommit: pool.ha_allow_overcommit,
-    haTimeoutSeconds: Number.isFinite(t) && t > 0 ? t : 60,
+    haTimeoutSeconds: timeoutOk ? t : 60,
+    haTimeoutFrom: timeoutOk ? timeoutFrom : 'default',
     hosts: hostViews,
     vms: vmViews,
     heartbeatSr,

@@ -11,7 +11,7 @@
  */
 import type { z } from 'zod';
 import type { Logger } from 'pino';
-import type { PathName } from '../../core/classify/state-machine.ts';
+import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../../core/model/snapshot.ts';
 
 /** A per-host series a probe exports beside the liveness samples (labels pool and host are added). */
@@ -20,6 +20,15 @@ export interface SeriesDefinition {
   help: string;
   /** Extra label names, each with a small fixed set of values. */
   labelNames: readonly string[];
+}
+
+/** What a probe may add to a sample beyond up and detail. */
+export interface SampleExtra {
+  latencySeconds?: number | null;
+  path?: PathName;
+  source?: EvidenceSource;
+  /** How old the evidence is (see Sample.ageMs). */
+  ageMs?: number | null;
 }
 
 /** One round of one probe: what it may read, and where it reports. */
@@ -36,9 +45,10 @@ export interface ProbeRound<S extends string = string> {
   signal: AbortSignal;
   /**
    * One sample for a host (UUID) on one home. `path` defaults to the probe's own: a probe may report
-   * evidence for the other path (the statefile's slots say who hears whom on the network).
+   * evidence for the other path (the statefile's slots say who hears whom on the network). `source`
+   * defaults to the probe's own; `ageMs` to 0 for an up sample (life seen this round), else null.
    */
-  report(host: string, home: string, up: boolean | null, detail: string, extra?: { latencySeconds?: number | null; path?: PathName }): void;
+  report(host: string, home: string, up: boolean | null, detail: string, extra?: SampleExtra): void;
   /** Sets one of the probe's declared series for a host. */
   observe(series: S, host: string, value: number, labels?: Readonly<Record<string, string>>): void;
 }
@@ -56,6 +66,13 @@ export interface ProbeDefinition<O extends z.ZodType = z.ZodType, S extends stri
    * the pool sees: under observer isolation they are set aside.
    */
   observerSide: boolean;
+  /** Where its evidence comes from, unless a sample says otherwise. */
+  source: EvidenceSource;
+  /**
+   * It reads a storage heartbeat (the statefile): a pool where such a probe runs, with HA on, can
+   * have a two-path verdict; elsewhere no host is called dead.
+   */
+  storageHeartbeat?: boolean;
   /** Runs when a pool's config names no probe (it needs no option without a default). */
   enabledByDefault: boolean;
   description: string;

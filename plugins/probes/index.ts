@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import type { PathName } from '../../core/classify/state-machine.ts';
+import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
 import type { Probe, ProbeDefinition, SeriesDefinition } from './contract.ts';
 import { networkTcp } from './network-tcp.ts';
 import { networkXapi } from './network-xapi.ts';
@@ -61,13 +61,23 @@ export interface ConfiguredProbe {
   name: string;
   path: PathName;
   observerSide: boolean;
+  source: EvidenceSource;
+  storageHeartbeat: boolean;
   series: Readonly<Record<string, SeriesDefinition>>;
   probe: Probe;
 }
 
 function configure<K extends ProbeName>(name: K, options: z.output<OptionsSchema<K>>, deps: { log: Logger }): ConfiguredProbe {
   const def = DEFINITIONS[name];
-  return { name, path: def.path, observerSide: def.observerSide, series: def.series, probe: def.create(options, deps) };
+  return {
+    name,
+    path: def.path,
+    observerSide: def.observerSide,
+    source: def.source,
+    storageHeartbeat: def.storageHeartbeat ?? false,
+    series: def.series,
+    probe: def.create(options, deps),
+  };
 }
 
 /** Every probe the config enables, in a stable order. */
@@ -78,4 +88,4 @@ export function createProbes(config: ProbesConfig, deps: { log: Logger }): Confi
   });
 }
 
-export type { Probe, ProbeDefinition, ProbeRound, SeriesDefinition } from './contract.ts';
+export type { Probe, ProbeDefinition, ProbeRound, SampleExtra, SeriesDefinition } from './contract.ts';

@@ -36,6 +36,7 @@ export const networkTcp = defineProbe({
   name: 'network-tcp',
   path: 'network',
   observerSide: true,
+  source: 'monitor',
   enabledByDefault: true,
   description: 'TCP connect from the monitor to each management address of each host',
   options: z.strictObject({

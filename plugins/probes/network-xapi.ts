@@ -48,6 +48,7 @@ export const networkXapi = defineProbe({
   name: 'network-xapi',
   path: 'network',
   observerSide: false,
+  source: 'master',
   enabledByDefault: true,
   description: 'host_metrics.live (the master hears the host) and host.ha_network_peers (the peers hear it)',
   options: z.strictObject({}),

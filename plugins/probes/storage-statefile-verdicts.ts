@@ -17,6 +17,8 @@ export interface Verdict {
   host: string;
   up: boolean | null;
   detail: string;
+  /** How old the evidence is (Sample.ageMs): for up, the age of the life shown; for down, how long silent when known. */
+  ageMs: number | null;
 }
 
 /** A host's slot as read from one device, and how long ago it last advanced. */
@@ -35,20 +37,29 @@ export interface DeviceVerdicts {
 }
 
 /**
- * One device: a host's slot is up while its sequence changed within the timeout, down once it has
- * not for the timeout (and it was watched that long), cannot tell before. A torn or corrupt slot
- * says nothing; an intact statefile with no slot written by the host says down.
+ * xapi's statefile interval for an HA timeout T (Xapi_ha.Timeouts.derive: max 2 (t / 20), integer seconds): each live host rewrites its slot
+ * this often.
+ */
+export function statefileIntervalMs(haTimeoutSeconds: number): number {
+  return Math.max(2, Math.floor(haTimeoutSeconds / 20)) * 1000;
+}
+
+/**
+ * One device: a host's slot is up while its sequence changed within the stall threshold (a few
+ * statefile intervals), down once it has not (and it was watched that long), cannot tell before. A
+ * torn or corrupt slot says nothing; an intact statefile with no slot written by the host says down.
+ * An up slot shows life as old as its last change; a down one says how long it has been still.
  */
 export function deviceVerdicts(
   decoded: DecodedStatefile,
   hosts: readonly string[],
   tracks: ReadonlyMap<string, SlotTrack>,
   now: number,
-  timeoutMs: number,
+  stallAfterMs: number,
 ): DeviceVerdicts {
   if (!decoded.global.ok) {
     const detail = `global section unreadable: ${decoded.global.error.detail}`;
-    return { samples: hosts.map((host) => ({ host, up: null, detail })), readings: [], tracks: new Map(tracks) };
+    return { samples: hosts.map((host) => ({ host, up: null, detail, ageMs: null })), readings: [], tracks: new Map(tracks) };
   }
   const slots = new Map<string, StatefileHostSlot>();
   const unreadable = new Set<number>();
@@ -71,6 +82,7 @@ export function deviceVerdicts(
         detail: torn
           ? `${unreadable.size} slot(s) unreadable (torn or corrupt after retries): cannot tell`
           : 'no slot written by this host',
+        ageMs: null,
       });
       continue;
     }
@@ -82,15 +94,20 @@ export function deviceVerdicts(
         : prev;
     next.set(host, t);
     const age = now - t.changedAt;
-    const up = age < timeoutMs ? true : now - t.firstSeenAt >= timeoutMs ? false : null;
+    const up = age < stallAfterMs ? true : now - t.firstSeenAt >= stallAfterMs ? false : null;
     readings.push({ host, slot, up, ageMs: age });
+    // Still since at least the first sight when never seen changing.
+    const still = Number.isFinite(age) ? age : now - t.firstSeenAt;
     samples.push({
       host,
       up,
       detail:
         up === null
-          ? `sequence ${slot.sequence}, watched for less than the statefile timeout`
-          : `sequence ${slot.sequence}, last change ${Number.isFinite(age) ? `${(age / 1000).toFixed(1)} s` : 'never seen'} ago (timeout ${timeoutMs / 1000} s)`,
+          ? `sequence ${slot.sequence}, watched for less than the stall threshold (${stallAfterMs / 1000} s)`
+          : up
+            ? `sequence ${slot.sequence}, last change ${(age / 1000).toFixed(1)} s ago (stalled after ${stallAfterMs / 1000} s)`
+            : `sequence ${slot.sequence} stalled: ${Number.isFinite(age) ? 'last change' : 'unchanged since first read'} ${(still / 1000).toFixed(1)} s ago (stalled after ${stallAfterMs / 1000} s)`,
+      ageMs: up === null ? null : still,
     });
   }
   return { samples, readings, tracks: next };
@@ -112,16 +129,20 @@ export function peerVerdicts(hosts: readonly string[], readings: readonly SlotRe
   const order = hostIndexOrder(hosts);
   return hosts.map((host) => {
     const peers = [...fresh.values()].filter((p) => p.host !== host);
-    if (peers.length === 0) return { host, up: null, detail: 'no live peer slot to vouch for the network path' };
+    if (peers.length === 0) return { host, up: null, detail: 'no live peer slot to vouch for the network path', ageMs: null };
     const j = index.get(host) ?? order.indexOf(host);
-    const heard = peers.filter((p) => {
+    // How long ago each peer last heard the host, as of now: its word plus its slot's age.
+    const ages = peers.flatMap((p) => {
       const ms = p.slot.sinceLastHbReceiptMs[j];
-      return ms !== undefined && ms >= 0 && ms + p.ageMs < peerTimeoutMs;
+      return ms !== undefined && ms >= 0 ? [ms + p.ageMs] : [];
     });
+    const heard = ages.filter((a) => a < peerTimeoutMs);
+    const newest = ages.length > 0 ? Math.min(...ages) : null;
     return {
       host,
       up: heard.length > 0,
-      detail: `heard on the network heartbeat by ${heard.length}/${peers.length} live peers (statefile slots)`,
+      detail: `heard on the network heartbeat by ${heard.length}/${peers.length} live peers (statefile slots)${newest !== null ? `, last ${(newest / 1000).toFixed(1)} s ago` : ''}`,
+      ageMs: newest,
     };
   });
 }

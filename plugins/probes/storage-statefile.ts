@@ -1,7 +1,8 @@
 /**
  * storage-statefile: reads the HA statefile with the shared core's decoder, through every configured
  * device (each a storage home: a multipath leg from the monitoring host to the heartbeat LUN), and
- * checks that each host's sequence number keeps changing within the statefile timeout. It also reads
+ * checks that each host's sequence number keeps advancing: a slot still for a few statefile intervals
+ * (xapi's max(2, T/20) s) is down, with its age. It also reads
  * what each slot says of the network heartbeat: a host heard recently by a live peer is alive on the
  * network as the pool sees it, whatever the monitor's own reach. The verdicts are pure
  * (storage-statefile-verdicts.ts); this file reads.
@@ -9,7 +10,10 @@
 import { z } from 'zod';
 import { readStatefile } from '../../io/statefile-reader.ts';
 import { defineProbe } from './contract.ts';
-import { deviceVerdicts, peerVerdicts, type SlotReading, type SlotTrack } from './storage-statefile-verdicts.ts';
+import { deviceVerdicts, peerVerdicts, statefileIntervalMs, type SlotReading, type SlotTrack } from './storage-statefile-verdicts.ts';
+
+/** Statefile intervals a slot may stay still before it is down: one missed write is not a stall. */
+export const STALL_INTERVALS = 3;
 
 const options = z.strictObject({
   /** The statefile as the monitor sees it, one entry per home (e.g. two multipath legs). */
@@ -24,8 +28,11 @@ const options = z.strictObject({
     .max(8)
     .refine((d) => new Set(d.map((x) => x.home)).size === d.length, { error: 'each device needs its own home' }),
   readMode: z.enum(['auto', 'direct', 'buffered']).default('auto'),
-  /** A slot whose sequence has not changed for this long is down (xhad's T2; default the pool's HA timeout). */
-  statefileTimeoutMs: z.number().int().positive().optional(),
+  /**
+   * A slot whose sequence has not changed for this long is down. Default: STALL_INTERVALS statefile
+   * intervals of the pool (xapi's max(2, T/20) s for the pool's HA timeout T), following T as it changes.
+   */
+  stallAfterMs: z.number().int().positive().optional(),
   /** A peer that heard a host's network heartbeat within this long vouches for its network path. */
   peerHeartbeatTimeoutMs: z.number().int().positive().default(10_000),
 });
@@ -34,6 +41,8 @@ export const storageStatefile = defineProbe({
   name: 'storage-statefile',
   path: 'storage',
   observerSide: false,
+  source: 'statefile',
+  storageHeartbeat: true,
   enabledByDefault: false,
   description: "statefile slot sequence numbers advancing, per device; peers' view of the network heartbeat",
   options,
@@ -51,7 +60,17 @@ export const storageStatefile = defineProbe({
       async sample(round) {
         const s = round.snapshot;
         const hosts = s.hosts.map((h) => h.uuid);
-        const timeout = o.statefileTimeoutMs ?? s.haTimeoutSeconds * 1000;
+        if (!s.haEnabled) {
+          // No xhad runs with HA off: no host writes its slot, so the statefile says nothing of anyone.
+          tracks.clear();
+          for (const host of hosts) {
+            for (const dev of o.devices)
+              round.report(host, dev.home, null, 'HA is off: no host writes the statefile (no storage heartbeat)');
+            round.report(host, 'peers', null, 'HA is off: no network heartbeat in the statefile', { path: 'network' });
+          }
+          return;
+        }
+        const stallAfter = o.stallAfterMs ?? STALL_INTERVALS * statefileIntervalMs(s.haTimeoutSeconds);
         const readings: SlotReading[] = [];
         await Promise.all(
           o.devices.map(async (dev) => {
@@ -59,7 +78,7 @@ export const storageStatefile = defineProbe({
             let verdicts;
             try {
               const { decoded } = await readStatefile(dev.path, o.readMode, round.signal);
-              verdicts = deviceVerdicts(decoded, hosts, tracks.get(dev.home) ?? new Map(), round.now, timeout);
+              verdicts = deviceVerdicts(decoded, hosts, tracks.get(dev.home) ?? new Map(), round.now, stallAfter);
             } catch (e) {
               for (const host of hosts) round.report(host, dev.home, null, `cannot read ${dev.path}: ${(e as Error).message}`);
               return;
@@ -67,7 +86,8 @@ export const storageStatefile = defineProbe({
             const seconds = (performance.now() - started) / 1000;
             tracks.set(dev.home, verdicts.tracks);
             readings.push(...verdicts.readings);
-            for (const v of verdicts.samples) round.report(v.host, dev.home, v.up, v.detail, { latencySeconds: v.up ? seconds : null });
+            for (const v of verdicts.samples)
+              round.report(v.host, dev.home, v.up, v.detail, { latencySeconds: v.up ? seconds : null, ageMs: v.ageMs });
           }),
         );
         // One value per host: the freshest reading over the devices (each device reads the same slot).
@@ -79,7 +99,7 @@ export const storageStatefile = defineProbe({
           round.observe('peers', r.host, r.slot.sfdomain.length, { domain: 'storage' });
         }
         for (const v of peerVerdicts(hosts, readings, o.peerHeartbeatTimeoutMs))
-          round.report(v.host, 'peers', v.up, v.detail, { path: 'network' });
+          round.report(v.host, 'peers', v.up, v.detail, { path: 'network', ageMs: v.ageMs });
       },
     };
   },

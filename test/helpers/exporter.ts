@@ -43,7 +43,7 @@ export function fastPoolConfig(sim: Simulator, overrides: Record<string, unknown
           'storage-statefile': {
             devices: [{ home: '0', path: info.statefile }],
             readMode: 'buffered',
-            statefileTimeoutMs: 600,
+            stallAfterMs: 600,
             peerHeartbeatTimeoutMs: 400,
           },
         },

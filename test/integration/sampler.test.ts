@@ -30,7 +30,8 @@ function configured(
   probe: Probe,
   o: { observerSide?: boolean; series?: ConfiguredProbe['series'] } = {},
 ): ConfiguredProbe {
-  return { name, path, observerSide: o.observerSide ?? false, series: o.series ?? {}, probe };
+  const observerSide = o.observerSide ?? false;
+  return { name, path, observerSide, source: observerSide ? 'monitor' : 'master', storageHeartbeat: false, series: o.series ?? {}, probe };
 }
 
 async function start(probes: ConfiguredProbe[]): Promise<{ s: PoolSampler; sim: Simulator; masterUuid: string }> {

@@ -1,4 +1,8 @@
-/** Property tests of the classification state machine (fast-check), plus the named scenarios. */
+/**
+ * Property tests of the classification state machine (fast-check, on simulated time), plus the named
+ * scenarios. Each statefile sample that shows life carries an age (a slot that last advanced a while
+ * ago): the properties check dead against the life the samples show, computed here from the rounds.
+ */
 import { describe, expect, it } from 'vitest';
 import { test as fcTest, fc } from '@fast-check/vitest';
 import {
@@ -8,6 +12,7 @@ import {
   type PoolMemory,
   type PoolObservation,
   type Sample,
+  type StateChange,
 } from '../../core/classify/state-machine.ts';
 
 const POLICY: ClassifyPolicy = { confirmSamples: 2, deadAfterMs: 3000, flapWindowMs: 10_000, flapThreshold: 6 };
@@ -19,10 +24,20 @@ interface HostWords {
   peers: Word;
   master: Word;
   slot: [Word, Word];
+  /** Ages (ms) of the statefile's evidence: the peers' last receipt, each device's last slot change. */
+  ages?: { peers: number; slot: [number, number] };
 }
 
 function samplesOf(w: HostWords): Sample[] {
-  const s = (probe: string, path: 'network' | 'storage', home: string, up: Word, observerSide = false): Sample => ({
+  const s = (
+    probe: string,
+    path: 'network' | 'storage',
+    home: string,
+    up: Word,
+    source: Sample['source'],
+    ageMs = 0,
+    observerSide = false,
+  ): Sample => ({
     probe,
     path,
     home,
@@ -30,19 +45,41 @@ function samplesOf(w: HostWords): Sample[] {
     latencySeconds: null,
     detail: '',
     observerSide,
+    source,
+    ageMs: up === true ? ageMs : null,
   });
   return [
-    s('network-tcp', 'network', '0', w.tcp[0], true),
-    s('network-tcp', 'network', '1', w.tcp[1], true),
-    s('network-xapi', 'network', 'master', w.master),
-    s('storage-statefile', 'network', 'peers', w.peers),
-    s('storage-statefile', 'storage', '0', w.slot[0]),
-    s('storage-statefile', 'storage', '1', w.slot[1]),
+    s('network-tcp', 'network', '0', w.tcp[0], 'monitor', 0, true),
+    s('network-tcp', 'network', '1', w.tcp[1], 'monitor', 0, true),
+    s('network-xapi', 'network', 'master', w.master, 'master'),
+    s('storage-statefile', 'network', 'peers', w.peers, 'statefile', w.ages?.peers),
+    s('storage-statefile', 'storage', '0', w.slot[0], 'statefile', w.ages?.slot[0]),
+    s('storage-statefile', 'storage', '1', w.slot[1], 'statefile', w.ages?.slot[1]),
   ];
 }
 
+/** The newest life the words show at round time `at` (round time − age of each up sample), or null. */
+function lifeShown(w: HostWords, at: number): number | null {
+  const ups = [
+    w.tcp[0] === true ? at : null,
+    w.tcp[1] === true ? at : null,
+    w.master === true ? at : null,
+    w.peers === true ? at - (w.ages?.peers ?? 0) : null,
+    w.slot[0] === true ? at - (w.ages?.slot[0] ?? 0) : null,
+    w.slot[1] === true ? at - (w.ages?.slot[1] ?? 0) : null,
+  ].filter((t): t is number => t !== null);
+  return ups.length > 0 ? Math.max(...ups) : null;
+}
+
 const word = fc.oneof(fc.constant(true), fc.constant(false), fc.constant(null));
-const hostWords = fc.record({ tcp: fc.tuple(word, word), peers: word, master: word, slot: fc.tuple(word, word) });
+const age = fc.integer({ min: 0, max: 5000 });
+const hostWords = fc.record({
+  tcp: fc.tuple(word, word),
+  peers: word,
+  master: word,
+  slot: fc.tuple(word, word),
+  ages: fc.record({ peers: age, slot: fc.tuple(age, age) }),
+});
 /** Rounds with biased words: long runs of "all down" must happen for dead to be reachable. */
 const allDown: HostWords = { tcp: [false, false], peers: false, master: false, slot: [false, false] };
 const roundArb = fc.record({
@@ -56,22 +93,27 @@ const runArb = fc.array(roundArb, { minLength: 1, maxLength: 60 });
 
 type Round = { dt: number; hosts: HostWords[] };
 
-function observe(at: number, round: Round): PoolObservation {
-  return { at, hosts: round.hosts.map((w, i) => ({ host: HOSTS[i]!, samples: samplesOf(w) })) };
+function observe(at: number, round: Round, storageHeartbeat = true): PoolObservation {
+  return { at, hosts: round.hosts.map((w, i) => ({ host: HOSTS[i]!, samples: samplesOf(w) })), storageHeartbeat };
 }
 
-function run(rounds: Round[], policy = POLICY, onRound?: (mem: PoolMemory, round: Round, at: number) => void): PoolMemory | undefined {
+function run(
+  rounds: Round[],
+  policy = POLICY,
+  onRound?: (mem: PoolMemory, round: Round, at: number, changes: StateChange[]) => void,
+  storageHeartbeat = true,
+): PoolMemory | undefined {
   let mem: PoolMemory | undefined;
   let at = 0;
   for (const r of rounds) {
     at += r.dt;
-    mem = classifyPool(mem, observe(at, r), policy).next;
-    onRound?.(mem, r, at);
+    const step = classifyPool(mem, observe(at, r, storageHeartbeat), policy);
+    mem = step.next;
+    onRound?.(mem, r, at, step.changes);
   }
   return mem;
 }
 
-const anyUp = (w: HostWords) => [...w.tcp, w.peers, w.master, ...w.slot].some((x) => x === true);
 const knownAllDown = (w: HostWords) => {
   const known = [...w.tcp, w.peers, w.master, ...w.slot].filter((x) => x !== null);
   const net = [...w.tcp, w.peers, w.master].filter((x) => x !== null);
@@ -80,12 +122,28 @@ const knownAllDown = (w: HostWords) => {
 };
 
 describe('classification properties', () => {
-  fcTest.prop([runArb])('a host with any path up on any home is never dead', (rounds) => {
-    run(rounds, POLICY, (mem, r) => {
+  fcTest.prop([runArb])('never dead while any sample of any path showed life within dead-after', (rounds) => {
+    const life: (number | null)[] = HOSTS.map(() => null);
+    run(rounds, POLICY, (mem, r, at) => {
       r.hosts.forEach((w, i) => {
-        if (anyUp(w)) expect(mem.hosts[HOSTS[i]!]!.state).not.toBe('dead');
+        const shown = lifeShown(w, at);
+        if (shown !== null) life[i] = Math.max(life[i] ?? -Infinity, shown);
+        const state = mem.hosts[HOSTS[i]!]!.state;
+        if (lifeShown(w, at) !== null) expect(state).not.toBe('dead');
+        if (state === 'dead' && life[i] !== null) expect(at - life[i]!).toBeGreaterThanOrEqual(POLICY.deadAfterMs);
       });
     });
+  });
+
+  fcTest.prop([runArb])('never dead in a pool without a storage heartbeat', (rounds) => {
+    run(
+      rounds,
+      POLICY,
+      (mem) => {
+        for (const h of Object.values(mem.hosts)) expect(h.state).not.toBe('dead');
+      },
+      false,
+    );
   });
 
   fcTest.prop([runArb])('under observer isolation no host is dead', (rounds) => {
@@ -94,20 +152,52 @@ describe('classification properties', () => {
     });
   });
 
-  fcTest.prop([runArb])('dead needs dead-after of continuous evidence that both paths are down', (rounds) => {
-    const streak: (number | null)[] = HOSTS.map(() => null);
-    run(rounds, POLICY, (mem, r, at) => {
-      r.hosts.forEach((w, i) => {
-        const noEvidence = [...w.tcp, w.peers, w.master, ...w.slot].every((x) => x === null);
-        if (knownAllDown(w)) streak[i] ??= at;
-        else if (!noEvidence) streak[i] = null;
-        if (mem.hosts[HOSTS[i]!]!.state === 'dead') {
-          expect(streak[i]).not.toBeNull();
-          expect(at - streak[i]!).toBeGreaterThanOrEqual(POLICY.deadAfterMs);
-        }
-      });
+  fcTest.prop([runArb])('a host becomes dead only on a round whose samples say both paths are down', (rounds) => {
+    run(rounds, POLICY, (_mem, r, _at, changes) => {
+      for (const c of changes) if (c.to === 'dead') expect(knownAllDown(r.hosts[HOSTS.indexOf(c.host)]!)).toBe(true);
     });
   });
+
+  const INTERVAL = 1000;
+  fcTest.prop([
+    runArb,
+    hostWords.filter((w) => lifeShown(w, 0) !== null && (w.ages.peers <= 2500 || w.peers !== true)),
+    fc.array(fc.integer({ min: 100, max: INTERVAL }), { minLength: 12, maxLength: 12 }),
+  ])(
+    'dead no later than dead-after + sample interval × (confirm samples + 1) after the last evidence of life',
+    (prefix, lastAlive, gaps) => {
+      // Any history, then a round that shows life (at most 2.5 s old, as a slot or peer may), then
+      // every sample of both paths down, rounds at most one interval apart; the other hosts stay up
+      // (the monitor reaches them: no observer isolation).
+      const up: HostWords = { tcp: [true, true], peers: true, master: true, slot: [true, true] };
+      const withAges = (w: HostWords): HostWords => ({
+        ...w,
+        ages: { peers: Math.min(w.ages!.peers, 2500), slot: [Math.min(w.ages!.slot[0], 2500), Math.min(w.ages!.slot[1], 2500)] },
+      });
+      const rounds: Round[] = [
+        ...prefix.map((r) => ({ ...r, dt: Math.min(r.dt, INTERVAL) })),
+        { dt: INTERVAL, hosts: [withAges(lastAlive), up, up] },
+        ...gaps.map((dt) => ({ dt, hosts: [allDown, up, up] })),
+      ];
+      let lastLife = -Infinity;
+      const bound = () => lastLife + POLICY.deadAfterMs + INTERVAL * (POLICY.confirmSamples + 1);
+      let checked = 0;
+      let index = 0;
+      run(rounds, POLICY, (mem, r, at) => {
+        const shown = lifeShown(r.hosts[0]!, at);
+        if (shown !== null) lastLife = Math.max(lastLife, shown);
+        // From the round that showed the last life on: every later round says both paths down.
+        if (index++ > prefix.length && at >= bound()) {
+          expect(mem.hosts.h1!.state, `${at - lastLife} ms after the last evidence of life`).toBe('dead');
+          checked++;
+        }
+      });
+      // The run is long enough to reach the bound: the property said something.
+      if (lastLife + POLICY.deadAfterMs + INTERVAL * (POLICY.confirmSamples + 1) <= rounds.reduce((t, r) => t + r.dt, 0)) {
+        expect(checked).toBeGreaterThan(0);
+      }
+    },
+  );
 
   fcTest.prop([runArb, fc.nat(), fc.integer({ min: 1, max: 99 })])(
     'one dropped sample (a round without evidence) never changes the state',
@@ -173,16 +263,37 @@ describe('classification scenarios', () => {
     expect(states([up, oneHome, oneHome]).at(-1)).toBe('degraded');
   });
 
-  it('crash: suspect, then dead after dead-after, and back on the first up sample', () => {
+  it('crash: suspect, then dead at dead-after from the last life shown, and back on the first up sample', () => {
+    // Life at t = 1 s; both paths down from 2 s; dead-after 3 s → dead at 4 s, not 3 s after the first down round.
     expect(states([up, allDown, allDown, allDown, allDown, allDown, up])).toEqual([
       'healthy',
       'healthy',
       'suspect',
-      'suspect',
+      'dead',
       'dead',
       'dead',
       'healthy',
     ]);
+  });
+
+  it('a slot that shows old life counts from that life, not from the round that read it', () => {
+    // The last round before the crash read a slot that had last advanced 2 s before: life at −1 s.
+    const staleSlot: HostWords = { ...up, ages: { peers: 0, slot: [2000, 2000] }, tcp: [false, false], master: false, peers: false };
+    const out = states([up, staleSlot, allDown, allDown, allDown, allDown]);
+    // Rounds at 1..6 s; the newest life is the tcp/master/peers at 1 s (the slot's at 0 s is older): dead at 4 s.
+    expect(out).toEqual(['healthy', 'healthy', 'healthy', 'dead', 'dead', 'dead']);
+  });
+
+  it('no storage heartbeat: both paths down stays suspect, with its reason', () => {
+    let mem: PoolMemory | undefined;
+    run(
+      [up, ...Array.from({ length: 10 }, () => allDown)].map((w) => ({ dt: 1000, hosts: [w, up, up] })),
+      POLICY,
+      (m) => (mem = m),
+      false,
+    );
+    expect(mem!.hosts.h1).toMatchObject({ state: 'suspect', rule: 'no-storage-heartbeat' });
+    expect(mem!.hosts.h1!.reason).toMatch(/no storage heartbeat/);
   });
 
   it('observer isolation: the pool is flagged at once and the hosts stay healthy', () => {
@@ -233,7 +344,9 @@ describe('flapping then dying', () => {
     );
     expect(out).toContain('flapping');
     expect(out.slice(out.indexOf('flapping'))).toContain('suspect');
-    expect(deadAt - diedAt).toBeGreaterThanOrEqual(POLICY.deadAfterMs);
-    expect(deadAt - diedAt).toBeLessThanOrEqual(POLICY.deadAfterMs + 500);
+    // The last life shown was the round before the first all-down one, 500 ms earlier.
+    const lastLife = diedAt - 500;
+    expect(deadAt - lastLife).toBeGreaterThanOrEqual(POLICY.deadAfterMs);
+    expect(deadAt - lastLife).toBeLessThanOrEqual(POLICY.deadAfterMs + 500);
   });
 });

@@ -13,8 +13,11 @@ function recordsOf(spec: PoolSpec): RecordsByClass {
   return out;
 }
 
+/** The monitor as the quick start runs it: the statefile read. */
+const READS_STATEFILE = { storageHeartbeatProbes: ['storage-statefile'] };
+
 const failed = (spec: PoolSpec) =>
-  preflight(buildSnapshot(recordsOf(spec)))
+  preflight(buildSnapshot(recordsOf(spec)), READS_STATEFILE)
     .filter((r) => !r.ok)
     .map((r) => r.check);
 
@@ -79,7 +82,7 @@ describe('preflight checks', () => {
     const r = recordsOf(base);
     for (const [ref, v] of Object.entries(r.VDI!)) if ((v as { type: string }).type === 'ha_statefile') delete r.VDI![ref];
     for (const p of Object.values(r.pool!)) (p as { ha_statefiles: string[] }).ha_statefiles = [];
-    const none = preflight(buildSnapshot(r))
+    const none = preflight(buildSnapshot(r), READS_STATEFILE)
       .filter((x) => !x.ok)
       .map((x) => x.check);
     expect(none).toEqual(
@@ -94,8 +97,27 @@ describe('preflight checks', () => {
     const r2 = recordsOf(base);
     const hbPbd = Object.entries(r2.PBD!).find(([, p]) => (p as { device_config: Record<string, string> }).device_config.SCSIid)!;
     (hbPbd[1] as { currently_attached: boolean }).currently_attached = false;
-    const results = preflight(buildSnapshot(r2));
+    const results = preflight(buildSnapshot(r2), READS_STATEFILE);
     expect(results.filter((x) => !x.ok).map((x) => x.check)).toEqual(['heartbeat_sr_attached_all_hosts']);
     expect(results.find((x) => x.check === 'heartbeat_sr_attached_all_hosts')!.reason).toMatch(/^not attached on host-0\d$/);
+  });
+});
+
+describe('storage heartbeat', () => {
+  const snap = (haEnabled: boolean) => buildSnapshot(recordsOf({ ...generatePoolSpec({ hosts: 3, vms: 3, seed: 2 }), haEnabled }));
+  const check = (haEnabled: boolean, probes: string[]) =>
+    preflight(snap(haEnabled), { storageHeartbeatProbes: probes }).find((r) => r.check === 'storage_heartbeat')!;
+
+  it('holds only with HA on and a probe reading the statefile', () => {
+    expect(check(true, ['storage-statefile'])).toMatchObject({ ok: true, reason: expect.stringMatching(/two-path verdicts/) });
+    expect(check(false, ['storage-statefile'])).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^HA is off: .* never calls a host dead/),
+    });
+    expect(check(true, [])).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^no statefile device configured.* never calls a host dead/),
+    });
+    expect(check(false, [])).toMatchObject({ ok: false, reason: expect.stringMatching(/^HA is off/) });
   });
 });

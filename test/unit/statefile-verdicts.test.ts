@@ -55,16 +55,17 @@ function verdictOf(r: ReturnType<typeof deviceVerdicts>, host: string) {
   return v;
 }
 
-describe('deviceVerdicts: a slot advancing within the statefile timeout', () => {
+describe('deviceVerdicts: a slot advancing within the stall threshold', () => {
   const T = 1000;
 
-  it('cannot tell a slot first seen until it was watched for the timeout, then says down if it never moved', () => {
+  it('cannot tell a slot first seen until it was watched for the stall threshold, then says down if it never moved', () => {
     const t0 = 50_000;
     const file = decode([slot(A, 0, 7), slot(B, 1, 3), slot(C, 2, 5)]);
     let r = deviceVerdicts(file, HOSTS, new Map(), t0, T);
     for (const h of HOSTS) {
       expect(verdictOf(r, h).up).toBeNull();
-      expect(verdictOf(r, h).detail).toContain('watched for less than the statefile timeout');
+      expect(verdictOf(r, h).detail).toContain('watched for less than the stall threshold');
+      expect(verdictOf(r, h).ageMs).toBeNull();
     }
     expect(r.tracks.get(A)).toEqual({ sequence: 7, changedAt: -Infinity, firstSeenAt: t0 });
     // Unchanged, one millisecond short of the timeout since first seen: still cannot tell.
@@ -74,7 +75,9 @@ describe('deviceVerdicts: a slot advancing within the statefile timeout', () => 
     r = deviceVerdicts(file, HOSTS, r.tracks, t0 + T, T);
     for (const h of HOSTS) {
       expect(verdictOf(r, h).up).toBe(false);
-      expect(verdictOf(r, h).detail).toContain('never seen');
+      expect(verdictOf(r, h).detail).toContain('unchanged since first read');
+      // Still for at least as long as it was watched.
+      expect(verdictOf(r, h).ageMs).toBe(T);
     }
   });
 
@@ -170,7 +173,7 @@ describe('deviceVerdicts: a slot advancing within the statefile timeout', () => 
     g.writeUInt32LE(sum, 8);
     g.copy(v3, 0);
     expect(deviceVerdicts(decodeStatefile(v3), [A], new Map(), 0, T).samples).toEqual([
-      { host: A, up: null, detail: expect.stringContaining('version 3') },
+      { host: A, up: null, detail: expect.stringContaining('version 3'), ageMs: null },
     ]);
   });
 
@@ -194,7 +197,10 @@ describe('deviceVerdicts: a slot advancing within the statefile timeout', () => 
       const r = deviceVerdicts(decode([slot(A, 0, seq)]), [A], tracks, now, timeout);
       tracks = r.tracks;
       const expected = lastChange !== null && now - lastChange < timeout ? true : now >= timeout ? false : null;
-      expect(r.samples).toEqual([{ host: A, up: expected, detail: expect.any(String) }]);
+      // The age: how old the life an up slot shows, or how long a down one has been still (since
+      // first read when never seen changing); nothing while it cannot tell.
+      const age = expected === null ? null : lastChange !== null ? now - lastChange : now;
+      expect(r.samples).toEqual([{ host: A, up: expected, detail: expect.any(String), ageMs: age }]);
       expect(r.readings[0]!.ageMs).toBe(lastChange === null ? Infinity : now - lastChange);
     }
   });
@@ -217,8 +223,15 @@ describe("peerVerdicts: the live peers' word on each host's network heartbeat", 
     ];
     const v = peerVerdicts(HOSTS, rs, P);
     expect(by(v)).toEqual({ [A]: true, [B]: true, [C]: false });
-    expect(v.find((x) => x.host === C)!.detail).toBe('heard on the network heartbeat by 0/2 live peers (statefile slots)');
-    expect(v.find((x) => x.host === A)!.detail).toBe('heard on the network heartbeat by 1/1 live peers (statefile slots)');
+    // C was last heard by A 5000 + 100 ms ago (B: 9050): silent that long. A by B 949 + 50 ms ago.
+    expect(v.find((x) => x.host === C)).toMatchObject({
+      detail: 'heard on the network heartbeat by 0/2 live peers (statefile slots), last 5.1 s ago',
+      ageMs: 5100,
+    });
+    expect(v.find((x) => x.host === A)).toMatchObject({
+      detail: 'heard on the network heartbeat by 1/1 live peers (statefile slots), last 1.0 s ago',
+      ageMs: 999,
+    });
     // One millisecond more of B's age puts its word on A at exactly P: no longer heard.
     const later = peerVerdicts(HOSTS, [rs[0]!, { ...rs[1]!, ageMs: 51 }, rs[2]!], P);
     expect(by(later)[A]).toBe(false);

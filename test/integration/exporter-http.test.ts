@@ -179,8 +179,13 @@ describe('exporter over HTTP', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('state      network_isolated');
     expect(r.stdout).toContain('rule       network-down-storage-alive');
-    expect(r.stdout).toMatch(/network +network-tcp +0 +DOWN/);
-    expect(r.stdout).toMatch(/storage +storage-statefile +0 +up/);
+    // Each sample with its source and age: the monitor's failed connect has none; the slot shows life a fraction of a second old.
+    expect(r.stdout).toMatch(/network +network-tcp +0 +DOWN +monitor +- /);
+    expect(r.stdout).toMatch(/storage +storage-statefile +0 +up +statefile +\d+\.\ds /);
+    expect(r.stdout).toMatch(/network +network-xapi +master +DOWN +master /);
+    // The ages it decided on, and the dead-after in force with why.
+    expect(r.stdout).toMatch(/^life +network \d+\.\d s ago, storage \d+\.\d s ago; dead after 1 s without any$/m);
+    expect(r.stdout).toContain('dead-after 1 s (config): deadAfter 1 s set in the config');
     const missing = await xenha(['explain', '--pool', 'sim', '--host', 'host-99', '--exporter', exporter.url]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no classified host host-99 in pool sim (hosts: host-01, host-02, host-03)');

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createProbes, PROBES, probesConfig, type ConfiguredProbe, type ProbeRound } from '../../plugins/probes/index.ts';
-import type { PathName } from '../../core/classify/state-machine.ts';
+import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
 import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
 import { emptyHostSlot, encodeHostSlot, hostSlotOffset, initialVolume, type StatefileHostSlot } from '../../core/statefile/layout.ts';
 import { buildPool } from '../../simulator/build.ts';
@@ -34,6 +34,8 @@ interface Got {
   detail: string;
   latencySeconds: number | null;
   path: PathName;
+  source: EvidenceSource;
+  ageMs: number | null;
 }
 
 interface Observed {
@@ -71,7 +73,17 @@ async function runRound(
     signal: ac.signal,
     report(host, home, up, detail, extra) {
       if (!open) throw new Error(`${p.name} reported after its round ended`);
-      samples.push({ host, home, up, detail, latencySeconds: extra?.latencySeconds ?? null, path: extra?.path ?? p.path });
+      samples.push({
+        host,
+        home,
+        up,
+        detail,
+        latencySeconds: extra?.latencySeconds ?? null,
+        path: extra?.path ?? p.path,
+        source: extra?.source ?? p.source,
+        // As the sampler fills it: an up sample without an age shows life now.
+        ageMs: extra?.ageMs !== undefined ? extra.ageMs : up === true ? 0 : null,
+      });
     },
     observe(key, host, value, labels = {}) {
       const def = p.series[key];
@@ -244,6 +256,25 @@ class SlotModel {
     return now - this.first.get(host)! >= this.timeoutMs ? false : null;
   }
 
+  /** The sample's age: the life an up slot shows, how long a down one has been still (since first read if never changing). */
+  sampleAge(host: string, now: number): number | null {
+    const up = this.up(host, now);
+    if (up === null) return null;
+    const age = this.age(host, now);
+    return Number.isFinite(age) ? age : now - this.first.get(host)!;
+  }
+
+  /** How long ago the freshest live peer heard `host` (its ms plus its slot's age), or null. */
+  peersAge(host: string, index: number, now: number, slots: ReadonlyMap<string, StatefileHostSlot>): number | null {
+    const ages = [...slots]
+      .filter(([h]) => h !== host && this.up(h, now) === true)
+      .flatMap(([h, s]) => {
+        const ms = s.sinceLastHbReceiptMs[index];
+        return ms !== undefined && ms >= 0 ? [ms + this.age(h, now)] : [];
+      });
+    return ages.length > 0 ? Math.min(...ages) : null;
+  }
+
   /**
    * The peers' word on `host`: null without a live peer slot, else whether one of them heard it
    * less than the peer timeout ago (its ms at the host's index, plus its own slot's age).
@@ -323,7 +354,7 @@ describe('storage-statefile', () => {
       'storage-statefile': {
         devices: [{ home: 'lun-a', path: file }],
         readMode: 'buffered',
-        statefileTimeoutMs: T,
+        stallAfterMs: T,
         peerHeartbeatTimeoutMs: P,
       },
     });
@@ -362,7 +393,7 @@ describe('storage-statefile', () => {
       for (const h of uuids) {
         const want = model.up(h, r.now);
         const s = sampleOf(samples, h, 'lun-a');
-        expect(s, `${h} at ${r.now}`).toMatchObject({ up: want, path: 'storage' });
+        expect(s, `${h} at ${r.now}`).toMatchObject({ up: want, path: 'storage', source: 'statefile', ageMs: model.sampleAge(h, r.now) });
         expect(s.detail).toContain(`sequence ${slots.get(h)!.sequence}`);
         if (want === true) expect(s.latencySeconds).toBeGreaterThanOrEqual(0);
         else expect(s.latencySeconds).toBeNull();
@@ -373,6 +404,8 @@ describe('storage-statefile', () => {
           up: peers,
           path: 'network',
           latencySeconds: null,
+          source: 'statefile',
+          ageMs: peers === null ? null : model.peersAge(h, index.get(h)!, r.now, slots),
         });
         seen[peers === true ? 'peersUp' : peers === false ? 'peersDown' : 'peersUnknown']++;
       }
@@ -414,7 +447,7 @@ describe('storage-statefile', () => {
     writeFileSync(good, vol);
 
     const onlyMissing = await runRound(
-      probe({ 'storage-statefile': { devices: [{ home: '0', path: missing }], readMode: 'buffered', statefileTimeoutMs: T } }),
+      probe({ 'storage-statefile': { devices: [{ home: '0', path: missing }], readMode: 'buffered', stallAfterMs: T } }),
       { snapshot },
     );
     const onHome = onlyMissing.samples.filter((s) => s.home === '0');
@@ -435,7 +468,7 @@ describe('storage-statefile', () => {
           { home: 'b', path: missing },
         ],
         readMode: 'buffered',
-        statefileTimeoutMs: T,
+        stallAfterMs: T,
       },
     });
     await runRound(both, { snapshot, now: 0 });
@@ -460,6 +493,23 @@ describe('storage-statefile', () => {
     }
   });
 
+  it('with HA off says "cannot tell" for every host on every home, whatever the file holds', async () => {
+    const snapshot = snapshotOf(recordsOf(buildPool({ ...spec, haEnabled: false }, '127.0.0.1').db));
+    const file = join(tempDir(), 'statefile.img');
+    const vol = initialVolume('0123abcd-4567-89ab-cdef-0123456789ab', 3);
+    // Slots as an HA pool had written them: with HA off no xhad writes, so they say nothing now.
+    for (const [uuid, i] of ranks(snapshot.hosts.map((h) => h.uuid)))
+      encodeHostSlot({ ...emptyHostSlot(i), sequence: 9, hostUuid: uuid, smPhase: 1, weight: 1 }).copy(vol, hostSlotOffset(i));
+    writeFileSync(file, vol);
+    const p = probe({ 'storage-statefile': { devices: [{ home: '0', path: file }], readMode: 'buffered', stallAfterMs: T } });
+    for (const now of [0, 10 * T]) {
+      const { samples, series } = await runRound(p, { snapshot, now });
+      expect(samples).toHaveLength(2 * snapshot.hosts.length);
+      for (const x of samples) expect(x).toMatchObject({ up: null, detail: expect.stringMatching(/^HA is off/) });
+      expect(series).toEqual([]);
+    }
+  });
+
   it("reads the simulator's statefile: a crashed host's slot stops and goes down after the timeout, its peers stop hearing it", async () => {
     let t = 5_000_000;
     const sim = await startTestSim({ spec: generatePoolSpec({ hosts: 3, vms: 0, seed: 11 }), autoTick: false, now: () => t });
@@ -473,7 +523,7 @@ describe('storage-statefile', () => {
       'storage-statefile': {
         devices: [{ home: '0', path }],
         readMode: 'buffered',
-        statefileTimeoutMs: timeout,
+        stallAfterMs: timeout,
         peerHeartbeatTimeoutMs: peerTimeout,
       },
     });
@@ -550,24 +600,29 @@ function expectedNetwork(rec: ReturnType<typeof recordsOf>) {
   });
 }
 
-/** The samples storage-xapi should give, from the records. */
+/**
+ * The samples storage-xapi should give, from the records: the master's ha_statefiles; the host's own
+ * PBD and legs only while the master hears it (else cannot tell: a dead host's report is frozen).
+ */
 function expectedStorage(rec: ReturnType<typeof recordsOf>) {
   const v = recordView(rec);
   return v.hosts.flatMap((h) => [
-    ...(v.haEnabled ? [{ host: h.uuid, home: 'statefile', up: h.statefiles.length > 0 }] : []),
+    ...(v.haEnabled ? [{ host: h.uuid, home: 'statefile', up: h.statefiles.length > 0, source: 'master' }] : []),
     ...(h.pbd === null
       ? []
       : h.pbd.legs === null
-        ? [{ host: h.uuid, home: 'pbd', up: h.pbd.attached }]
+        ? [{ host: h.uuid, home: 'pbd', up: h.live ? h.pbd.attached : null, source: 'host' }]
         : Array.from({ length: h.pbd.legs.total }, (_, i) => ({
             host: h.uuid,
             home: `leg-${i}`,
-            up: h.pbd!.attached && i < h.pbd!.legs!.active,
+            up: h.live ? h.pbd!.attached && i < h.pbd!.legs!.active : null,
+            source: 'host',
           }))),
   ]);
 }
 
 const bare = (samples: readonly Got[]) => samples.map(({ host, home, up }) => ({ host, home, up }));
+const withSource = (samples: readonly Got[]) => samples.map(({ host, home, up, source }) => ({ host, home, up, source }));
 const sorted = <T extends { host: string; home: string }>(xs: T[]) =>
   [...xs].sort((a, b) => `${a.host}/${a.home}`.localeCompare(`${b.host}/${b.home}`));
 
@@ -592,8 +647,8 @@ describe('network-xapi and storage-xapi', () => {
     const net = await runRound(probe({ 'network-xapi': {} }), { snapshot });
     const sto = await runRound(probe({ 'storage-xapi': {} }), { snapshot });
     expect(sorted(bare(net.samples))).toEqual(sorted(expectedNetwork(rec)));
-    expect(sorted(bare(sto.samples))).toEqual(sorted(expectedStorage(rec)));
-    for (const s of net.samples) expect(s.path).toBe('network');
+    expect(sorted(withSource(sto.samples))).toEqual(sorted(expectedStorage(rec)));
+    for (const s of net.samples) expect(s).toMatchObject({ path: 'network', source: 'master' });
     for (const s of sto.samples) expect(s.path).toBe('storage');
     // The faults reached the records the probes read (so the comparison above covers them).
     const v = recordView(rec);
@@ -603,6 +658,9 @@ describe('network-xapi and storage-xapi', () => {
     expect(byName('host-01').live).toBe(true);
     expect(byName('host-04').statefiles).toEqual([]);
     expect(byName('host-02').pbd?.legs).toEqual({ active: 1, total: 2 });
+    // The crashed host's own report is still in the records (xapi keeps it), and counts for nothing.
+    expect(byName('host-04').pbd?.attached).toBe(true);
+    for (const s of sto.samples.filter((x) => x.host === byName('host-04').uuid && x.home.startsWith('leg-'))) expect(s.up).toBeNull();
     expect(net.samples.some((s) => s.up === false) && net.samples.some((s) => s.up === true)).toBe(true);
     expect(sto.samples.some((s) => s.up === false) && sto.samples.some((s) => s.up === true)).toBe(true);
   });
@@ -624,12 +682,16 @@ describe('network-xapi and storage-xapi', () => {
     const net = await runRound(probe({ 'network-xapi': {} }), { snapshot });
     const sto = await runRound(probe({ 'storage-xapi': {} }), { snapshot });
     expect(sorted(bare(net.samples))).toEqual(sorted(expectedNetwork(rec)));
-    expect(sorted(bare(sto.samples))).toEqual(sorted(expectedStorage(rec)));
+    expect(sorted(withSource(sto.samples))).toEqual(sorted(expectedStorage(rec)));
     expect(sampleOf(net.samples, h1!.uuid, 'master').up).toBe(false);
     for (const h of built.hosts) expect(sampleOf(net.samples, h.uuid, 'ha-peers').up).toBeNull();
     expect(sto.samples.filter((s) => s.home === 'statefile')).toEqual([]);
     expect(sampleOf(sto.samples, h2!.uuid, 'pbd').up).toBe(true);
-    expect(sampleOf(sto.samples, h1!.uuid, 'pbd').up).toBe(false);
+    // h1 is not live: its detached PBD is its own last word, frozen: cannot tell.
+    expect(sampleOf(sto.samples, h1!.uuid, 'pbd')).toMatchObject({
+      up: null,
+      detail: expect.stringMatching(/frozen while the master does not hear it/),
+    });
     expect(sto.samples.filter((s) => s.host === h3!.uuid).map((s) => s.up)).toEqual([false, false]);
 
     // The same pool with HA on: the statefile home appears, and the peers count.
@@ -646,7 +708,7 @@ describe('network-xapi and storage-xapi', () => {
     const haNet = await runRound(probe({ 'network-xapi': {} }), { snapshot: haSnap });
     const haSto = await runRound(probe({ 'storage-xapi': {} }), { snapshot: haSnap });
     expect(sorted(bare(haNet.samples))).toEqual(sorted(expectedNetwork(ha)));
-    expect(sorted(bare(haSto.samples))).toEqual(sorted(expectedStorage(ha)));
+    expect(sorted(withSource(haSto.samples))).toEqual(sorted(expectedStorage(ha)));
     expect(sampleOf(haSto.samples, h1!.uuid, 'statefile').up).toBe(false);
     expect(sampleOf(haNet.samples, h2!.uuid, 'ha-peers').up).toBe(true); // h1 lists h2
     expect(sampleOf(haNet.samples, h3!.uuid, 'ha-peers').up).toBe(false);

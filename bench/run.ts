@@ -1,5 +1,6 @@
 /** `npm run bench [-- name …]`: runs the benchmarks and writes their figures into BENCHMARKS.md. */
 import { benchCli } from './cli.ts';
+import { benchDetection } from './detection.ts';
 import { benchExporter } from './exporter.ts';
 import { benchHostile } from './hostile.ts';
 import { benchPlanner } from './planner.ts';
@@ -9,6 +10,7 @@ const suites: Record<string, () => Promise<void>> = {
   exporter: benchExporter,
   cli: benchCli,
   hostile: benchHostile,
+  detection: benchDetection,
 };
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {

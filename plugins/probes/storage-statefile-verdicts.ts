@@ -44,6 +44,21 @@ export function statefileIntervalMs(haTimeoutSeconds: number): number {
   return Math.max(2, Math.floor(haTimeoutSeconds / 20)) * 1000;
 }
 
+/** xapi's network heartbeat interval for T (Xapi_ha.Timeouts.derive: min ((t + 10) / 10) 3, integer seconds). */
+export function heartbeatIntervalMs(haTimeoutSeconds: number): number {
+  return Math.min(Math.floor((haTimeoutSeconds + 10) / 10), 3) * 1000;
+}
+
+/**
+ * How long a peer's word that it heard a host stays good by default: three heartbeat intervals (two
+ * lost UDP heartbeats tolerated) plus one statefile interval (the peer reports what it heard when it
+ * next writes its slot). 8 s for T = 10 s, 11 s for T = 30 s, 12 s for T = 60 s: shorter than T, so
+ * a network verdict comes before dead-after and a crash is dead at T.
+ */
+export function peerHeartbeatTimeoutMs(haTimeoutSeconds: number): number {
+  return 3 * heartbeatIntervalMs(haTimeoutSeconds) + statefileIntervalMs(haTimeoutSeconds);
+}
+
 /**
  * One device: a host's slot is up while its sequence changed within the stall threshold (a few
  * statefile intervals), down once it has not (and it was watched that long), cannot tell before. A

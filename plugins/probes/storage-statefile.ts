@@ -10,7 +10,14 @@
 import { z } from 'zod';
 import { readStatefile } from '../../io/statefile-reader.ts';
 import { defineProbe } from './contract.ts';
-import { deviceVerdicts, peerVerdicts, statefileIntervalMs, type SlotReading, type SlotTrack } from './storage-statefile-verdicts.ts';
+import {
+  deviceVerdicts,
+  peerHeartbeatTimeoutMs,
+  peerVerdicts,
+  statefileIntervalMs,
+  type SlotReading,
+  type SlotTrack,
+} from './storage-statefile-verdicts.ts';
 
 /** Statefile intervals a slot may stay still before it is down: one missed write is not a stall. */
 export const STALL_INTERVALS = 3;
@@ -33,8 +40,11 @@ const options = z.strictObject({
    * intervals of the pool (xapi's max(2, T/20) s for the pool's HA timeout T), following T as it changes.
    */
   stallAfterMs: z.number().int().positive().optional(),
-  /** A peer that heard a host's network heartbeat within this long vouches for its network path. */
-  peerHeartbeatTimeoutMs: z.number().int().positive().default(10_000),
+  /**
+   * A peer that heard a host's network heartbeat within this long vouches for its network path.
+   * Default: 3 heartbeat intervals + 1 statefile interval of the pool (xapi's, from T: 11 s for T = 30 s).
+   */
+  peerHeartbeatTimeoutMs: z.number().int().positive().optional(),
 });
 
 export const storageStatefile = defineProbe({
@@ -98,7 +108,7 @@ export const storageStatefile = defineProbe({
           round.observe('peers', r.host, r.slot.hbdomain.length, { domain: 'network' });
           round.observe('peers', r.host, r.slot.sfdomain.length, { domain: 'storage' });
         }
-        for (const v of peerVerdicts(hosts, readings, o.peerHeartbeatTimeoutMs))
+        for (const v of peerVerdicts(hosts, readings, o.peerHeartbeatTimeoutMs ?? peerHeartbeatTimeoutMs(s.haTimeoutSeconds)))
           round.report(v.host, 'peers', v.up, v.detail, { path: 'network', ageMs: v.ageMs });
       },
     };

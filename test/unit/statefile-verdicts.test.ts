@@ -17,7 +17,15 @@ import {
   type DecodedStatefile,
   type StatefileHostSlot,
 } from '../../core/statefile/layout.ts';
-import { deviceVerdicts, peerVerdicts, type SlotReading, type SlotTrack } from '../../plugins/probes/storage-statefile-verdicts.ts';
+import {
+  deviceVerdicts,
+  heartbeatIntervalMs,
+  peerHeartbeatTimeoutMs,
+  peerVerdicts,
+  statefileIntervalMs,
+  type SlotReading,
+  type SlotTrack,
+} from '../../plugins/probes/storage-statefile-verdicts.ts';
 
 const GEN = '0123abcd-4567-89ab-cdef-0123456789ab';
 // Packed (dashes removed) these sort a < b < c, so their slot indexes by UUID rank are 0, 1, 2.
@@ -296,5 +304,24 @@ describe("peerVerdicts: the live peers' word on each host's network heartbeat", 
       [B, true, 900],
     ]);
     expect(by(peerVerdicts(HOSTS, third.readings, P))).toEqual({ [A]: true, [B]: true, [C]: false });
+  });
+});
+
+describe("the probe's defaults follow the pool's HA timeout as xapi derives its timers", () => {
+  // Xapi_ha.Timeouts.derive, in integer seconds: heart_beat_interval = min ((t + 10) / 10) 3,
+  // state_file_interval = max 2 (t / 20). Worked out by hand for each T.
+  it.each([
+    // T, heartbeat interval, statefile interval, peer window (3 heartbeats + 1 statefile interval)
+    [10, 2, 2, 8],
+    [19, 2, 2, 8],
+    [20, 3, 2, 11],
+    [30, 3, 2, 11],
+    [59, 3, 2, 11],
+    [60, 3, 3, 12],
+    [120, 3, 6, 15],
+  ])('T = %i s: heartbeat every %i s, slot every %i s, peers vouch for %i s', (t, hb, sf, peers) => {
+    expect(heartbeatIntervalMs(t)).toBe(hb * 1000);
+    expect(statefileIntervalMs(t)).toBe(sf * 1000);
+    expect(peerHeartbeatTimeoutMs(t)).toBe(peers * 1000);
   });
 });

@@ -230,7 +230,7 @@ export function buildPool(spec: PoolSpec, addressBase: string): BuiltPool {
         enabled: true,
         memory_overhead: h.memoryOverhead,
         metrics: metricsRef,
-        ha_statefiles: [statefileVdi],
+        ha_statefiles: spec.haEnabled ? [statefileVdi] : [],
         ha_network_peers: [],
         PIFs: pifs,
         PBDs: [heartbeatPbdRef, sharedPbd, localPbd],

@@ -1,7 +1,8 @@
 /**
  * The running simulated pool: hosts that boot, crash and lose paths; the two liveness paths per host
- * (network heartbeat over two homes, statefile writes over two multipath legs); the master's view
- * written to the XAPI database; power through fence_dummy status files; faults and the event log.
+ * (network heartbeat over two homes, statefile writes over two multipath legs, with HA on only); the
+ * master's view and each reachable host's own heartbeat PBD written to the XAPI database, by whom and
+ * when xapi writes them; power through fence_dummy status files; faults and the event log.
  *
  * Time comes in through `tick(now)` and `now()`: tests drive it by hand, the simulator's loop with
  * the wall clock. xhad's own actions (self-fencing, VM restarts) are not simulated: xenha is the actor,
@@ -219,6 +220,25 @@ export class SimulatedPool extends EventEmitter {
     return this.isUp(this.master, now);
   }
 
+  /**
+   * `pool.ha_enabled` as the database holds it now (read every tick, so a test that flips it sees the
+   * effect): xhad runs, writes the statefile, sends its heartbeats and holds the master lock only then.
+   */
+  haEnabled(): boolean {
+    return this.built.db.peek('pool', this.built.poolRef).ha_enabled === true;
+  }
+
+  /**
+   * Host h can write to the pool database about itself: it runs and reaches the live master over the
+   * management network (it is the master, or the master hears it). Its plug scripts and multipath
+   * daemon write its own PBD fields that way; otherwise they stay as last written.
+   */
+  reachesMaster(h: HostRuntime, now = this.now()): boolean {
+    const m = this.master;
+    if (!this.isUp(m, now)) return false;
+    return h === m || this.hears(m, h, now);
+  }
+
   // ------------------------------------------------------------ event log
 
   record(kind: SimEvent['kind'], host: HostRuntime | undefined, detail: SimEvent['detail']): SimEvent {
@@ -377,14 +397,17 @@ export class SimulatedPool extends EventEmitter {
 
   // ------------------------------------------------------------ master
 
-  /** Makes `h` the master (designate_new_master, emergency transition, or election). */
+  /**
+   * Makes `h` the master (designate_new_master, emergency transition, or election). The statefile's
+   * global section names the new master only with HA on: without xhad nothing writes the statefile.
+   */
   setMaster(h: HostRuntime, how: string): void {
     if (this.masterRef === h.built.ref) return;
     const old = this.master;
     this.built.db.update('pool', this.built.poolRef, { master: h.built.ref });
     this.masterLostAt = null;
     this.record('master', h, { how, previous: old.built.name });
-    this.writeGlobal();
+    if (this.haEnabled()) this.writeGlobal();
     this.changed();
   }
 
@@ -394,21 +417,32 @@ export class SimulatedPool extends EventEmitter {
     this.emit('changed');
   }
 
-  /** Advances the simulation to `now`: power files, heartbeats, statefile slots, the master's view. */
+  /**
+   * Advances the simulation to `now`: power files, then (with HA on: xhad runs) network heartbeats,
+   * statefile slots and the master lock, then what each running host writes about itself, then the
+   * master's view.
+   */
   tick(now = this.now()): void {
     this.pollPowerFiles();
     this.logPathChanges(now);
-    for (const a of this.hosts) {
-      if (!this.isUp(a, now)) continue;
-      for (const b of this.hosts) if (this.hears(a, b, now)) a.lastHbReceipt[b.slot] = now;
-    }
-    for (const h of this.hosts) {
-      if (this.isUp(h, now) && this.anyStorage(h, now) && now - h.lastSlotWrite >= this.timing.statefileIntervalMs) {
-        this.writeSlot(h, now);
+    const ha = this.haEnabled();
+    if (ha) {
+      this.writeGlobal();
+      for (const a of this.hosts) {
+        if (!this.isUp(a, now)) continue;
+        for (const b of this.hosts) if (this.hears(a, b, now)) a.lastHbReceipt[b.slot] = now;
+      }
+      for (const h of this.hosts) {
+        if (this.isUp(h, now) && this.anyStorage(h, now) && now - h.lastSlotWrite >= this.timing.statefileIntervalMs) {
+          this.writeSlot(h, now);
+        }
       }
     }
-    this.electIfNeeded(now);
-    if (this.masterAlive(now)) this.updateMasterView(now);
+    this.electIfNeeded(now, ha);
+    if (this.masterAlive(now)) {
+      for (const h of this.hosts) if (this.reachesMaster(h, now)) this.writeOwnPbd(h, now);
+      this.updateMasterView(now, ha);
+    }
     this.emit('tick', now);
   }
 
@@ -431,8 +465,9 @@ export class SimulatedPool extends EventEmitter {
     }
   }
 
-  private electIfNeeded(now: number): void {
-    if (this.masterAlive(now)) {
+  /** xhad's master lock: only with HA on (no xhad runs otherwise, and the lost master stays lost). */
+  private electIfNeeded(now: number, ha: boolean): void {
+    if (!ha || this.masterAlive(now)) {
       this.masterLostAt = null;
       return;
     }
@@ -496,28 +531,48 @@ export class SimulatedPool extends EventEmitter {
     return Number(cfg.timeout ?? 30) * 1000;
   }
 
-  /** What the live master writes to the database from what it sees (host_metrics.live, peers, PBDs). */
-  private updateMasterView(now: number): void {
+  /**
+   * What a running host that reaches the master writes about itself: its heartbeat PBD plugged
+   * (`currently_attached`, by its own plug and startup resynchronisation, Storage_access.resynchronise_pbds)
+   * and its multipath legs (`other_config["mpath-<SCSIid>"]`, by its multipath scripts). Nobody else
+   * writes them: xapi's master writes nothing on a host's PBDs when it dies or is powered off, so a dead,
+   * fenced or unreachable host's PBD stays as it last wrote it.
+   */
+  private writeOwnPbd(h: HostRuntime, now: number): void {
+    const db = this.built.db;
+    const activeLegs = Array.from({ length: STORAGE_HOMES }, (_, i) => i).filter((i) => this.storageUp(h, i, now)).length;
+    const pbd = db.peek('PBD', h.built.heartbeatPbdRef);
+    db.update('PBD', h.built.heartbeatPbdRef, {
+      currently_attached: true,
+      other_config: {
+        ...(pbd.other_config as Record<string, string>),
+        [`mpath-${this.built.heartbeatScsiId}`]: `[${activeLegs}, ${STORAGE_HOMES}]`,
+      },
+    });
+  }
+
+  /**
+   * What the live master writes to the database from what it sees: host_metrics.live and host.enabled
+   * (xapi's own heartbeat: the master hears the host), and, with HA on only, host.ha_statefiles and
+   * host.ha_network_peers from xhad's liveset. With HA off no xhad runs and xapi's HA monitor is
+   * stopped: those two fields are left as they were (xapi's disable does not clear them).
+   */
+  private updateMasterView(now: number, ha: boolean): void {
     const db = this.built.db;
     const m = this.master;
     for (const h of this.hosts) {
       const up = this.isUp(h, now);
       // XAPI's own host heartbeat runs over the management network: the master hears the host.
       const live = h === m ? up : up && this.hears(m, h, now);
-      const activeLegs = Array.from({ length: STORAGE_HOMES }, (_, i) => i).filter((i) => this.storageUp(h, i, now)).length;
       db.update('host_metrics', h.built.metricsRef, { live, memory_free: this.memoryFree(h) });
       db.update('host', h.built.ref, {
         enabled: live,
-        ha_statefiles: up && activeLegs > 0 ? [this.built.statefileVdiRef] : [],
-        ha_network_peers: live ? this.hosts.filter((p) => this.hears(h, p, now)).map((p) => p.built.uuid) : [],
-      });
-      const pbd = db.peek('PBD', h.built.heartbeatPbdRef);
-      db.update('PBD', h.built.heartbeatPbdRef, {
-        currently_attached: h.power === 'on',
-        other_config: {
-          ...(pbd.other_config as Record<string, string>),
-          [`mpath-${this.built.heartbeatScsiId}`]: `[${activeLegs}, ${STORAGE_HOMES}]`,
-        },
+        ...(ha
+          ? {
+              ha_statefiles: up && this.anyStorage(h, now) ? [this.built.statefileVdiRef] : [],
+              ha_network_peers: live ? this.hosts.filter((p) => this.hears(h, p, now)).map((p) => p.built.uuid) : [],
+            }
+          : {}),
       });
     }
   }

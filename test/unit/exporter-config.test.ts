@@ -31,9 +31,28 @@ describe('exporter config', () => {
       'storage-statefile': {
         devices: [{ home: 'a', path: '/dev/disk/by-id/dm-uuid-mpath-36001' }],
         readMode: 'auto',
-        peerHeartbeatTimeoutMs: 10_000,
       },
     });
+  });
+
+  it("leaves deadAfter and the statefile probe's windows unset unless given: they follow the pool's HA timeout", () => {
+    const c = parseExporterConfig(
+      'pools: [{name: a, urls: ["http://h"], passwordEnv: P, probes: {network-tcp: {}, storage-statefile: {devices: [{home: a, path: /x}]}}}]',
+    );
+    const p = c.pools[0]!;
+    expect(p.timing.deadAfter).toBeUndefined();
+    expect(p.probes['storage-statefile']).toEqual({ devices: [{ home: 'a', path: '/x' }], readMode: 'auto' });
+    const set = parseExporterConfig(
+      'pools: [{name: a, urls: ["http://h"], passwordEnv: P, timing: {deadAfter: 45s}, probes: {network-tcp: {}, storage-statefile: {devices: [{home: a, path: /x}], stallAfterMs: 5000, peerHeartbeatTimeoutMs: 7000}}}]',
+    ).pools[0]!;
+    expect(set.timing.deadAfter).toBe(45_000);
+    expect(set.probes['storage-statefile']).toMatchObject({ stallAfterMs: 5000, peerHeartbeatTimeoutMs: 7000 });
+    // The option it replaces is refused by name, not silently ignored.
+    expect(() =>
+      parseExporterConfig(
+        'pools: [{name: a, urls: ["http://h"], passwordEnv: P, probes: {network-tcp: {}, storage-statefile: {devices: [{home: a, path: /x}], statefileTimeoutMs: 5000}}}]',
+      ),
+    ).toThrow(/statefileTimeoutMs/);
   });
 
   it('enables network-tcp, network-xapi and storage-xapi when no probe is named', () => {

@@ -26,6 +26,8 @@ export interface Explanation {
   deadAfter: DeadAfterInForce;
   /** Whether the pool has a storage heartbeat the exporter reads (else no host is called dead), and why. */
   storageHeartbeat: PreflightResult | null;
+  /** Up samples showing life this old or older are set aside for the verdict (null: none is). */
+  staleAfterSeconds: number | null;
   observerIsolated: boolean;
   observerReason: string;
   samples: Sample[];
@@ -56,6 +58,7 @@ export function explainHost(s: PoolSampler, hostNameOrUuid: string, now: number)
     deadAfterSeconds: s.state.deadAfter.ms / 1000,
     deadAfter: s.state.deadAfter,
     storageHeartbeat: s.state.storageHeartbeat,
+    staleAfterSeconds: s.state.storageHeartbeat?.ok ? s.state.deadAfter.ms / 1000 : null,
     observerIsolated: mem.observerIsolated,
     observerReason: mem.observerReason,
     samples: [...h.lastSamples].sort(
@@ -67,7 +70,9 @@ export function explainHost(s: PoolSampler, hostNameOrUuid: string, now: number)
 
 /** The explanation as a person reads it in a terminal. */
 export function formatExplanation(e: Explanation): string {
-  const mark = (up: boolean | null) => (up === null ? '?' : up ? 'up' : 'DOWN');
+  const stale = (x: Sample) => e.staleAfterSeconds !== null && x.up === true && (x.ageMs ?? 0) / 1000 >= e.staleAfterSeconds;
+  // An up sample set aside as stale reads "old": its life is older than dead-after.
+  const mark = (x: Sample) => (x.up === null ? '?' : x.up ? (stale(x) ? 'old' : 'up') : 'DOWN');
   const age = (s: number | null) => (s === null ? 'never seen' : `${s.toFixed(1)} s ago`);
   const sampleAge = (x: Sample) => (x.ageMs === null ? '-' : `${(x.ageMs / 1000).toFixed(1)}s`);
   const lines = [
@@ -85,8 +90,14 @@ export function formatExplanation(e: Explanation): string {
     'path     probe              home       up    source     age     latency   detail',
     ...e.samples.map(
       (x) =>
-        `${x.path.padEnd(8)} ${x.probe.padEnd(18)} ${x.home.padEnd(10)} ${mark(x.up).padEnd(5)} ${x.source.padEnd(10)} ${sampleAge(x).padEnd(7)} ${x.latencySeconds === null ? '-'.padEnd(9) : `${(x.latencySeconds * 1000).toFixed(1)}ms`.padEnd(9)} ${x.detail}${x.observerSide ? ' [monitor-side]' : ''}`,
+        `${x.path.padEnd(8)} ${x.probe.padEnd(18)} ${x.home.padEnd(10)} ${mark(x).padEnd(5)} ${x.source.padEnd(10)} ${sampleAge(x).padEnd(7)} ${x.latencySeconds === null ? '-'.padEnd(9) : `${(x.latencySeconds * 1000).toFixed(1)}ms`.padEnd(9)} ${x.detail}${x.observerSide ? ' [monitor-side]' : ''}`,
     ),
+    ...(e.samples.some(stale)
+      ? [
+          '',
+          `old: up, but its life is ${e.staleAfterSeconds} s old or more (dead-after): set aside for the verdict, fresher evidence exists`,
+        ]
+      : []),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -5,7 +5,9 @@
  *
  * The rules, in order (docs/classification.md):
  * - A path is `up` when any sample of it says up, `degraded` when some home is down as well, `down`
- *   when every sample says down, `unknown` when no probe could tell (no sample or only nulls).
+ *   when every sample says down, `unknown` when no probe could tell (no sample or only nulls). In a
+ *   pool with a storage heartbeat, an up sample whose life is dead-after old or more (xapi's lagging
+ *   host_metrics.live) is set aside: it says nothing of now, and fresher sources exist.
  * - The pool is `observer_isolated` when the monitor reaches no host on the network (every
  *   observer-side sample down) while slots advance on the statefile and the hosts hear each other.
  *   Then the monitor's own network samples are set aside (they say something about the monitor),
@@ -162,12 +164,26 @@ export interface StateChange {
   at: number;
 }
 
+/**
+ * An up sample whose life is at least `staleAfterMs` old says nothing about now: in a pool with a
+ * storage heartbeat, fresher sources exist on both paths (the statefile's slots and peers, the
+ * monitor's own connects), and a lagging word (xapi's host_metrics.live holds a host live for up to
+ * T + 20 s after it died) must not hold a dead host alive. It is set aside for the verdict; the life
+ * it shows still counts, dated by its age.
+ */
+export function isStale(s: Sample, staleAfterMs: number | null): boolean {
+  return staleAfterMs !== null && s.up === true && (s.ageMs ?? 0) >= staleAfterMs;
+}
+
 export function assessPath(
   samples: readonly Sample[],
   path: PathName,
   ignoreObserverSide: boolean,
+  staleAfterMs: number | null = null,
 ): { status: PathStatus; up: Sample[]; down: Sample[] } {
-  const known = samples.filter((s) => s.path === path && s.up !== null && !(ignoreObserverSide && s.observerSide));
+  const known = samples.filter(
+    (s) => s.path === path && s.up !== null && !(ignoreObserverSide && s.observerSide) && !isStale(s, staleAfterMs),
+  );
   const up = known.filter((s) => s.up === true);
   const down = known.filter((s) => s.up === false);
   if (known.length === 0) return { status: 'unknown', up, down };
@@ -183,9 +199,10 @@ function names(samples: readonly Sample[]): string {
 export function rawVerdict(
   samples: readonly Sample[],
   observerIsolated: boolean,
+  staleAfterMs: number | null = null,
 ): Decision & { verdict: RawVerdict; network: PathStatus; storage: PathStatus } {
-  const net = assessPath(samples, 'network', observerIsolated);
-  const sto = assessPath(samples, 'storage', false);
+  const net = assessPath(samples, 'network', observerIsolated, staleAfterMs);
+  const sto = assessPath(samples, 'storage', false, staleAfterMs);
   const base = { network: net.status, storage: sto.status };
   if (net.status === 'unknown' && sto.status === 'unknown') {
     return { ...base, verdict: 'none', state: 'healthy', rule: 'no-evidence', reason: 'no probe could tell anything this round' };
@@ -247,13 +264,15 @@ export function rawVerdict(
  * none is up, while some host's storage path is up and some host is heard by its peers (one-host
  * pools: storage alone).
  */
-export function observerIsolation(obs: PoolObservation): { isolated: boolean; reason: string } {
+export function observerIsolation(obs: PoolObservation, staleAfterMs: number | null = null): { isolated: boolean; reason: string } {
   const all = obs.hosts.flatMap((h) => h.samples);
   const observerSide = all.filter((s) => s.observerSide && s.up !== null);
   if (observerSide.length === 0) return { isolated: false, reason: 'no observer-side samples' };
   if (observerSide.some((s) => s.up)) return { isolated: false, reason: 'the monitor reaches at least one host' };
-  const storageUp = obs.hosts.filter((h) => assessPath(h.samples, 'storage', false).up.length > 0).length;
-  const peerHeard = obs.hosts.filter((h) => h.samples.some((s) => s.path === 'network' && !s.observerSide && s.up === true)).length;
+  const storageUp = obs.hosts.filter((h) => assessPath(h.samples, 'storage', false, staleAfterMs).up.length > 0).length;
+  const peerHeard = obs.hosts.filter((h) =>
+    h.samples.some((s) => s.path === 'network' && !s.observerSide && s.up === true && !isStale(s, staleAfterMs)),
+  ).length;
   if (storageUp > 0 && (peerHeard > 0 || obs.hosts.length === 1)) {
     return {
       isolated: true,
@@ -283,6 +302,11 @@ function newHost(host: string, at: number): HostMemory {
     lastLife: { network: null, storage: null },
     transitions: 0,
   };
+}
+
+/** Where the pool has a storage heartbeat, up samples showing life at least dead-after old are set aside. */
+function staleAfter(storageHeartbeat: boolean, policy: ClassifyPolicy): number | null {
+  return storageHeartbeat ? policy.deadAfterMs : null;
 }
 
 /** The newest life a path's up samples show (round time − age), or the one known before. */
@@ -320,9 +344,10 @@ function stepHost(
   storageHeartbeat: boolean,
   policy: ClassifyPolicy,
 ): { next: HostMemory; change: StateChange | null } {
-  const raw = rawVerdict(samples, observerIsolated);
+  const stale = staleAfter(storageHeartbeat, policy);
+  const raw = rawVerdict(samples, observerIsolated, stale);
   // Dead counts every sample, the monitor's own included, even while they are set aside for the verdict.
-  const bothDown = raw.network === 'down' && raw.storage === 'down' && assessPath(samples, 'network', false).status === 'down';
+  const bothDown = raw.network === 'down' && raw.storage === 'down' && assessPath(samples, 'network', false, stale).status === 'down';
   // Continuous evidence: any round with evidence that is not "both paths down" restarts the count.
   const bothDownSince = bothDown ? (prev.bothDownSince ?? at) : samples.some((s) => s.up !== null) ? null : prev.bothDownSince;
   // Life is life, whatever the verdict: the monitor's own samples count even while set aside.
@@ -415,7 +440,7 @@ export function classifyPool(
   if (prev && !obs.hosts.some((h) => h.samples.some((s) => s.up !== null))) {
     return { next: { ...prev, at: obs.at }, changes: [] };
   }
-  const iso = observerIsolation(obs);
+  const iso = observerIsolation(obs, staleAfter(obs.storageHeartbeat, policy));
   const wasIsolated = prev?.observerIsolated ?? false;
   // Isolation is asserted at once (the safe direction) and cleared only after confirmSamples rounds.
   const clearCount = iso.isolated ? 0 : (prev?.observerClearCount ?? 0) + 1;

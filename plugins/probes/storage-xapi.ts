@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { EvidenceSource } from '../../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../../core/model/snapshot.ts';
 import { defineProbe } from './contract.ts';
+import { masterWordLagMs } from './xapi-lag.ts';
 
 export interface StorageXapiSample {
   host: string;
@@ -17,14 +18,17 @@ export interface StorageXapiSample {
   up: boolean | null;
   detail: string;
   source: EvidenceSource;
+  /** For an up sample: how old the life it shows may be (the master's lag: the host's report counts only while it is live). */
+  ageMs: number | null;
 }
 
 /** The verdicts, from the snapshot alone (pure). */
 export function storageXapiVerdicts(s: PoolSnapshot, xapiConnected: boolean): StorageXapiSample[] {
   const out: StorageXapiSample[] = [];
   for (const h of s.hosts) {
+    const lag = masterWordLagMs(s);
     const push = (home: string, up: boolean | null, detail: string, source: EvidenceSource) =>
-      out.push({ host: h.uuid, home, up, detail, source });
+      out.push({ host: h.uuid, home, up, detail, source, ageMs: up === true ? lag : null });
     if (!xapiConnected) {
       push('statefile', null, 'XAPI unreachable: cannot tell', 'master');
       continue;
@@ -66,7 +70,7 @@ export const storageXapi = defineProbe({
     return {
       async sample(round) {
         for (const v of storageXapiVerdicts(round.snapshot, round.xapiConnected))
-          round.report(v.host, v.home, v.up, v.detail, { source: v.source });
+          round.report(v.host, v.home, v.up, v.detail, { source: v.source, ageMs: v.ageMs });
       },
     };
   },

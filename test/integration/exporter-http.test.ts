@@ -186,6 +186,12 @@ describe('exporter over HTTP', () => {
     // The ages it decided on, and the dead-after in force with why.
     expect(r.stdout).toMatch(/^life +network \d+\.\d s ago, storage \d+\.\d s ago; dead after 1 s without any$/m);
     expect(r.stdout).toContain('dead-after 1 s (config): deadAfter 1 s set in the config');
+    // A healthy host: the master's "live" is dated T + 20 s (30 + 20) old, older than dead-after: set aside, marked old.
+    const healthy = await xenha(['explain', '--pool', 'sim', '--host', 'host-01', '--exporter', exporter.url]);
+    expect(healthy.code, healthy.stderr).toBe(0);
+    expect(healthy.stdout).toMatch(/network +network-xapi +master +old +master +50\.0s /);
+    expect(healthy.stdout).toMatch(/^old: up, but its life is 1 s old or more \(dead-after\)/m);
+    expect(healthy.stdout).toMatch(/network +network-tcp +0 +up +monitor +0\.0s /);
     const missing = await xenha(['explain', '--pool', 'sim', '--host', 'host-99', '--exporter', exporter.url]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no classified host host-99 in pool sim (hosts: host-01, host-02, host-03)');

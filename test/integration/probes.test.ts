@@ -649,6 +649,10 @@ describe('network-xapi and storage-xapi', () => {
     expect(sorted(bare(net.samples))).toEqual(sorted(expectedNetwork(rec)));
     expect(sorted(withSource(sto.samples))).toEqual(sorted(expectedStorage(rec)));
     for (const s of net.samples) expect(s).toMatchObject({ path: 'network', source: 'master' });
+    // A true from the master is dated by how late its word may be: with HA on, T (the pool's
+    // ha_configuration.timeout) plus xapi's 20 s monitor interval; nothing else has an age.
+    const lagMs = Number((Object.values(rec.pool)[0]!.ha_configuration as Record<string, string>).timeout) * 1000 + 20_000;
+    for (const s of [...net.samples, ...sto.samples]) expect(s.ageMs, `${s.home} ${String(s.up)}`).toBe(s.up === true ? lagMs : null);
     for (const s of sto.samples) expect(s.path).toBe('storage');
     // The faults reached the records the probes read (so the comparison above covers them).
     const v = recordView(rec);
@@ -684,6 +688,8 @@ describe('network-xapi and storage-xapi', () => {
     expect(sorted(bare(net.samples))).toEqual(sorted(expectedNetwork(rec)));
     expect(sorted(withSource(sto.samples))).toEqual(sorted(expectedStorage(rec)));
     expect(sampleOf(net.samples, h1!.uuid, 'master').up).toBe(false);
+    // Without HA, live comes from xapi's own heartbeat: true until it is 600 s old (host_assumed_dead_interval).
+    expect(sampleOf(net.samples, h2!.uuid, 'master')).toMatchObject({ up: true, ageMs: 600_000 });
     for (const h of built.hosts) expect(sampleOf(net.samples, h.uuid, 'ha-peers').up).toBeNull();
     expect(sto.samples.filter((s) => s.home === 'statefile')).toEqual([]);
     expect(sampleOf(sto.samples, h2!.uuid, 'pbd').up).toBe(true);

@@ -26,6 +26,8 @@ interface HostWords {
   slot: [Word, Word];
   /** Ages (ms) of the statefile's evidence: the peers' last receipt, each device's last slot change. */
   ages?: { peers: number; slot: [number, number] };
+  /** Age of the master's word (xapi's live lags up to T + 20 s); 0 when left out. */
+  masterAge?: number;
 }
 
 function samplesOf(w: HostWords): Sample[] {
@@ -51,7 +53,7 @@ function samplesOf(w: HostWords): Sample[] {
   return [
     s('network-tcp', 'network', '0', w.tcp[0], 'monitor', 0, true),
     s('network-tcp', 'network', '1', w.tcp[1], 'monitor', 0, true),
-    s('network-xapi', 'network', 'master', w.master, 'master'),
+    s('network-xapi', 'network', 'master', w.master, 'master', w.masterAge),
     s('storage-statefile', 'network', 'peers', w.peers, 'statefile', w.ages?.peers),
     s('storage-statefile', 'storage', '0', w.slot[0], 'statefile', w.ages?.slot[0]),
     s('storage-statefile', 'storage', '1', w.slot[1], 'statefile', w.ages?.slot[1]),
@@ -63,7 +65,7 @@ function lifeShown(w: HostWords, at: number): number | null {
   const ups = [
     w.tcp[0] === true ? at : null,
     w.tcp[1] === true ? at : null,
-    w.master === true ? at : null,
+    w.master === true ? at - (w.masterAge ?? 0) : null,
     w.peers === true ? at - (w.ages?.peers ?? 0) : null,
     w.slot[0] === true ? at - (w.ages?.slot[0] ?? 0) : null,
     w.slot[1] === true ? at - (w.ages?.slot[1] ?? 0) : null,
@@ -114,6 +116,13 @@ function run(
   return mem;
 }
 
+/** The words with every up sample showing life at least dead-after old turned into "cannot tell" (set aside). */
+const fresh = (w: HostWords): HostWords => {
+  const a = w.ages ?? { peers: 0, slot: [0, 0] };
+  const keep = (x: Word, age: number): Word => (x === true && age >= POLICY.deadAfterMs ? null : x);
+  return { ...w, peers: keep(w.peers, a.peers), slot: [keep(w.slot[0], a.slot[0]), keep(w.slot[1], a.slot[1])] };
+};
+
 const knownAllDown = (w: HostWords) => {
   const known = [...w.tcp, w.peers, w.master, ...w.slot].filter((x) => x !== null);
   const net = [...w.tcp, w.peers, w.master].filter((x) => x !== null);
@@ -129,7 +138,7 @@ describe('classification properties', () => {
         const shown = lifeShown(w, at);
         if (shown !== null) life[i] = Math.max(life[i] ?? -Infinity, shown);
         const state = mem.hosts[HOSTS[i]!]!.state;
-        if (lifeShown(w, at) !== null) expect(state).not.toBe('dead');
+        if (shown !== null && at - shown < POLICY.deadAfterMs) expect(state).not.toBe('dead');
         if (state === 'dead' && life[i] !== null) expect(at - life[i]!).toBeGreaterThanOrEqual(POLICY.deadAfterMs);
       });
     });
@@ -154,18 +163,36 @@ describe('classification properties', () => {
 
   fcTest.prop([runArb])('a host becomes dead only on a round whose samples say both paths are down', (rounds) => {
     run(rounds, POLICY, (_mem, r, _at, changes) => {
-      for (const c of changes) if (c.to === 'dead') expect(knownAllDown(r.hosts[HOSTS.indexOf(c.host)]!)).toBe(true);
+      for (const c of changes) if (c.to === 'dead') expect(knownAllDown(fresh(r.hosts[HOSTS.indexOf(c.host)]!))).toBe(true);
     });
   });
 
+  it('without a storage heartbeat a stale up sample still counts for the verdict (nothing fresher exists)', () => {
+    const staleOnly: HostWords = {
+      tcp: [null, null],
+      peers: null,
+      master: null,
+      slot: [true, true],
+      ages: { peers: 0, slot: [9000, 9000] },
+    };
+    let mem: PoolMemory | undefined;
+    run([{ dt: 1000, hosts: [staleOnly, staleOnly, staleOnly] }], POLICY, (m) => (mem = m), false);
+    expect(mem!.hosts.h1!.storage).toBe('up');
+    run([{ dt: 1000, hosts: [staleOnly, staleOnly, staleOnly] }], POLICY, (m) => (mem = m), true);
+    expect(mem!.hosts.h1!.storage).toBe('unknown');
+  });
+
   const INTERVAL = 1000;
+  /** xapi's live under HA lags up to T + 20 s: always older than dead-after here. */
+  const LAG = 50_000;
   fcTest.prop([
     runArb,
     hostWords.filter((w) => lifeShown(w, 0) !== null && (w.ages.peers <= 2500 || w.peers !== true)),
     fc.array(fc.integer({ min: 100, max: INTERVAL }), { minLength: 12, maxLength: 12 }),
+    fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
   ])(
     'dead no later than dead-after + sample interval × (confirm samples + 1) after the last evidence of life',
-    (prefix, lastAlive, gaps) => {
+    (prefix, lastAlive, gaps, laggingLive) => {
       // Any history, then a round that shows life (at most 2.5 s old, as a slot or peer may), then
       // every sample of both paths down, rounds at most one interval apart; the other hosts stay up
       // (the monitor reaches them: no observer isolation).
@@ -177,7 +204,8 @@ describe('classification properties', () => {
       const rounds: Round[] = [
         ...prefix.map((r) => ({ ...r, dt: Math.min(r.dt, INTERVAL) })),
         { dt: INTERVAL, hosts: [withAges(lastAlive), up, up] },
-        ...gaps.map((dt) => ({ dt, hosts: [allDown, up, up] })),
+        // The master's lagging word may still say live (set aside: its life is older than dead-after).
+        ...gaps.map((dt, i) => ({ dt, hosts: [laggingLive[i] ? { ...allDown, master: true, masterAge: LAG } : allDown, up, up] })),
       ];
       let lastLife = -Infinity;
       const bound = () => lastLife + POLICY.deadAfterMs + INTERVAL * (POLICY.confirmSamples + 1);

@@ -75,6 +75,26 @@ describe('exporter over HTTP', () => {
     expect(metricValue(text, 'xenha_pool_master_info', { pool: 'sim', host: 'host-01' })).toBe(1);
     expect(metricValue(text, 'xenha_preflight_check', { pool: 'sim', check: 'static_ip_all_hosts' })).toBe(1);
     expect(metricValue(text, 'xenha_statefile_slot_peers', { pool: 'sim', host: 'host-01', domain: 'network' })).toBe(3);
+    // A two-path verdict is possible here (HA on, the statefile read), and the dead-after in force is the config's.
+    expect(metricValue(text, 'xenha_preflight_check', { pool: 'sim', check: 'storage_heartbeat' })).toBe(1);
+    expect(metricValue(text, 'xenha_pool_storage_heartbeat', { pool: 'sim' })).toBe(1);
+    expect(metricValue(text, 'xenha_pool_dead_after_seconds', { pool: 'sim' })).toBe(1);
+  });
+
+  it('says in /api/v1/state which dead-after is in force and why, and whether each pool has a storage heartbeat', async () => {
+    const state = (await (await fetch(`${exporter.url}/api/v1/state`)).json()) as {
+      pools: { pool: string; deadAfter: { seconds: number; source: string; reason: string }; storageHeartbeat: unknown }[];
+    };
+    const byName = Object.fromEntries(state.pools.map((p) => [p.pool, p]));
+    expect(byName.sim).toMatchObject({
+      deadAfter: { seconds: 1, source: 'config', reason: 'deadAfter 1 s set in the config' },
+      storageHeartbeat: { ok: true, reason: expect.stringContaining('two-path verdicts') },
+    });
+    // The pool nobody answers for: nothing read yet, so no storage heartbeat known, and the HA-off default.
+    expect(byName.gone).toMatchObject({
+      deadAfter: { seconds: 30, source: 'ha-off-default', reason: expect.stringContaining('the pool is not read yet') },
+      storageHeartbeat: null,
+    });
   });
 
   it("exports failures tolerable equal to a brute force over the pool's own records, as built and after changes that move it", async () => {

@@ -320,6 +320,9 @@ export function buildPool(spec: PoolSpec, addressBase: string): BuiltPool {
     },
     poolRef,
   );
+  // A pool that has been running with HA on: every host hears every other (the master's HA monitor
+  // wrote these at its last pass); the simulator's own monitor refreshes them from its first pass.
+  if (spec.haEnabled) for (const h of hosts) db.update('host', h.ref, { ha_network_peers: hosts.map((x) => x.uuid) });
 
   return {
     db,

@@ -2,7 +2,9 @@
  * The running simulated pool: hosts that boot, crash and lose paths; the two liveness paths per host
  * (network heartbeat over two homes, statefile writes over two multipath legs, with HA on only); the
  * master's view and each reachable host's own heartbeat PBD written to the XAPI database, by whom and
- * when xapi writes them; power through fence_dummy status files; faults and the event log.
+ * when xapi writes them (host_metrics.live from xapi's HA monitor passes with HA on, from its DB GC
+ * passes over the hosts' xapi heartbeats with HA off); power through fence_dummy status files; faults
+ * and the event log.
  *
  * Time comes in through `tick(now)` and `now()`: tests drive it by hand, the simulator's loop with
  * the wall clock. xhad's own actions (self-fencing, VM restarts) are not simulated: xenha is the actor,
@@ -37,6 +39,28 @@ export interface SimTiming {
    * lock does; null = never (the master stays lost until a call hands the role over).
    */
   autoElectMasterMs: number | null;
+  /**
+   * With HA on, the master's HA monitor (xapi_ha.ml Monitor) queries xhad's liveset this often and
+   * writes host_metrics.live, host.ha_statefiles and host.ha_network_peers from it
+   * (process_liveset_on_master). xapi: ha_monitor_interval = 20 s.
+   */
+  haMonitorIntervalMs: number;
+  /**
+   * xhad's heartbeat and statefile timeout (T1 = T2): a host leaves the liveset, and a peer a slot's
+   * hbdomain / sfdomain, once it has been neither heard nor seen writing its slot for this long.
+   * null = the pool's HA timeout T from the database (ha_configuration.timeout), as xapi's
+   * Timeouts.derive sets both.
+   */
+  xhadTimeoutMs: number | null;
+  /** Each running slave's xapi tickles its heartbeat on the master this often (host_heartbeat_interval = 30 s). */
+  hostHeartbeatIntervalMs: number;
+  /**
+   * With HA off, a DB GC pass sets a slave's live to false once its last heartbeat is this old, true
+   * while it is younger (host_assumed_dead_interval = 600 s).
+   */
+  hostAssumedDeadMs: number;
+  /** The master's DB GC pass (Db_gc.single_pass, which checks host liveness with HA off) runs this often (db_GC_TIMER = 30 s). */
+  dbGcIntervalMs: number;
 }
 
 /** Timers as xapi derives them from the HA timeout T; with HA on, xhad elects a new master after T. */
@@ -46,6 +70,11 @@ export function defaultTiming(haTimeoutSeconds: number, haEnabled: boolean): Sim
     statefileIntervalMs: Math.max(2, haTimeoutSeconds / 20) * 1000,
     bootMs: 3000,
     autoElectMasterMs: haEnabled ? haTimeoutSeconds * 1000 : null,
+    haMonitorIntervalMs: 20_000,
+    xhadTimeoutMs: null,
+    hostHeartbeatIntervalMs: 30_000,
+    hostAssumedDeadMs: 600_000,
+    dbGcIntervalMs: 30_000,
   };
 }
 
@@ -71,6 +100,42 @@ export interface HostRuntime {
   lastSlotWrite: number;
   /** Last time this host heard peer j's network heartbeat (by slot), -1 = never. */
   lastHbReceipt: number[];
+  /**
+   * What this host's xhad last learnt from each peer j (by slot): the raw data the master's HA monitor
+   * reads (`host_raw_data`). From j's last network heartbeat heard (at lastHbReceipt[j]): its heartbeat
+   * active list and its statefile access; from j's slot as last read here (at slotReadAt[j], -Infinity
+   * = never): the heartbeat active list written there.
+   */
+  hbActiveRead: number[][];
+  hbSfAccessRead: boolean[];
+  slotReadAt: number[];
+  slotActiveRead: number[][];
+  /** The heartbeat active list (hbdomain) this host wrote in its slot at its last write. */
+  slotHbdomain: number[];
+  /**
+   * The boot and the master process this host's xapi last joined (Pool.hello, or its database
+   * reconnection on_master_restart): null, or a stale boot or process, means it has yet to join.
+   */
+  joined: { bootedAt: number; process: number } | null;
+  /** When this host's xapi heartbeat thread next tickles the master (host.tickle_heartbeat). */
+  nextHeartbeatAt: number;
+}
+
+/**
+ * The master's xapi process: its in-memory state starts empty whenever a host becomes master or the
+ * master restarts (Db_gc.host_heartbeat_table, the HA monitor's and the DB GC thread's timers).
+ */
+interface MasterProcess {
+  id: number;
+  ref: string;
+  bootedAt: number;
+  /** The master rebooted (same host): the slaves' database connections reopen (on_master_restart). */
+  restart: boolean;
+  /** Db_gc.host_heartbeat_table: last heartbeat per host ref, a host absent until its first heartbeat or first GC check. */
+  heartbeats: Map<string, number>;
+  nextGcAt: number;
+  /** null while HA is off (the monitor thread is stopped). */
+  nextMonitorAt: number | null;
 }
 
 export interface SimEvent {
@@ -108,6 +173,10 @@ export class SimulatedPool extends EventEmitter {
   private masterLostAt: number | null = null;
   private lastGlobal = '';
   private lastPathState = new Map<string, boolean>();
+  private process: MasterProcess | null = null;
+  private processCount = 0;
+  private lastMonitorPass: number | null = null;
+  private lastGcPass: number | null = null;
 
   constructor(opts: SimulatedPoolOptions) {
     super();
@@ -130,6 +199,13 @@ export class SimulatedPool extends EventEmitter {
       sequence: 0,
       lastSlotWrite: -Infinity,
       lastHbReceipt: Array(this.built.hosts.length).fill(-1),
+      hbActiveRead: this.built.hosts.map(() => []),
+      hbSfAccessRead: Array(this.built.hosts.length).fill(false),
+      slotReadAt: Array(this.built.hosts.length).fill(-Infinity),
+      slotActiveRead: this.built.hosts.map(() => []),
+      slotHbdomain: [],
+      joined: null,
+      nextHeartbeatAt: t,
     }));
     mkdirSync(this.stateDir, { recursive: true });
     this.powerDir = join(this.stateDir, 'power');
@@ -419,8 +495,8 @@ export class SimulatedPool extends EventEmitter {
 
   /**
    * Advances the simulation to `now`: power files, then (with HA on: xhad runs) network heartbeats,
-   * statefile slots and the master lock, then what each running host writes about itself, then the
-   * master's view.
+   * statefile slots and the master lock, then what each running host writes about itself, then what
+   * the live master's xapi writes (see masterXapi).
    */
   tick(now = this.now()): void {
     this.pollPowerFiles();
@@ -428,22 +504,73 @@ export class SimulatedPool extends EventEmitter {
     const ha = this.haEnabled();
     if (ha) {
       this.writeGlobal();
-      for (const a of this.hosts) {
-        if (!this.isUp(a, now)) continue;
-        for (const b of this.hosts) if (this.hears(a, b, now)) a.lastHbReceipt[b.slot] = now;
-      }
+      this.exchangeHeartbeats(now);
       for (const h of this.hosts) {
         if (this.isUp(h, now) && this.anyStorage(h, now) && now - h.lastSlotWrite >= this.timing.statefileIntervalMs) {
           this.writeSlot(h, now);
         }
       }
+      this.readSlots(now);
     }
     this.electIfNeeded(now, ha);
     if (this.masterAlive(now)) {
       for (const h of this.hosts) if (this.reachesMaster(h, now)) this.writeOwnPbd(h, now);
-      this.updateMasterView(now, ha);
+      this.masterXapi(now, ha);
     }
     this.emit('tick', now);
+  }
+
+  /** xhad's heartbeat and statefile timeout in ms (timing.xhadTimeoutMs, else the pool's T). */
+  xhadTimeoutMs(): number {
+    return this.timing.xhadTimeoutMs ?? this.haTimeoutMs();
+  }
+
+  /** Host h's heartbeat active list (its hbdomain): the peers (by slot) it heard within xhad's timeout. */
+  private hbActive(h: HostRuntime, now: number): number[] {
+    const timeout = this.xhadTimeoutMs();
+    const out: number[] = [];
+    for (let j = 0; j < h.lastHbReceipt.length; j++) {
+      const at = h.lastHbReceipt[j]!;
+      if (at >= 0 && now - at < timeout) out.push(j);
+    }
+    return out;
+  }
+
+  /**
+   * One network heartbeat round: every running host hears the peers it shares a working home with.
+   * Each heartbeat carries the sender's heartbeat active list and its statefile access, which the
+   * receiver's xhad keeps as that peer's latest network-heartbeat view.
+   */
+  private exchangeHeartbeats(now: number): void {
+    const up = this.hosts.filter((h) => this.isUp(h, now));
+    const heard: [HostRuntime, HostRuntime][] = [];
+    for (const a of up) {
+      for (const b of up) {
+        if (this.hears(a, b, now)) {
+          a.lastHbReceipt[b.slot] = now;
+          heard.push([a, b]);
+        }
+      }
+    }
+    const packets = new Map(up.map((b) => [b, { active: this.hbActive(b, now), sfAccess: this.anyStorage(b, now) }]));
+    for (const [a, b] of heard) {
+      const p = packets.get(b)!;
+      a.hbActiveRead[b.slot] = p.active;
+      a.hbSfAccessRead[b.slot] = p.sfAccess;
+    }
+  }
+
+  /** Every running host with a working storage leg reads the statefile: each slot changed since its last read. */
+  private readSlots(now: number): void {
+    for (const a of this.hosts) {
+      if (!this.isUp(a, now) || !this.anyStorage(a, now)) continue;
+      for (const b of this.hosts) {
+        if (b.lastSlotWrite > a.slotReadAt[b.slot]!) {
+          a.slotReadAt[b.slot] = b.lastSlotWrite;
+          a.slotActiveRead[b.slot] = b.slotHbdomain;
+        }
+      }
+    }
   }
 
   private logPathChanges(now: number): void {
@@ -496,10 +623,9 @@ export class SimulatedPool extends EventEmitter {
   private writeSlot(h: HostRuntime, now: number): void {
     if (this.statefileFd === null) return;
     const bySlot = [...this.hosts].sort((a, b) => a.slot - b.slot);
-    const hbdomain = bySlot
-      .filter((p) => h.lastHbReceipt[p.slot]! >= 0 && now - h.lastHbReceipt[p.slot]! < this.haTimeoutMs())
-      .map((p) => p.slot);
-    const sfdomain = bySlot.filter((p) => p.lastSlotWrite > -Infinity && now - p.lastSlotWrite < this.haTimeoutMs()).map((p) => p.slot);
+    const timeout = this.xhadTimeoutMs();
+    const hbdomain = this.hbActive(h, now);
+    const sfdomain = bySlot.filter((p) => p.lastSlotWrite > -Infinity && now - p.lastSlotWrite < timeout).map((p) => p.slot);
     if (!sfdomain.includes(h.slot)) sfdomain.push(h.slot);
     sfdomain.sort((a, b) => a - b);
     const live = hbdomain.filter((s) => sfdomain.includes(s));
@@ -524,6 +650,7 @@ export class SimulatedPool extends EventEmitter {
     writeSync(this.statefileFd, slot, 0, slot.length, hostSlotOffset(h.slot));
     h.sequence = (h.sequence + 1) >>> 0;
     h.lastSlotWrite = now;
+    h.slotHbdomain = hbdomain;
   }
 
   haTimeoutMs(): number {
@@ -551,30 +678,162 @@ export class SimulatedPool extends EventEmitter {
     });
   }
 
+  /** When the live master's HA monitor and DB GC last ran a pass (null: not since the simulator started). */
+  get masterPasses(): { monitor: number | null; gc: number | null } {
+    return { monitor: this.lastMonitorPass, gc: this.lastGcPass };
+  }
+
+  /** host_metrics.live, and host.enabled, which the simulator ties to it. */
+  private setLive(h: HostRuntime, live: boolean): void {
+    this.built.db.update('host_metrics', h.built.metricsRef, { live });
+    this.built.db.update('host', h.built.ref, { enabled: live });
+  }
+
   /**
-   * What the live master writes to the database from what it sees: host_metrics.live and host.enabled
-   * (xapi's own heartbeat: the master hears the host), and, with HA on only, host.ha_statefiles and
-   * host.ha_network_peers from xhad's liveset. With HA off no xhad runs and xapi's HA monitor is
-   * stopped: those two fields are left as they were (xapi's disable does not clear them).
+   * What the live master's xapi writes, and when (see docs/simulator.md, "Who writes what"):
+   *
+   * - a new master process (a host became master, or the master rebooted) starts with empty memory
+   *   and writes its own live = true (dbsync_master.set_master_live);
+   * - each running slave that reaches it joins once per boot and master process: Pool.hello, which
+   *   with HA off sets its live = true (xapi_pool.ml hello), or, when only the master restarted under
+   *   a running slave, the slave's database reconnection, which sets it in either mode
+   *   (xapi.ml on_master_restart); both tickle its heartbeat, and its heartbeat thread then tickles
+   *   every hostHeartbeatIntervalMs while it reaches the master (Db_gc.start_heartbeat_thread);
+   * - with HA off, a DB GC pass every dbGcIntervalMs sets each slave's live from its last heartbeat
+   *   (Db_gc.check_host_liveness): true while it is younger than hostAssumedDeadMs, false once older;
+   *   a host the process has never heard of gets a fresh timer at its first check;
+   * - with HA on, an HA monitor pass every haMonitorIntervalMs writes live from xhad's liveset, and
+   *   ha_statefiles and ha_network_peers from each host's latest report (process_liveset_on_master);
+   * - memory_free, every tick.
    */
-  private updateMasterView(now: number, ha: boolean): void {
+  private masterXapi(now: number, ha: boolean): void {
     const db = this.built.db;
     const m = this.master;
-    for (const h of this.hosts) {
-      const up = this.isUp(h, now);
-      // XAPI's own host heartbeat runs over the management network: the master hears the host.
-      const live = h === m ? up : up && this.hears(m, h, now);
-      db.update('host_metrics', h.built.metricsRef, { live, memory_free: this.memoryFree(h) });
-      db.update('host', h.built.ref, {
-        enabled: live,
-        ...(ha
-          ? {
-              ha_statefiles: up && this.anyStorage(h, now) ? [this.built.statefileVdiRef] : [],
-              ha_network_peers: live ? this.hosts.filter((p) => this.hears(h, p, now)).map((p) => p.built.uuid) : [],
-            }
-          : {}),
-      });
+    let proc = this.process;
+    if (proc?.ref !== m.built.ref || proc.bootedAt !== m.bootedAt) {
+      proc = this.process = {
+        id: ++this.processCount,
+        ref: m.built.ref,
+        bootedAt: m.bootedAt,
+        restart: proc?.ref === m.built.ref,
+        heartbeats: new Map(),
+        nextGcAt: now + this.timing.dbGcIntervalMs,
+        nextMonitorAt: null,
+      };
+      this.lastMonitorPass = null;
+      this.lastGcPass = null;
+      this.setLive(m, true);
     }
+    m.joined = { bootedAt: m.bootedAt, process: proc.id };
+    for (const h of this.hosts) {
+      if (h === m || !this.isUp(h, now)) continue;
+      const reaches = this.reachesMaster(h, now);
+      const joined = h.joined;
+      if (joined?.bootedAt !== h.bootedAt || joined.process !== proc.id) {
+        if (!reaches) continue; // its xapi keeps trying to reach the master
+        const reconnect = proc.restart && joined?.bootedAt === h.bootedAt;
+        if (reconnect || !ha) this.setLive(h, true);
+        h.joined = { bootedAt: h.bootedAt, process: proc.id };
+        proc.heartbeats.set(h.built.ref, now);
+        h.nextHeartbeatAt = now + this.timing.hostHeartbeatIntervalMs;
+      } else if (now >= h.nextHeartbeatAt) {
+        if (reaches) proc.heartbeats.set(h.built.ref, now);
+        h.nextHeartbeatAt = now + this.timing.hostHeartbeatIntervalMs;
+      }
+    }
+    if (now >= proc.nextGcAt) {
+      proc.nextGcAt = now + this.timing.dbGcIntervalMs;
+      this.lastGcPass = now;
+      if (!ha) this.checkHostLiveness(proc, m, now);
+    }
+    if (!ha) proc.nextMonitorAt = null;
+    else {
+      proc.nextMonitorAt ??= now + this.timing.haMonitorIntervalMs;
+      if (now >= proc.nextMonitorAt) {
+        proc.nextMonitorAt = now + this.timing.haMonitorIntervalMs;
+        this.lastMonitorPass = now;
+        this.processLiveset(m, now);
+      }
+    }
+    for (const h of this.hosts) db.update('host_metrics', h.built.metricsRef, { memory_free: this.memoryFree(h) });
+  }
+
+  /** Db_gc.check_host_liveness, with HA off: every host but the master, from its last heartbeat. */
+  private checkHostLiveness(proc: MasterProcess, m: HostRuntime, now: number): void {
+    for (const h of this.hosts) {
+      if (h === m) continue;
+      let last = proc.heartbeats.get(h.built.ref);
+      if (last === undefined) proc.heartbeats.set(h.built.ref, (last = now)); // Clock.Timer.start on first sight
+      const fresh = now - last < this.timing.hostAssumedDeadMs;
+      const live = this.built.db.peek('host_metrics', h.built.metricsRef).live === true;
+      if (fresh !== live) this.setLive(h, fresh);
+    }
+  }
+
+  /**
+   * xhad's liveset as the simulator models it: the master (whose xhad answers the query), and every
+   * host heard on the network heartbeat by another running host, or seen writing its slot, within
+   * xhad's timeout. xhad's fault handler is not simulated: it would drop the hosts outside the winning
+   * partition's hbdomain ∩ sfdomain (after a further wait) and fence them. So a running host cut from
+   * the network whose slot still advances, or one that lost its storage but is still heard, stays in
+   * the liveset here.
+   */
+  inLiveset(h: HostRuntime, now = this.now()): boolean {
+    if (h === this.master && this.isUp(h, now)) return true;
+    const timeout = this.xhadTimeoutMs();
+    if (h.lastSlotWrite > -Infinity && now - h.lastSlotWrite < timeout) return true;
+    return this.hosts.some(
+      (a) => a !== h && this.isUp(a, now) && a.lastHbReceipt[h.slot]! >= 0 && now - a.lastHbReceipt[h.slot]! < timeout,
+    );
+  }
+
+  /**
+   * process_liveset_on_master (xapi_ha.ml) on the answer xhad's liveset query gives (xha
+   * daemon/sc_func.c): live from the liveset; ha_statefiles from each host's statefile_access and
+   * ha_network_peers from its heartbeat active list. For a host out of the liveset xhad answers no
+   * statefile access and empty lists, so both empty at the pass that drops it. For one in it, the
+   * peers come from its latest report (its last network heartbeat heard, or its slot last read while
+   * the slot is in the master's sfdomain, whichever is more recent: xapi compares
+   * time_since_last_update_on_statefile with time_since_last_heartbeat), and so does its statefile
+   * access (xhad answers TRUE for every live host, having dropped and fenced those that lost the
+   * statefile: the simulator keeps them, so it answers what the host reported, as xhad does when the
+   * whole pool lost the statefile). The master's own peers are its own hbdomain. Each field is written
+   * only when it differs (the peers compared as sets), as xapi does.
+   */
+  private processLiveset(m: HostRuntime, now: number): void {
+    const db = this.built.db;
+    const live = new Map(this.hosts.map((h) => [h, this.inLiveset(h, now)]));
+    for (const h of this.hosts) {
+      if ((db.peek('host_metrics', h.built.metricsRef).live === true) !== live.get(h)) this.setLive(h, live.get(h)!);
+    }
+    const statefiles = db.peek('pool', this.built.poolRef).ha_statefiles as string[];
+    const uuidOf = new Map(this.hosts.map((h) => [h.slot, h.built.uuid]));
+    const slotsInHostOrder = this.hosts.map((h) => h.slot);
+    for (const h of this.hosts) {
+      const report = live.get(h) ? this.latestReport(m, h, now) : { active: [], sfAccess: false };
+      const rec = db.peek('host', h.built.ref);
+      if ((rec.ha_statefiles as string[]).length > 0 !== report.sfAccess) {
+        db.update('host', h.built.ref, { ha_statefiles: report.sfAccess ? [...statefiles] : [] });
+      }
+      const peers = slotsInHostOrder.filter((s) => report.active.includes(s)).map((s) => uuidOf.get(s)!);
+      const existing = new Set(rec.ha_network_peers as string[]);
+      if (existing.size !== peers.length || peers.some((p) => !existing.has(p)))
+        db.update('host', h.built.ref, { ha_network_peers: peers });
+    }
+  }
+
+  /** A live host h's latest report as the master's xhad holds it: its heartbeat active list and its statefile access. */
+  private latestReport(m: HostRuntime, h: HostRuntime, now: number): { active: number[]; sfAccess: boolean } {
+    if (h === m) return { active: this.hbActive(m, now), sfAccess: this.anyStorage(m, now) };
+    const hbAt = m.lastHbReceipt[h.slot]!;
+    const sfAt = m.slotReadAt[h.slot]!;
+    if (sfAt > -Infinity && (hbAt < 0 || sfAt > hbAt)) {
+      // A slot out of the master's sfdomain gives an empty list (xhad clears it).
+      const inSfdomain = now - sfAt < this.xhadTimeoutMs();
+      return { active: inSfdomain ? m.slotActiveRead[h.slot]! : [], sfAccess: true };
+    }
+    if (hbAt >= 0) return { active: m.hbActiveRead[h.slot]!, sfAccess: m.hbSfAccessRead[h.slot]! };
+    return { active: [], sfAccess: false };
   }
 
   /**

@@ -5,9 +5,25 @@ import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../simulator/simulator.ts';
+import type { SimTiming } from '../../simulator/pool.ts';
 import { decodeStatefile, type StatefileHostSlot } from '../../core/statefile/layout.ts';
 
-export const FAST_TIMING = { tickMs: 40, statefileIntervalMs: 80, bootMs: 120, autoElectMasterMs: null };
+/**
+ * Every timer a whole number of 40 ms ticks: the HA monitor and the DB GC pass at every tick, each slave
+ * tickles its heartbeat every tick, xhad's timeout is 10 ticks and a slave's last heartbeat is assumed
+ * dead after 5 (xapi: 20 s, 30 s, 30 s, the pool's T, 600 s).
+ */
+export const FAST_TIMING: SimTiming = {
+  tickMs: 40,
+  statefileIntervalMs: 80,
+  bootMs: 120,
+  autoElectMasterMs: null,
+  haMonitorIntervalMs: 40,
+  xhadTimeoutMs: 400,
+  hostHeartbeatIntervalMs: 40,
+  hostAssumedDeadMs: 200,
+  dbGcIntervalMs: 40,
+};
 export const PASSWORD = 'test-password';
 
 export async function startTestSim(opts: Partial<SimulatorOptions> & { spec?: PoolSpec } = {}): Promise<Simulator> {
@@ -141,25 +157,52 @@ export async function overStatefileIntervals(
 /**
  * A host powered on (or rebooted) at `since` boots for timing.bootMs: stepped tick by tick to that
  * moment, it is refused on both homes, not live and not writing its slot before it, and at the tick that
- * reaches it answers on both homes, is live and has written its slot once.
+ * reaches it answers on both homes and has written its slot once (with HA on). It is live from that tick
+ * with HA off (its Pool.hello sets live), and with HA on from the master's first HA monitor pass at or
+ * after it (xapi's monitor writes live from xhad's liveset; its hello does not), not before. The host
+ * must not be live at `since`: the master has to have marked it dead first.
  */
 export async function expectBootsAfterBootMs(c: SteppedSim, hostName: string, since: number): Promise<void> {
   const { sim } = c;
   const h = sim.pool.host(hostName);
   const db = sim.pool.built.db;
+  const live = () => db.peek('host_metrics', h.built.metricsRef).live;
   const addresses = [...h.built.addresses];
   const seq = slotOf(sim, hostName).sequence;
   const bootMs = sim.pool.timing.bootMs;
+  const ha = sim.pool.haEnabled();
   if (c.now() !== since) throw new Error(`expectBootsAfterBootMs: the clock moved since power-on (${c.now() - since} ms)`);
+  if (live() !== false)
+    throw new Error(`expectBootsAfterBootMs: ${hostName} is still live at power-on (the master has not marked it dead yet)`);
   let booted = false;
+  let liveAt: number | undefined;
   await c.advance(bootMs, async (now) => {
     booted = now - since >= bootMs;
     const what = `${hostName} ${now - since} ms after power-on (boot takes ${bootMs} ms)`;
     expect(await Promise.all(addresses.map((a) => tcpProbe(a, sim.port))), what).toEqual(
       booted ? ['open', 'open'] : ['refused', 'refused'],
     );
-    expect(db.peek('host_metrics', h.built.metricsRef).live, what).toBe(booted);
-    expect(slotOf(sim, hostName).sequence, what).toBe(booted ? seq + 1 : seq);
+    expect(slotOf(sim, hostName).sequence, what).toBe(booted && ha ? seq + 1 : seq);
+    const pass = !ha || sim.pool.masterPasses.monitor === now;
+    expect(live(), what).toBe(booted && pass);
+    if (booted && pass) liveAt = now;
   });
   expect(booted, `${hostName} reached ${bootMs} ms after power-on`).toBe(true);
+  if (liveAt !== undefined) return;
+  // HA on: live at the master's next monitor pass, not before.
+  const limit = sim.pool.timing.haMonitorIntervalMs;
+  const bootedAt = c.now();
+  await c.advance(limit, (now) => {
+    if (liveAt !== undefined) return;
+    const pass = sim.pool.masterPasses.monitor === now;
+    expect(live(), `${hostName} ${now - bootedAt} ms after it booted (${pass ? 'a monitor pass' : 'no monitor pass yet'})`).toBe(pass);
+    if (pass) liveAt = now;
+  });
+  expect(liveAt, `${hostName} live at the first monitor pass after it booted`).toBeDefined();
+}
+
+/** When the master's HA monitor passes run: every haMonitorIntervalMs since its process started (the stepped clock's start, unless the master changed). */
+export function monitorPassAtOrAfter(c: SteppedSim, at: number, processStart = SIM_CLOCK_START): number {
+  const every = c.sim.pool.timing.haMonitorIntervalMs;
+  return processStart + Math.max(1, Math.ceil((at - processStart) / every)) * every;
 }

@@ -14,6 +14,7 @@ import { applyFault } from '../../simulator/faults.ts';
 import {
   PASSWORD,
   expectBootsAfterBootMs,
+  monitorPassAtOrAfter,
   overStatefileIntervals,
   readSlots,
   slotOf,
@@ -78,13 +79,19 @@ describe('faults, one path at a time', () => {
     await sim.settle();
     expect(await probeHomes(sim, 'host-02')).toEqual(['refused', 'refused']);
     expect(await probeHomes(sim, 'host-03')).toEqual(['open', 'open']);
+    const timeout = sim.pool.xhadTimeoutMs();
     await overStatefileIntervals(c, {
+      intervals: 6,
       advancing: ['host-01', 'host-02', 'host-03'],
-      // From the first tick after the cut the master sees host-02 dead; its storage path is untouched.
-      eachTick: () => {
-        expect(hostRec(sim, 'host-02').metrics.live).toBe(false);
-        expect(hostRec(sim, 'host-02').host.ha_statefiles).toHaveLength(1);
-        expect(hostRec(sim, 'host-01').host.ha_network_peers).not.toContain(uuid2);
+      // host-02 still writes its slot, so it stays in xhad's liveset as the simulator models it (no
+      // self-fencing) and the master's HA monitor keeps it live; its storage path is untouched. The
+      // master (host-01) stops hearing it: at the first monitor pass once xhad's timeout has run since
+      // the cut (a pass at every tick here), host-02 leaves host-01's ha_network_peers.
+      eachTick: (now) => {
+        const what = `${now - cut} ms after the cut (xhad's timeout ${timeout} ms)`;
+        expect(hostRec(sim, 'host-02').metrics.live, what).toBe(true);
+        expect(hostRec(sim, 'host-02').host.ha_statefiles, what).toHaveLength(1);
+        expect((hostRec(sim, 'host-01').host.ha_network_peers as string[]).includes(uuid2), what).toBe(now - cut < timeout);
       },
       // Every slot written since the cut: host-02 heard no peer since the cut and no peer heard host-02,
       // the others heard each other at the write; everyone is alive on the statefile.
@@ -166,11 +173,17 @@ describe('faults, one path at a time', () => {
     applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
     await sim.settle();
     expect(await probeHomes(sim, 'host-02')).toEqual(['refused', 'refused']);
+    // Nobody writes false at the crash: the master's HA monitor drops host-02 at its first pass once
+    // xhad's timeout has run since host-02 was last heard and last wrote its slot (the tick of the crash;
+    // a pass at every tick here).
+    const crashedAt = c.now();
+    const timeout = sim.pool.xhadTimeoutMs();
     await overStatefileIntervals(c, {
+      intervals: 6,
       still: ['host-02'],
       advancing: others(sim, 'host-02'),
-      eachTick: () => {
-        expect(hostRec(sim, 'host-02').metrics.live).toBe(false);
+      eachTick: (now) => {
+        expect(hostRec(sim, 'host-02').metrics.live, `${now - crashedAt} ms after the crash`).toBe(now - crashedAt < timeout);
         for (const [ref] of vms) expect(db(sim).peek('VM', ref).power_state).toBe('Running');
       },
     });
@@ -263,13 +276,16 @@ describe('faults, one path at a time', () => {
   it('heal: a crashed host reboots and rejoins on both paths', async () => {
     const c = await start();
     const { sim } = c;
+    const crashedAt = c.now();
     applyFault(sim.pool, { kind: 'host-crash', host: 'host-03' });
     await sim.settle();
+    // Live until the master's HA monitor drops it (xhad's timeout after it was last heard: the crash tick).
+    const timeout = sim.pool.xhadTimeoutMs();
     await overStatefileIntervals(c, {
-      intervals: 2,
+      intervals: 6,
       still: ['host-03'],
       advancing: others(sim, 'host-03'),
-      eachTick: () => expect(hostRec(sim, 'host-03').metrics.live).toBe(false),
+      eachTick: (now) => expect(hostRec(sim, 'host-03').metrics.live).toBe(now - crashedAt < timeout),
     });
     const healedAt = c.now();
     applyFault(sim.pool, { kind: 'heal', host: 'host-03' });
@@ -341,6 +357,7 @@ describe('master crash', () => {
     let electedAt: number | undefined;
     await c.advance(autoElectMasterMs + 2 * tickMs, (now) => {
       if (electedAt === undefined && sim.pool.master !== old) electedAt = now;
+      expect(hostRec(sim, old.built.name).metrics.live, 'the dead master, before any pass of the new one').toBe(true);
     });
     expect(electedAt, `a new master by ${autoElectMasterMs + 2 * tickMs} ms after the crash`).toBeDefined();
     expect(electedAt! - crashedAt, 'ms from the crash to the election').toBeGreaterThanOrEqual(autoElectMasterMs);
@@ -352,6 +369,13 @@ describe('master crash', () => {
       host: elected.built.name,
       detail: { how: 'ha-election' },
     });
+    // The dead master's live stays as it was when it crashed (true) until the new master's HA monitor
+    // drops it: its first pass (one monitor interval after the election) at or after xhad's timeout since
+    // the old master was last heard, at the crash tick.
+    const droppedAt = monitorPassAtOrAfter(c, crashedAt + sim.pool.xhadTimeoutMs(), electedAt);
+    await c.advance(droppedAt - c.now(), (now) =>
+      expect(hostRec(sim, old.built.name).metrics.live, `${now - crashedAt} ms after the crash`).toBe(now < droppedAt),
+    );
     expect(hostRec(sim, old.built.name).metrics.live).toBe(false); // the new master's view
     const r = await jsonRpc(slave.urls[0]!, 'session.login_with_password', ['root', PASSWORD]);
     if (slave.name === elected.built.name) expect(r.result).toMatch(/^OpaqueRef:/);

@@ -65,13 +65,18 @@ describe('fence_dummy --type=file on a simulated host', () => {
     await sim.settle();
     for (const ref of vms) expect(db.peek('VM', ref)).toMatchObject({ power_state: 'Halted', resident_on: 'OpaqueRef:NULL' });
     expect(await probe()).toEqual(['refused', 'refused']);
-    // Powered off: its slot is never rewritten, checked at every tick over five statefile intervals
-    // while the other hosts write theirs once per interval; the master marks it not live.
+    // Powered off: its slot is never rewritten, checked at every tick over six statefile intervals
+    // while the other hosts write theirs once per interval; the master's HA monitor marks it not live at
+    // its first pass once xhad's timeout has run since it was last heard (the tick it went off; a pass
+    // at every tick here), and not before.
+    const offAt = c!.now();
+    const timeout = sim.pool.xhadTimeoutMs();
     await overStatefileIntervals(c!, {
+      intervals: 6,
       still: ['host-02'],
       advancing: ['host-01', 'host-03'],
-      eachTick: () => {
-        expect(db.peek('host_metrics', h.built.metricsRef).live).toBe(false);
+      eachTick: (now) => {
+        expect(db.peek('host_metrics', h.built.metricsRef).live, `${now - offAt} ms after power-off`).toBe(now - offAt < timeout);
         expect(h.power).toBe('off');
       },
     });

@@ -16,7 +16,8 @@ import { writeFileSync } from 'node:fs';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
-import { overStatefileIntervals, readSlots, slotOf, startSteppedSim, type SteppedSim } from '../helpers/sim.ts';
+import { PASSWORD, SIM_CLOCK_START, overStatefileIntervals, readSlots, slotOf, startSteppedSim, type SteppedSim } from '../helpers/sim.ts';
+import { jsonRpc } from '../helpers/rpc.ts';
 
 let current: SteppedSim | undefined;
 afterEach(async () => {
@@ -105,7 +106,8 @@ describe('a host writes its own heartbeat PBD, only while it reaches the master'
     applyFault(sim.pool, { kind: 'network-down', host: 'host-03' });
     await c.advance(sim.pool.timing.tickMs);
     applyFault(sim.pool, { kind: 'storage-down', host: 'host-03', homes: [1] });
-    // host-03 still runs and writes its slot (one leg left), but reaches no master: its PBD stays as it was.
+    // host-03 still runs and writes its slot (one leg left), but reaches no master: its PBD stays as it
+    // was. It stays live: its slot keeps it in xhad's liveset as the simulator models it (no self-fencing).
     await pbdFrozen(
       c,
       { 'host-03': before },
@@ -114,7 +116,7 @@ describe('a host writes its own heartbeat PBD, only while it reaches the master'
         advancing: names(sim),
         eachTick: () => {
           expect(sim.pool.isUp(sim.pool.host('host-03'))).toBe(true);
-          expect(metrics(sim, 'host-03').live).toBe(false);
+          expect(metrics(sim, 'host-03').live).toBe(true);
         },
       },
     );
@@ -284,5 +286,202 @@ describe('xhad runs only with HA on', () => {
     await overStatefileIntervals(c, { intervals: 3, still: [master], advancing: others(sim, master) });
     expect(sim.pool.master.built.name).not.toBe(master);
     expect(slotOf(sim, others(sim, master)[0]!).sequence).toBeGreaterThan(0);
+  });
+});
+
+/**
+ * host_metrics.live (and host.enabled, tied to it) as xapi writes it: with HA on, by the master's HA
+ * monitor from xhad's liveset, once per ha_monitor_interval (xapi_ha.ml process_liveset_on_master); with
+ * HA off, by the master's DB GC pass from each slave's xapi heartbeats (db_gc.ml check_host_liveness).
+ * Timings here are several ticks apart so that "at the next pass" and "at once" differ; every expected
+ * moment is counted in ticks from the simulator's start (SIM_CLOCK_START), where the master's xapi
+ * process starts.
+ */
+describe('host_metrics.live lags as xapi makes it lag', () => {
+  const tick = 40;
+  const live = (s: Simulator, n: string) => metrics(s, n).live;
+  const enabled = (s: Simulator, n: string) => hostRec(s, n).enabled;
+  const peers = (s: Simulator, n: string) => hostRec(s, n).ha_network_peers as string[];
+
+  it('HA on: a crash stays live until the first monitor pass once xhad has lost it; a reboot is live at the first pass after it is heard; ha_statefiles and ha_network_peers move only at passes, a crashed host keeping its last report until it is dropped', async () => {
+    const monitor = 5 * tick; // passes at t0 + 200 k
+    const xhad = 10 * tick;
+    const c = await start({
+      timing: { haMonitorIntervalMs: monitor, xhadTimeoutMs: xhad, statefileIntervalMs: 2 * tick, bootMs: 3 * tick },
+    });
+    const { sim } = c;
+    const t0 = SIM_CLOCK_START;
+    expect(c.now()).toBe(t0);
+    const isPass = (now: number) => (now - t0) % monitor === 0;
+    const uuid = (n: string) => sim.pool.host(n).built.uuid;
+    const all = names(sim).map(uuid);
+    const haFields = () =>
+      Object.fromEntries(names(sim).map((n) => [n, { s: hostRec(sim, n).ha_statefiles, p: hostRec(sim, n).ha_network_peers }]));
+    // Every tick from here on: the HA fields change only at a monitor pass, and enabled follows live.
+    let last = haFields();
+    let changes = 0;
+    const watch = (now: number) => {
+      const cur = haFields();
+      if (JSON.stringify(cur) !== JSON.stringify(last)) {
+        expect(isPass(now), `ha_statefiles / ha_network_peers changed ${now - t0} ms after the start, not a monitor pass`).toBe(true);
+        changes++;
+      }
+      last = cur;
+      for (const n of names(sim)) expect(enabled(sim, n), n).toBe(live(sim, n));
+    };
+    await c.advance(3 * tick, watch); // t0 + 120: off the monitor's phase
+    expect(sim.pool.masterPasses.monitor, 'no pass before t0 + 200').toBeNull();
+
+    // host-02 crashes at t0 + 120: last heard then; its slot last written at t0 + 80. It leaves xhad's
+    // liveset at t0 + 520 (xhad's timeout after it was last heard), and the first pass at or after that
+    // is t0 + 600: live until then at every tick, false from that pass.
+    const crashedAt = c.now();
+    expect(crashedAt - t0).toBe(120);
+    const droppedAt = t0 + 600;
+    const peersAtCrash = hostRec(sim, 'host-02').ha_network_peers;
+    expect(peersAtCrash).toEqual(all);
+    applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
+    // host-03 loses its storage, off-phase too (t0 + 120): the master hears it report no statefile
+    // access at once, but writes its ha_statefiles only at the next pass, t0 + 200.
+    applyFault(sim.pool, { kind: 'storage-down', host: 'host-03' });
+    await sim.settle();
+    await c.advance(droppedAt + 2 * monitor - c.now(), (now) => {
+      watch(now);
+      const at = `${now - t0} ms after the start`;
+      expect(live(sim, 'host-02'), at).toBe(now < droppedAt);
+      expect(live(sim, 'host-01'), at).toBe(true);
+      expect(live(sim, 'host-03'), at).toBe(true); // heard on the network: in the liveset, storage or not
+      expect(hostRec(sim, 'host-03').ha_statefiles, at).toEqual(now < t0 + monitor ? [sim.pool.built.statefileVdiRef] : []);
+      // The crashed host keeps its last report (it heard everyone, it had the statefile) while it is in
+      // the liveset; xhad answers no peers and no statefile access for a host out of it (xha
+      // daemon/sc_func.c), so both empty at the pass that drops it.
+      expect(hostRec(sim, 'host-02').ha_network_peers, at).toEqual(now < droppedAt ? peersAtCrash : []);
+      expect(hostRec(sim, 'host-02').ha_statefiles, at).toEqual(now < droppedAt ? [sim.pool.built.statefileVdiRef] : []);
+      // The master stops hearing host-02 at t0 + 120; host-02 leaves its heartbeat active list xhad's
+      // timeout later (t0 + 520), and its ha_network_peers at the pass after: t0 + 600.
+      expect(peers(sim, 'host-01').includes(uuid('host-02')), at).toBe(now < droppedAt);
+    });
+    expect(changes, 'host-03 ha_statefiles at t0 + 200; host-02 both fields, host-01 and host-03 ha_network_peers at t0 + 600').toBe(2);
+
+    // Reboot at t0 + 1040 (off-phase): up at t0 + 1160, heard there, and live only at the next pass,
+    // t0 + 1200: its Pool.hello does not set live with HA on (xapi_pool.ml hello), the monitor does.
+    await c.advance(tick, watch);
+    const healedAt = c.now();
+    expect(healedAt - t0).toBe(1040);
+    applyFault(sim.pool, { kind: 'heal', host: 'host-02' });
+    await sim.settle();
+    const upAt = healedAt + sim.pool.timing.bootMs;
+    const liveAt = t0 + 1200;
+    await c.advance(liveAt + monitor - c.now(), (now) => {
+      watch(now);
+      const at = `${now - t0} ms after the start (host-02 up at ${upAt - t0})`;
+      expect(sim.pool.isUp(sim.pool.host('host-02'), now), at).toBe(now >= upAt);
+      expect(live(sim, 'host-02'), at).toBe(now >= liveAt);
+      // The master hears it again from t0 + 1160; its own ha_network_peers, and host-02's report, show at
+      // the same pass.
+      expect(peers(sim, 'host-01').includes(uuid('host-02')), at).toBe(now >= liveAt);
+      expect(peers(sim, 'host-02'), at).toEqual(now >= liveAt ? all : []);
+      expect(hostRec(sim, 'host-02').ha_statefiles, at).toEqual(now >= liveAt ? [sim.pool.built.statefileVdiRef] : []);
+    });
+    expect(changes, 'and host-02 both fields, host-01 ha_network_peers at t0 + 1200').toBe(3);
+  });
+
+  it('HA off: a crashed slave stays live until a GC pass finds its last heartbeat hostAssumedDeadMs old; the master stays live; a booted slave is live at once', async () => {
+    const gc = 3 * tick; // GC passes at t0 + 120 k
+    const heartbeat = 5 * tick; // each slave tickles at t0 + 200 k (its first at t0, when it joined)
+    const dead = 15 * tick;
+    const c = await start({
+      spec: { ...generatePoolSpec({ hosts: 3, vms: 6, seed: 11 }), haEnabled: false },
+      timing: { dbGcIntervalMs: gc, hostHeartbeatIntervalMs: heartbeat, hostAssumedDeadMs: dead, bootMs: 3 * tick },
+    });
+    const { sim } = c;
+    const t0 = SIM_CLOCK_START;
+    const master = sim.pool.master.built.name;
+    expect(master).toBe('host-01');
+    for (const n of names(sim)) expect(live(sim, n), n).toBe(true);
+    await c.advance(11 * tick); // t0 + 440
+    // host-02's last heartbeat was at t0 + 400; it is 600 ms old at t0 + 1000, and the first GC pass at
+    // or after that is t0 + 1080.
+    const crashedAt = c.now();
+    applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
+    await sim.settle();
+    const deadAt = t0 + 1080;
+    expect(deadAt - crashedAt).toBe(640);
+    await c.advance(deadAt + gc - c.now(), (now) => {
+      const at = `${now - t0} ms after the start, ${now - crashedAt} ms after the crash`;
+      expect(live(sim, 'host-02'), at).toBe(now < deadAt);
+      expect(enabled(sim, 'host-02'), at).toBe(now < deadAt);
+      expect(live(sim, master), at).toBe(true); // the master never checks itself
+      expect(live(sim, 'host-03'), at).toBe(true);
+    });
+    // Rebooted (at t0 + 1240): during its boot nothing changes; the tick it is up (t0 + 1360) its
+    // Pool.hello sets live at once (and tickles its heartbeat), before any GC pass.
+    await c.advance(tick);
+    const healedAt = c.now();
+    applyFault(sim.pool, { kind: 'heal', host: 'host-02' });
+    await sim.settle();
+    const upAt = healedAt + sim.pool.timing.bootMs;
+    expect((upAt - t0) % gc, 'the boot tick is not a GC pass').not.toBe(0);
+    await c.advance(upAt + tick - c.now(), (now) => {
+      expect(live(sim, 'host-02'), `${now - healedAt} ms after the heal`).toBe(now >= upAt);
+    });
+    // No heartbeat without HA writes anything else: no slot, no HA field.
+    expect(readSlots(sim.pool.statefilePath).map((s) => s.sequence)).toEqual([0, 0, 0]);
+  });
+
+  it('HA off: a slave cut from the master stops its heartbeats and goes dead at a GC pass; back, it is live at the GC pass after its next heartbeat', async () => {
+    const gc = 3 * tick;
+    const heartbeat = 5 * tick;
+    const dead = 15 * tick;
+    const c = await start({
+      spec: { ...generatePoolSpec({ hosts: 3, vms: 6, seed: 11 }), haEnabled: false },
+      timing: { dbGcIntervalMs: gc, hostHeartbeatIntervalMs: heartbeat, hostAssumedDeadMs: dead },
+    });
+    const { sim } = c;
+    const t0 = SIM_CLOCK_START;
+    await c.advance(11 * tick); // t0 + 440: host-03's last heartbeat was at t0 + 400
+    applyFault(sim.pool, { kind: 'network-down', host: 'host-03' });
+    await sim.settle();
+    const deadAt = t0 + 1080; // 600 ms after t0 + 400, at a GC pass
+    await c.advance(t0 + 1120 - c.now(), (now) => expect(live(sim, 'host-03'), `${now - t0} ms after the start`).toBe(now < deadAt));
+    // The network comes back at t0 + 1120 (the host keeps running: no new Pool.hello). Its heartbeat
+    // thread kept its 200 ms period (t0 + 1200 is the next tickle), and the first GC pass after it is
+    // t0 + 1200 itself: live again there.
+    applyFault(sim.pool, { kind: 'heal', host: 'host-03' });
+    await sim.settle();
+    const backAt = t0 + 1200;
+    await c.advance(backAt + gc - c.now(), (now) => expect(live(sim, 'host-03'), `${now - t0} ms after the start`).toBe(now >= backAt));
+  });
+
+  it('a new master starts with an empty heartbeat table (HA off): a dead slave it never heard from is live again from its first GC pass, for hostAssumedDeadMs', async () => {
+    const gc = 3 * tick;
+    const dead = 15 * tick;
+    const c = await start({
+      spec: { ...generatePoolSpec({ hosts: 3, vms: 6, seed: 11 }), haEnabled: false },
+      timing: { dbGcIntervalMs: gc, hostHeartbeatIntervalMs: 5 * tick, hostAssumedDeadMs: dead },
+    });
+    const { sim } = c;
+    const t0 = SIM_CLOCK_START;
+    applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' }); // last heartbeat at t0
+    await sim.settle();
+    await c.advance(t0 + 720 - c.now()); // dead at the GC pass at t0 + 600
+    expect(live(sim, 'host-02')).toBe(false);
+    // designate_new_master to host-03 at t0 + 720: its xapi has never heard from host-02. Its first GC
+    // pass, one interval after it takes over, starts host-02's timer afresh (Clock.Timer.start on first sight) and so
+    // writes live = true (db_gc.ml check_host_liveness); the pass once that timer has run out, false.
+    const x = sim.info().masterUrl;
+    const login = await jsonRpc(x, 'session.login_with_password', ['root', PASSWORD]);
+    const h3 = sim.pool.host('host-03').built.ref;
+    expect((await jsonRpc(x, 'pool.designate_new_master', [login.result, h3])).error).toBeUndefined();
+    const changedAt = c.now();
+    const firstPass = changedAt + tick + gc; // host-03's xapi takes over at the next tick
+
+    const deadAgain = firstPass + Math.ceil(dead / gc) * gc; // 600 ms after firstPass, at a pass
+    await c.advance(deadAgain + gc - c.now(), (now) => {
+      const at = `${now - changedAt} ms after the master change`;
+      expect(live(sim, 'host-02'), at).toBe(now >= firstPass && now < deadAgain);
+      expect(live(sim, 'host-03'), at).toBe(true);
+      expect(live(sim, 'host-01'), at).toBe(true); // the old master, now a slave: its Pool.hello to host-03
+    });
   });
 });

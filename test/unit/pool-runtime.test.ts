@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SimulatedPool } from '../../simulator/pool.ts';
+import { defaultTiming, SimulatedPool } from '../../simulator/pool.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { readSlots } from '../helpers/sim.ts';
 
@@ -18,7 +18,7 @@ function make(autoElectMasterMs: number | null = null) {
     stateDir: mkdtempSync(join(tmpdir(), 'xenha-rt-')),
     addressBase: '127.0.0.1',
     now: clock.now,
-    timing: { tickMs: 100, statefileIntervalMs: 1000, bootMs: 5000, autoElectMasterMs },
+    timing: { ...defaultTiming(30, true), tickMs: 100, statefileIntervalMs: 1000, bootMs: 5000, autoElectMasterMs },
   });
   return { pool, clock };
 }

@@ -13,7 +13,7 @@ import { MAX_XML_DEPTH, parseXmlRpcCall, WireError } from '../../simulator/xapi/
 import { listMethods, lookupMethod } from '../../simulator/xapi/methods.ts';
 import { buildPool, NETWORK_HOMES, STORAGE_HOMES } from '../../simulator/build.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
-import { SimulatedPool } from '../../simulator/pool.ts';
+import { defaultTiming, SimulatedPool } from '../../simulator/pool.ts';
 import { faultRequest } from '../../simulator/faults.ts';
 import { intListArg } from '../../cli/args.ts';
 import { registerFault, SIM_HOMES } from '../../cli/fault.ts';
@@ -253,7 +253,7 @@ describe("the pool's own fault calls", () => {
       stateDir: mkdtempSync(join(tmpdir(), 'xenha-hard-')),
       addressBase: '127.0.0.1',
       now: () => 1_000_000,
-      timing: { tickMs: 100, statefileIntervalMs: 1000, bootMs: 5000, autoElectMasterMs: null },
+      timing: { ...defaultTiming(30, true), tickMs: 100, statefileIntervalMs: 1000, bootMs: 5000, autoElectMasterMs: null },
     });
     const h = pool.host('host-02');
     expect(() => pool!.pathDown(h, 'network', [])).toThrow(/an empty home list/);

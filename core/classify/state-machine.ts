@@ -134,6 +134,12 @@ export interface HostMemory {
    * round (the heartbeat age). Dead is counted from the newer of the two.
    */
   lastLife: { network: number | null; storage: number | null };
+  /**
+   * The first round any sample of this host could tell (null: none yet). Silence is never counted
+   * from before it: the monitor cannot vouch for a time it was not watching, whatever old life a
+   * lagging sample dates.
+   */
+  watchedSince: number | null;
   /** Times of raw verdict changes within the flap window. */
   rawChanges: number[];
   lastRaw: RawVerdict;
@@ -168,7 +174,7 @@ export interface StateChange {
  * An up sample whose life is at least `staleAfterMs` old says nothing about now: in a pool with a
  * storage heartbeat, fresher sources exist on both paths (the statefile's slots and peers, the
  * monitor's own connects), and a lagging word (xapi's host_metrics.live holds a host live for up to
- * T + 20 s after it died) must not hold a dead host alive. It is set aside for the verdict; the life
+ * T + 38 s after it died) must not hold a dead host alive. It is set aside for the verdict; the life
  * it shows still counts, dated by its age.
  */
 export function isStale(s: Sample, staleAfterMs: number | null): boolean {
@@ -300,6 +306,7 @@ function newHost(host: string, at: number): HostMemory {
     lastSamples: [],
     lastSampleAt: null,
     lastLife: { network: null, storage: null },
+    watchedSince: null,
     transitions: 0,
   };
 }
@@ -355,11 +362,12 @@ function stepHost(
     network: newestLife(samples, 'network', at, prev.lastLife.network),
     storage: newestLife(samples, 'storage', at, prev.lastLife.storage),
   };
+  const watchedSince = prev.watchedSince ?? (samples.some((s) => s.up !== null) ? at : null);
   if (raw.verdict === 'none') {
     // A round without a verdict changes no state (a dropped sample); its samples (all "cannot
     // tell", or the monitor's own set aside) replace the last ones, so no stale up/down is shown.
     return {
-      next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince, lastLife, lastSamples: [...samples] },
+      next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince, lastLife, watchedSince, lastSamples: [...samples] },
       change: null,
     };
   }
@@ -371,6 +379,7 @@ function stepHost(
     lastSampleAt: at,
     lastRawDecision: { state: raw.state, rule: raw.rule, reason: raw.reason },
     lastLife,
+    watchedSince,
   };
   const anyUp = [raw.network, raw.storage].some((s) => s === 'up' || s === 'degraded');
   next.bothDownSince = bothDownSince;
@@ -399,9 +408,9 @@ function stepHost(
     decision = confirmed ? rawDecision : { state: prev.state, rule: prev.rule, reason: prev.reason };
     // Dead ends at once, without confirmation, on any up sample or when no host may be called dead.
     if (decision.state === 'dead' && (anyUp || noDeath)) decision = rawDecision;
-    // Silence is counted from the last evidence of life on either path; a host never seen alive
-    // (the monitor started after it died), from the first round both paths were down.
-    const silentSince = newer(next.lastLife.network, next.lastLife.storage) ?? next.bothDownSince;
+    // Silence is counted from the last evidence of life on either path, and never from before the
+    // monitor started watching the host (a host it never saw alive: from its first round).
+    const silentSince = newer(newer(next.lastLife.network, next.lastLife.storage), watchedSince);
     const silentFor = silentSince === null ? 0 : at - silentSince;
     if (bothDown && !noDeath && (confirmed || prev.state === 'dead') && silentSince !== null && silentFor >= policy.deadAfterMs) {
       decision =

@@ -9,7 +9,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { applyFault } from '../../simulator/faults.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { metricValue, roundsUntil, startSteppedLoop, type SteppedLoop } from '../helpers/exporter.ts';
-import { waitFor } from '../helpers/wait.ts';
 
 const HOSTS = ['host-01', 'host-02', 'host-03'];
 /** The fast test timing without deadAfter: the pool's own HA timeout is in force. */
@@ -45,12 +44,8 @@ describe('dead is counted from the last evidence of life', () => {
     const confirm = l.sampler.config.timing.confirmSamples;
     const crashedAt = l.now();
     applyFault(l.sim.pool, { kind: 'host-crash', host: 'host-03' });
-    // The master writes what it sees at once (a tick at the same instant); its events reach the
-    // exporter in real time (xen-api batches them for 200 ms), so the rounds wait for them: on a
-    // real pool they arrive within a sampling interval.
-    await l.sim.step(l.now());
-    const live = () => l.sampler.connection.snapshot()?.hosts.find((h) => h.name === 'host-03')?.live;
-    await waitFor('the crash seen through XAPI', () => live() === false);
+    // Whatever XAPI's mirror says meanwhile (xapi's live lags the crash by T + 38 s: set aside as
+    // stale), dead is decided on the monitor's connects and the statefile.
     const deadAfter = l.sampler.policy.deadAfterMs;
     let deadAt: number | null = null;
     await roundsUntil(

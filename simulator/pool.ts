@@ -24,6 +24,7 @@ import {
 } from '../core/statefile/layout.ts';
 import { buildPool, NETWORK_HOMES, STORAGE_HOMES, type BuiltHost, type BuiltPool } from './build.ts';
 import type { PoolSpec } from './pool-spec.ts';
+import { XhadLiveset, faultHandlerSleepMs, type FaultHandlerState, type XhadView } from './xhad-liveset.ts';
 
 export type PathName = 'network' | 'storage';
 
@@ -46,12 +47,23 @@ export interface SimTiming {
    */
   haMonitorIntervalMs: number;
   /**
-   * xhad's heartbeat and statefile timeout (T1 = T2): a host leaves the liveset, and a peer a slot's
-   * hbdomain / sfdomain, once it has been neither heard nor seen writing its slot for this long.
+   * xhad's heartbeat and statefile timeout (T1 = T2): a host leaves xhad's heartbeat domain once it
+   * has not been heard for this long, its statefile domain once its slot has not changed for this long
+   * (and a peer leaves a slot's hbdomain / sfdomain the same way); leaving either starts xhad's fault
+   * handler, which drops the host from the liveset later (see livesetDropDelayMs). It is also the
+   * fault handler's consistent-view timeout (max(T1, T2)) and its sleep extension (min(T1, T2)).
    * null = the pool's HA timeout T from the database (ha_configuration.timeout), as xapi's
    * Timeouts.derive sets both.
    */
   xhadTimeoutMs: number | null;
+  /**
+   * xhad's fault handler's sleep before it updates the liveset (xha daemon/sm.c fault_handler, phase
+   * 4): a host out of a domain leaves the liveset this long after the handler decided to drop it
+   * (plus xhadTimeoutMs when the host was still in the other domain). null = derived from the pool's
+   * T as xha does: max((max(Wh, Ws) − min(T1, T2) + max(t1, t2)) s, 10 s) with xapi's
+   * Timeouts.derive, 18 s at T = 30 (faultHandlerSleepMs).
+   */
+  livesetDropDelayMs: number | null;
   /** Each running slave's xapi tickles its heartbeat on the master this often (host_heartbeat_interval = 30 s). */
   hostHeartbeatIntervalMs: number;
   /**
@@ -67,11 +79,12 @@ export interface SimTiming {
 export function defaultTiming(haTimeoutSeconds: number, haEnabled: boolean): SimTiming {
   return {
     tickMs: 250,
-    statefileIntervalMs: Math.max(2, haTimeoutSeconds / 20) * 1000,
+    statefileIntervalMs: Math.max(2, Math.floor(haTimeoutSeconds / 20)) * 1000, // integer division, as Timeouts.derive
     bootMs: 3000,
     autoElectMasterMs: haEnabled ? haTimeoutSeconds * 1000 : null,
     haMonitorIntervalMs: 20_000,
     xhadTimeoutMs: null,
+    livesetDropDelayMs: null,
     hostHeartbeatIntervalMs: 30_000,
     hostAssumedDeadMs: 600_000,
     dbGcIntervalMs: 30_000,
@@ -110,8 +123,11 @@ export interface HostRuntime {
   hbSfAccessRead: boolean[];
   slotReadAt: number[];
   slotActiveRead: number[][];
-  /** The heartbeat active list (hbdomain) this host wrote in its slot at its last write. */
+  /** From j's slot as last read here: the statefile domain written there. */
+  slotSfdomainRead: number[][];
+  /** The heartbeat active list (hbdomain) and the sfdomain this host wrote in its slot at its last write. */
   slotHbdomain: number[];
+  slotSfdomain: number[];
   /**
    * The boot and the master process this host's xapi last joined (Pool.hello, or its database
    * reconnection on_master_restart): null, or a stale boot or process, means it has yet to join.
@@ -177,6 +193,7 @@ export class SimulatedPool extends EventEmitter {
   private processCount = 0;
   private lastMonitorPass: number | null = null;
   private lastGcPass: number | null = null;
+  private xhad: XhadLiveset | null = null;
 
   constructor(opts: SimulatedPoolOptions) {
     super();
@@ -203,7 +220,9 @@ export class SimulatedPool extends EventEmitter {
       hbSfAccessRead: Array(this.built.hosts.length).fill(false),
       slotReadAt: Array(this.built.hosts.length).fill(-Infinity),
       slotActiveRead: this.built.hosts.map(() => []),
+      slotSfdomainRead: this.built.hosts.map(() => []),
       slotHbdomain: [],
+      slotSfdomain: [],
       joined: null,
       nextHeartbeatAt: t,
     }));
@@ -494,9 +513,10 @@ export class SimulatedPool extends EventEmitter {
   }
 
   /**
-   * Advances the simulation to `now`: power files, then (with HA on: xhad runs) network heartbeats,
-   * statefile slots and the master lock, then what each running host writes about itself, then what
-   * the live master's xapi writes (see masterXapi).
+   * Advances the simulation to `now`: power files, then (with HA on: xhad runs) network heartbeats
+   * heard, xhad's state manager (domains, fault handler, liveset), the heartbeats' content, statefile
+   * slots written and read, joins, and the master lock; then what each running host writes about
+   * itself, then what the live master's xapi writes (see masterXapi).
    */
   tick(now = this.now()): void {
     this.pollPowerFiles();
@@ -504,14 +524,23 @@ export class SimulatedPool extends EventEmitter {
     const ha = this.haEnabled();
     if (ha) {
       this.writeGlobal();
-      this.exchangeHeartbeats(now);
+      const heard = this.receiveHeartbeats(now);
+      const observer = this.xhadObserver(now);
+      const view = observer && this.xhadView(now, observer);
+      if (view && this.xhad) this.xhad.step(view);
+      this.heartbeatContent(heard, now);
       for (const h of this.hosts) {
         if (this.isUp(h, now) && this.anyStorage(h, now) && now - h.lastSlotWrite >= this.timing.statefileIntervalMs) {
           this.writeSlot(h, now);
         }
       }
       this.readSlots(now);
-    }
+      // The first tick with HA on forms the liveset; later ones let the slots written now count.
+      if (view) {
+        if (this.xhad) this.xhad.afterSlotReads(view);
+        else this.xhad = new XhadLiveset(view);
+      }
+    } else this.xhad = null; // xhad stops; a later enable forms a new liveset
     this.electIfNeeded(now, ha);
     if (this.masterAlive(now)) {
       for (const h of this.hosts) if (this.reachesMaster(h, now)) this.writeOwnPbd(h, now);
@@ -525,8 +554,66 @@ export class SimulatedPool extends EventEmitter {
     return this.timing.xhadTimeoutMs ?? this.haTimeoutMs();
   }
 
-  /** Host h's heartbeat active list (its hbdomain): the peers (by slot) it heard within xhad's timeout. */
+  /** xhad's fault handler's sleep before a liveset update, in ms (timing.livesetDropDelayMs, else derived from the pool's T). */
+  livesetDropDelayMs(): number {
+    return this.timing.livesetDropDelayMs ?? faultHandlerSleepMs(this.haTimeoutMs() / 1000);
+  }
+
+  /**
+   * The host whose xhad the liveset model follows: the master while it runs (xapi's HA monitor queries
+   * its xhad), else the running host with the lowest slot (the survivors carry on the fault handling);
+   * null when no host runs.
+   */
+  private xhadObserver(now: number): HostRuntime | null {
+    if (this.isUp(this.master, now)) return this.master;
+    return [...this.hosts].sort((a, b) => a.slot - b.slot).find((h) => this.isUp(h, now)) ?? null;
+  }
+
+  private xhadView(now: number, observer: HostRuntime): XhadView {
+    return {
+      now,
+      hosts: this.hosts,
+      observer,
+      timeoutMs: this.xhadTimeoutMs(),
+      dropDelayMs: this.livesetDropDelayMs(),
+      bootMs: this.timing.bootMs,
+      isUp: (h) => this.isUp(h, now),
+    };
+  }
+
+  /**
+   * The modelled xhad state, for tests and diagnostics: the liveset, the observed xhad's heartbeat
+   * and statefile domains (host names), its fault handler, Survival Rule 2. null while HA is off.
+   */
+  xhadState(): {
+    liveset: string[];
+    hbdomain: string[];
+    sfdomain: string[];
+    faultHandler: (Omit<FaultHandlerState, 'dropping'> & { dropping?: string[] }) | null;
+    sr2: boolean;
+  } | null {
+    const x = this.xhad;
+    const observer = this.xhadObserver(this.now());
+    if (!x || !observer) return null;
+    const names = (set: Iterable<HostRuntime>) => [...set].map((h) => h.built.name).sort();
+    const fh = x.faultHandler;
+    return {
+      liveset: names(x.liveset),
+      hbdomain: names(x.hbdomain({ observer })),
+      sfdomain: names(x.sfdomain({ observer })),
+      faultHandler: fh === null ? null : fh.phase === 'sleep' ? { ...fh, dropping: names(fh.dropping) } : { ...fh },
+      sr2: x.sr2,
+    };
+  }
+
+  /**
+   * Host h's heartbeat active list (its xhad's heartbeat domain, by slot), as it sends it in its
+   * heartbeats, writes it in its slot and answers it for itself: the model's (xhad-liveset.ts), or,
+   * before the model is formed, the peers it heard within xhad's timeout.
+   */
   private hbActive(h: HostRuntime, now: number): number[] {
+    const d = this.xhad?.domains(h);
+    if (d) return this.bySlot(d.hb);
     const timeout = this.xhadTimeoutMs();
     const out: number[] = [];
     for (let j = 0; j < h.lastHbReceipt.length; j++) {
@@ -536,12 +623,20 @@ export class SimulatedPool extends EventEmitter {
     return out;
   }
 
-  /**
-   * One network heartbeat round: every running host hears the peers it shares a working home with.
-   * Each heartbeat carries the sender's heartbeat active list and its statefile access, which the
-   * receiver's xhad keeps as that peer's latest network-heartbeat view.
-   */
-  private exchangeHeartbeats(now: number): void {
+  /** Host h's xhad's statefile domain, by slot (the model's; before it is formed, the slots written within xhad's timeout). */
+  private sfActive(h: HostRuntime, now: number): number[] {
+    const d = this.xhad?.domains(h);
+    if (d) return this.bySlot(d.sf);
+    const timeout = this.xhadTimeoutMs();
+    return this.hosts.filter((p) => p.lastSlotWrite > -Infinity && now - p.lastSlotWrite < timeout).map((p) => p.slot);
+  }
+
+  private bySlot(hosts: Iterable<HostRuntime>): number[] {
+    return [...hosts].map((h) => h.slot).sort((a, b) => a - b);
+  }
+
+  /** One network heartbeat round: every running host hears the peers it shares a working home with. */
+  private receiveHeartbeats(now: number): [HostRuntime, HostRuntime][] {
     const up = this.hosts.filter((h) => this.isUp(h, now));
     const heard: [HostRuntime, HostRuntime][] = [];
     for (const a of up) {
@@ -552,9 +647,19 @@ export class SimulatedPool extends EventEmitter {
         }
       }
     }
-    const packets = new Map(up.map((b) => [b, { active: this.hbActive(b, now), sfAccess: this.anyStorage(b, now) }]));
+    return heard;
+  }
+
+  /**
+   * What the heartbeats heard this round carried: the sender's heartbeat active list and its statefile
+   * access (its own statefile domain holds it), which the receiver's xhad keeps as that peer's latest
+   * network-heartbeat view.
+   */
+  private heartbeatContent(heard: [HostRuntime, HostRuntime][], now: number): void {
+    const packets = new Map<HostRuntime, { active: number[]; sfAccess: boolean }>();
     for (const [a, b] of heard) {
-      const p = packets.get(b)!;
+      let p = packets.get(b);
+      if (!p) packets.set(b, (p = { active: this.hbActive(b, now), sfAccess: this.sfActive(b, now).includes(b.slot) }));
       a.hbActiveRead[b.slot] = p.active;
       a.hbSfAccessRead[b.slot] = p.sfAccess;
     }
@@ -568,6 +673,7 @@ export class SimulatedPool extends EventEmitter {
         if (b.lastSlotWrite > a.slotReadAt[b.slot]!) {
           a.slotReadAt[b.slot] = b.lastSlotWrite;
           a.slotActiveRead[b.slot] = b.slotHbdomain;
+          a.slotSfdomainRead[b.slot] = b.slotSfdomain;
         }
       }
     }
@@ -623,10 +729,9 @@ export class SimulatedPool extends EventEmitter {
   private writeSlot(h: HostRuntime, now: number): void {
     if (this.statefileFd === null) return;
     const bySlot = [...this.hosts].sort((a, b) => a.slot - b.slot);
-    const timeout = this.xhadTimeoutMs();
     const hbdomain = this.hbActive(h, now);
-    const sfdomain = bySlot.filter((p) => p.lastSlotWrite > -Infinity && now - p.lastSlotWrite < timeout).map((p) => p.slot);
-    if (!sfdomain.includes(h.slot)) sfdomain.push(h.slot);
+    const sfdomain = this.sfActive(h, now);
+    if (!sfdomain.includes(h.slot)) sfdomain.push(h.slot); // it is writing it now
     sfdomain.sort((a, b) => a - b);
     const live = hbdomain.filter((s) => sfdomain.includes(s));
     const slot = encodeHostSlot({
@@ -651,6 +756,7 @@ export class SimulatedPool extends EventEmitter {
     h.sequence = (h.sequence + 1) >>> 0;
     h.lastSlotWrite = now;
     h.slotHbdomain = hbdomain;
+    h.slotSfdomain = sfdomain;
   }
 
   haTimeoutMs(): number {
@@ -771,34 +877,26 @@ export class SimulatedPool extends EventEmitter {
   }
 
   /**
-   * xhad's liveset as the simulator models it: the master (whose xhad answers the query), and every
-   * host heard on the network heartbeat by another running host, or seen writing its slot, within
-   * xhad's timeout. xhad's fault handler is not simulated: it would drop the hosts outside the winning
-   * partition's hbdomain ∩ sfdomain (after a further wait) and fence them. So a running host cut from
-   * the network whose slot still advances, or one that lost its storage but is still heard, stays in
-   * the liveset here.
+   * Whether xhad's liveset holds h (see xhad-liveset.ts: both domains, dropped by the fault handler,
+   * rejoined once back in both): the running master always (its own xhad answers the query, and it
+   * never fences itself here). With HA off no xhad runs: false but for the running master.
    */
   inLiveset(h: HostRuntime, now = this.now()): boolean {
     if (h === this.master && this.isUp(h, now)) return true;
-    const timeout = this.xhadTimeoutMs();
-    if (h.lastSlotWrite > -Infinity && now - h.lastSlotWrite < timeout) return true;
-    return this.hosts.some(
-      (a) => a !== h && this.isUp(a, now) && a.lastHbReceipt[h.slot]! >= 0 && now - a.lastHbReceipt[h.slot]! < timeout,
-    );
+    return this.xhad?.has(h) ?? false;
   }
 
   /**
-   * process_liveset_on_master (xapi_ha.ml) on the answer xhad's liveset query gives (xha
-   * daemon/sc_func.c): live from the liveset; ha_statefiles from each host's statefile_access and
+   * process_liveset_on_master (xapi_ha.ml) on the answer the master's xhad gives to the liveset query
+   * (xha daemon/sc_func.c): live from the liveset; ha_statefiles from each host's statefile_access and
    * ha_network_peers from its heartbeat active list. For a host out of the liveset xhad answers no
    * statefile access and empty lists, so both empty at the pass that drops it. For one in it, the
-   * peers come from its latest report (its last network heartbeat heard, or its slot last read while
-   * the slot is in the master's sfdomain, whichever is more recent: xapi compares
-   * time_since_last_update_on_statefile with time_since_last_heartbeat), and so does its statefile
-   * access (xhad answers TRUE for every live host, having dropped and fenced those that lost the
-   * statefile: the simulator keeps them, so it answers what the host reported, as xhad does when the
-   * whole pool lost the statefile). The master's own peers are its own hbdomain. Each field is written
-   * only when it differs (the peers compared as sets), as xapi does.
+   * statefile access is true (Survival Rule 1: xhad drops a host that lost the statefile before it
+   * answers otherwise), or under Survival Rule 2 what the host reported; the peers come from its
+   * latest report (its last network heartbeat heard, or its slot last read while the slot is in the
+   * master's statefile domain, whichever is more recent: xapi compares
+   * time_since_last_update_on_statefile with time_since_last_heartbeat). The master's own peers are its
+   * own hbdomain. Each field is written only when it differs (the peers compared as sets), as xapi does.
    */
   private processLiveset(m: HostRuntime, now: number): void {
     const db = this.built.db;
@@ -809,31 +907,32 @@ export class SimulatedPool extends EventEmitter {
     const statefiles = db.peek('pool', this.built.poolRef).ha_statefiles as string[];
     const uuidOf = new Map(this.hosts.map((h) => [h.slot, h.built.uuid]));
     const slotsInHostOrder = this.hosts.map((h) => h.slot);
+    const view = this.xhadView(now, m);
     for (const h of this.hosts) {
-      const report = live.get(h) ? this.latestReport(m, h, now) : { active: [], sfAccess: false };
+      const sfAccess = live.get(h)! && (this.xhad ? this.xhad.statefileAccess(view, h) : this.anyStorage(h, now));
+      const active = live.get(h) ? this.latestPeers(m, h, now) : [];
       const rec = db.peek('host', h.built.ref);
-      if ((rec.ha_statefiles as string[]).length > 0 !== report.sfAccess) {
-        db.update('host', h.built.ref, { ha_statefiles: report.sfAccess ? [...statefiles] : [] });
+      if ((rec.ha_statefiles as string[]).length > 0 !== sfAccess) {
+        db.update('host', h.built.ref, { ha_statefiles: sfAccess ? [...statefiles] : [] });
       }
-      const peers = slotsInHostOrder.filter((s) => report.active.includes(s)).map((s) => uuidOf.get(s)!);
+      const peers = slotsInHostOrder.filter((s) => active.includes(s)).map((s) => uuidOf.get(s)!);
       const existing = new Set(rec.ha_network_peers as string[]);
       if (existing.size !== peers.length || peers.some((p) => !existing.has(p)))
         db.update('host', h.built.ref, { ha_network_peers: peers });
     }
   }
 
-  /** A live host h's latest report as the master's xhad holds it: its heartbeat active list and its statefile access. */
-  private latestReport(m: HostRuntime, h: HostRuntime, now: number): { active: number[]; sfAccess: boolean } {
-    if (h === m) return { active: this.hbActive(m, now), sfAccess: this.anyStorage(m, now) };
+  /** A live host h's heartbeat active list, from its latest report the master's xhad holds. */
+  private latestPeers(m: HostRuntime, h: HostRuntime, now: number): number[] {
+    if (h === m) return this.hbActive(m, now);
     const hbAt = m.lastHbReceipt[h.slot]!;
     const sfAt = m.slotReadAt[h.slot]!;
     if (sfAt > -Infinity && (hbAt < 0 || sfAt > hbAt)) {
-      // A slot out of the master's sfdomain gives an empty list (xhad clears it).
-      const inSfdomain = now - sfAt < this.xhadTimeoutMs();
-      return { active: inSfdomain ? m.slotActiveRead[h.slot]! : [], sfAccess: true };
+      // A slot out of the master's statefile domain gives an empty list (xhad clears it).
+      const inSfdomain = this.xhad ? this.xhad.sfdomain({ observer: m }).has(h) : now - sfAt < this.xhadTimeoutMs();
+      return inSfdomain ? m.slotActiveRead[h.slot]! : [];
     }
-    if (hbAt >= 0) return { active: m.hbActiveRead[h.slot]!, sfAccess: m.hbSfAccessRead[h.slot]! };
-    return { active: [], sfAccess: false };
+    return hbAt >= 0 ? m.hbActiveRead[h.slot]! : [];
   }
 
   /**

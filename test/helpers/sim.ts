@@ -10,8 +10,9 @@ import { decodeStatefile, type StatefileHostSlot } from '../../core/statefile/la
 
 /**
  * Every timer a whole number of 40 ms ticks: the HA monitor and the DB GC pass at every tick, each slave
- * tickles its heartbeat every tick, xhad's timeout is 10 ticks and a slave's last heartbeat is assumed
- * dead after 5 (xapi: 20 s, 30 s, 30 s, the pool's T, 600 s).
+ * tickles its heartbeat every tick, xhad's timeout is 10 ticks, its fault handler sleeps 2 ticks before
+ * it drops a host from the liveset, and a slave's last heartbeat is assumed dead after 5 (xapi: 20 s,
+ * 30 s, 30 s, the pool's T, 18 s at T = 30, 600 s).
  */
 export const FAST_TIMING: SimTiming = {
   tickMs: 40,
@@ -20,6 +21,7 @@ export const FAST_TIMING: SimTiming = {
   autoElectMasterMs: null,
   haMonitorIntervalMs: 40,
   xhadTimeoutMs: 400,
+  livesetDropDelayMs: 80,
   hostHeartbeatIntervalMs: 40,
   hostAssumedDeadMs: 200,
   dbGcIntervalMs: 40,
@@ -201,7 +203,28 @@ export async function expectBootsAfterBootMs(c: SteppedSim, hostName: string, si
   expect(liveAt, `${hostName} live at the first monitor pass after it booted`).toBeDefined();
 }
 
-/** When the master's HA monitor passes run: every haMonitorIntervalMs since its process started (the stepped clock's start, unless the master changed). */
+/**
+ * How long after it was last heard and last wrote its slot a host that lost both paths (crash, power-off)
+ * leaves xhad's liveset: xhad's timeout, then the fault handler's sleep (xha daemon/sm.c).
+ */
+export function bothPathsDropMs(sim: Simulator): number {
+  return sim.pool.xhadTimeoutMs() + sim.pool.livesetDropDelayMs();
+}
+
+/**
+ * How long after it was last heard (network cut) or last wrote its slot (storage cut) a running host that
+ * lost one path leaves xhad's liveset: xhad's timeout, the fault handler's consistent-view timeout (the
+ * views never agree), its sleep, extended by xhad's timeout (the host is still in the other domain).
+ */
+export function onePathDropMs(sim: Simulator): number {
+  return 3 * sim.pool.xhadTimeoutMs() + sim.pool.livesetDropDelayMs();
+}
+
+/**
+ * When the master's HA monitor passes run: every haMonitorIntervalMs since its process started (the stepped
+ * clock's start, unless the master changed). A pass runs at the first tick at or after it is due, so this
+ * holds while the clock advances by whole ticks and the interval is a whole number of ticks.
+ */
 export function monitorPassAtOrAfter(c: SteppedSim, at: number, processStart = SIM_CLOCK_START): number {
   const every = c.sim.pool.timing.haMonitorIntervalMs;
   return processStart + Math.max(1, Math.ceil((at - processStart) / every)) * every;

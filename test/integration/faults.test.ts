@@ -13,8 +13,10 @@ import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import {
   PASSWORD,
+  bothPathsDropMs,
   expectBootsAfterBootMs,
   monitorPassAtOrAfter,
+  onePathDropMs,
   overStatefileIntervals,
   readSlots,
   slotOf,
@@ -83,12 +85,15 @@ describe('faults, one path at a time', () => {
     await overStatefileIntervals(c, {
       intervals: 6,
       advancing: ['host-01', 'host-02', 'host-03'],
-      // host-02 still writes its slot, so it stays in xhad's liveset as the simulator models it (no
-      // self-fencing) and the master's HA monitor keeps it live; its storage path is untouched. The
+      // host-02 still runs and writes its slot (no self-fencing); its storage path is untouched. The
       // master (host-01) stops hearing it: at the first monitor pass once xhad's timeout has run since
-      // the cut (a pass at every tick here), host-02 leaves host-01's ha_network_peers.
+      // the cut (a pass at every tick here), host-02 leaves host-01's heartbeat domain, so its
+      // ha_network_peers. xhad's fault handler drops a host that lost one path from the liveset much
+      // later (onePathDropMs after it was last heard; pinned in simulator-fidelity.test.ts): over these
+      // intervals it is still in the liveset, live, with statefile access.
       eachTick: (now) => {
         const what = `${now - cut} ms after the cut (xhad's timeout ${timeout} ms)`;
+        expect(now - cut).toBeLessThan(onePathDropMs(sim));
         expect(hostRec(sim, 'host-02').metrics.live, what).toBe(true);
         expect(hostRec(sim, 'host-02').host.ha_statefiles, what).toHaveLength(1);
         expect((hostRec(sim, 'host-01').host.ha_network_peers as string[]).includes(uuid2), what).toBe(now - cut < timeout);
@@ -130,22 +135,32 @@ describe('faults, one path at a time', () => {
     });
   });
 
-  it('storage down on both legs: XAPI answers, the slot stops, ha_statefiles empties, no leg active', async () => {
+  it('storage down on both legs: XAPI answers, the slot stops, no leg active; ha_statefiles and live hold until xhad drops the host', async () => {
     const c = await start();
     const { sim } = c;
     expect(hostRec(sim, 'host-02').host.ha_statefiles).toHaveLength(1);
+    const lastWrite = sim.pool.host('host-02').lastSlotWrite;
+    expect(lastWrite).toBe(c.now());
     applyFault(sim.pool, { kind: 'storage-down', host: 'host-02' });
     await sim.settle();
     expect(await probeHomes(sim, 'host-02')).toEqual(['open', 'open']);
+    // xhad answers statefile access true for every host in its liveset (Survival Rule 1), so
+    // ha_statefiles keeps the statefile until the fault handler drops host-02, onePathDropMs after its
+    // last slot write (a monitor pass at every tick here); then both empty and live false.
+    const dropMs = onePathDropMs(sim);
+    const intervals = Math.ceil((dropMs + sim.pool.timing.tickMs) / sim.pool.timing.statefileIntervalMs);
     await overStatefileIntervals(c, {
+      intervals,
       still: ['host-02'],
       advancing: ['host-03'],
-      eachTick: () => {
-        expect(hostRec(sim, 'host-02').host.ha_statefiles).toEqual([]);
+      eachTick: (now) => {
+        const what = `${now - lastWrite} ms after host-02's last slot write (dropped at ${dropMs})`;
+        expect(hostRec(sim, 'host-02').host.ha_statefiles, what).toHaveLength(now - lastWrite < dropMs ? 1 : 0);
+        expect(hostRec(sim, 'host-02').metrics.live, what).toBe(now - lastWrite < dropMs);
         expect(mpath(sim, 'host-02')).toBe('[0, 2]');
-        expect(hostRec(sim, 'host-02').metrics.live).toBe(true);
       },
     });
+    expect(c.now() - lastWrite).toBeGreaterThan(dropMs);
     expect(await probeHomes(sim, 'host-02')).toEqual(['open', 'open']);
   });
 
@@ -173,17 +188,17 @@ describe('faults, one path at a time', () => {
     applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
     await sim.settle();
     expect(await probeHomes(sim, 'host-02')).toEqual(['refused', 'refused']);
-    // Nobody writes false at the crash: the master's HA monitor drops host-02 at its first pass once
-    // xhad's timeout has run since host-02 was last heard and last wrote its slot (the tick of the crash;
-    // a pass at every tick here).
+    // Nobody writes false at the crash: the master's HA monitor writes it at its first pass once xhad has
+    // dropped host-02 from its liveset, xhad's timeout and its fault handler's sleep after host-02 was
+    // last heard and last wrote its slot (the tick of the crash; a pass at every tick here).
     const crashedAt = c.now();
-    const timeout = sim.pool.xhadTimeoutMs();
+    const dropMs = bothPathsDropMs(sim);
     await overStatefileIntervals(c, {
-      intervals: 6,
+      intervals: 7,
       still: ['host-02'],
       advancing: others(sim, 'host-02'),
       eachTick: (now) => {
-        expect(hostRec(sim, 'host-02').metrics.live, `${now - crashedAt} ms after the crash`).toBe(now - crashedAt < timeout);
+        expect(hostRec(sim, 'host-02').metrics.live, `${now - crashedAt} ms after the crash`).toBe(now - crashedAt < dropMs);
         for (const [ref] of vms) expect(db(sim).peek('VM', ref).power_state).toBe('Running');
       },
     });
@@ -279,13 +294,14 @@ describe('faults, one path at a time', () => {
     const crashedAt = c.now();
     applyFault(sim.pool, { kind: 'host-crash', host: 'host-03' });
     await sim.settle();
-    // Live until the master's HA monitor drops it (xhad's timeout after it was last heard: the crash tick).
-    const timeout = sim.pool.xhadTimeoutMs();
+    // Live until the master's HA monitor writes xhad's drop (xhad's timeout and its fault handler's sleep
+    // after it was last heard: the crash tick).
+    const dropMs = bothPathsDropMs(sim);
     await overStatefileIntervals(c, {
-      intervals: 6,
+      intervals: 7,
       still: ['host-03'],
       advancing: others(sim, 'host-03'),
-      eachTick: (now) => expect(hostRec(sim, 'host-03').metrics.live).toBe(now - crashedAt < timeout),
+      eachTick: (now) => expect(hostRec(sim, 'host-03').metrics.live).toBe(now - crashedAt < dropMs),
     });
     const healedAt = c.now();
     applyFault(sim.pool, { kind: 'heal', host: 'host-03' });
@@ -340,7 +356,9 @@ describe('master crash', () => {
   });
 
   it('with HA: the emergency call is refused and xhad elects the lowest-UUID live host after its timeout', async () => {
-    const autoElectMasterMs = 300;
+    // A whole number of ticks: the clock stays on the ticks' phase, so the new master's monitor passes
+    // fall every haMonitorIntervalMs from the election (monitorPassAtOrAfter).
+    const autoElectMasterMs = 320;
     const c = await start({ timing: { autoElectMasterMs } });
     const { sim } = c;
     const tickMs = sim.pool.timing.tickMs;
@@ -370,9 +388,9 @@ describe('master crash', () => {
       detail: { how: 'ha-election' },
     });
     // The dead master's live stays as it was when it crashed (true) until the new master's HA monitor
-    // drops it: its first pass (one monitor interval after the election) at or after xhad's timeout since
-    // the old master was last heard, at the crash tick.
-    const droppedAt = monitorPassAtOrAfter(c, crashedAt + sim.pool.xhadTimeoutMs(), electedAt);
+    // writes xhad's drop: its first pass (one monitor interval after the election) at or after xhad's
+    // timeout and its fault handler's sleep since the old master was last heard, at the crash tick.
+    const droppedAt = monitorPassAtOrAfter(c, crashedAt + bothPathsDropMs(sim), electedAt);
     await c.advance(droppedAt - c.now(), (now) =>
       expect(hostRec(sim, old.built.name).metrics.live, `${now - crashedAt} ms after the crash`).toBe(now < droppedAt),
     );

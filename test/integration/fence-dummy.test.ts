@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { run } from '../helpers/run.ts';
 import {
   PASSWORD,
+  bothPathsDropMs,
   expectBootsAfterBootMs,
   overStatefileIntervals,
   requireFile,
@@ -67,12 +68,12 @@ describe('fence_dummy --type=file on a simulated host', () => {
     expect(await probe()).toEqual(['refused', 'refused']);
     // Powered off: its slot is never rewritten, checked at every tick over six statefile intervals
     // while the other hosts write theirs once per interval; the master's HA monitor marks it not live at
-    // its first pass once xhad's timeout has run since it was last heard (the tick it went off; a pass
-    // at every tick here), and not before.
+    // its first pass once xhad has dropped it from its liveset, xhad's timeout and its fault handler's
+    // sleep after it was last heard (the tick it went off; a pass at every tick here), and not before.
     const offAt = c!.now();
-    const timeout = sim.pool.xhadTimeoutMs();
+    const timeout = bothPathsDropMs(sim);
     await overStatefileIntervals(c!, {
-      intervals: 6,
+      intervals: 7,
       still: ['host-02'],
       advancing: ['host-01', 'host-03'],
       eachTick: (now) => {

@@ -16,7 +16,17 @@ import { writeFileSync } from 'node:fs';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
-import { PASSWORD, SIM_CLOCK_START, overStatefileIntervals, readSlots, slotOf, startSteppedSim, type SteppedSim } from '../helpers/sim.ts';
+import {
+  PASSWORD,
+  SIM_CLOCK_START,
+  monitorPassAtOrAfter,
+  overStatefileIntervals,
+  readSlots,
+  slotOf,
+  startSteppedSim,
+  tcpProbe,
+  type SteppedSim,
+} from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
 
 let current: SteppedSim | undefined;
@@ -107,7 +117,9 @@ describe('a host writes its own heartbeat PBD, only while it reaches the master'
     await c.advance(sim.pool.timing.tickMs);
     applyFault(sim.pool, { kind: 'storage-down', host: 'host-03', homes: [1] });
     // host-03 still runs and writes its slot (one leg left), but reaches no master: its PBD stays as it
-    // was. It stays live: its slot keeps it in xhad's liveset as the simulator models it (no self-fencing).
+    // was. It stays live over these intervals: xhad's fault handler drops a host that lost only its
+    // network 3 T + the drop delay after it was last heard (pinned below), and it runs on meanwhile (no
+    // self-fencing).
     await pbdFrozen(
       c,
       { 'host-03': before },
@@ -303,11 +315,18 @@ describe('host_metrics.live lags as xapi makes it lag', () => {
   const enabled = (s: Simulator, n: string) => hostRec(s, n).enabled;
   const peers = (s: Simulator, n: string) => hostRec(s, n).ha_network_peers as string[];
 
-  it('HA on: a crash stays live until the first monitor pass once xhad has lost it; a reboot is live at the first pass after it is heard; ha_statefiles and ha_network_peers move only at passes, a crashed host keeping its last report until it is dropped', async () => {
+  it('HA on: a crash stays live until the first monitor pass at or after last heard/written + xhad timeout + drop delay; a reboot is live at the first pass after it rejoins; ha_statefiles and ha_network_peers move only at passes, a crashed host keeping its last report until it is dropped', async () => {
     const monitor = 5 * tick; // passes at t0 + 200 k
     const xhad = 10 * tick;
+    const drop = 2 * tick;
     const c = await start({
-      timing: { haMonitorIntervalMs: monitor, xhadTimeoutMs: xhad, statefileIntervalMs: 2 * tick, bootMs: 3 * tick },
+      timing: {
+        haMonitorIntervalMs: monitor,
+        xhadTimeoutMs: xhad,
+        livesetDropDelayMs: drop,
+        statefileIntervalMs: 2 * tick,
+        bootMs: 3 * tick,
+      },
     });
     const { sim } = c;
     const t0 = SIM_CLOCK_START;
@@ -329,61 +348,69 @@ describe('host_metrics.live lags as xapi makes it lag', () => {
       last = cur;
       for (const n of names(sim)) expect(enabled(sim, n), n).toBe(live(sim, n));
     };
-    await c.advance(3 * tick, watch); // t0 + 120: off the monitor's phase
+    await c.advance(4 * tick, watch); // t0 + 160: off the monitor's phase
     expect(sim.pool.masterPasses.monitor, 'no pass before t0 + 200').toBeNull();
 
-    // host-02 crashes at t0 + 120: last heard then; its slot last written at t0 + 80. It leaves xhad's
-    // liveset at t0 + 520 (xhad's timeout after it was last heard), and the first pass at or after that
-    // is t0 + 600: live until then at every tick, false from that pass.
+    // host-02 crashes at t0 + 160, right after that tick heard it and it wrote its slot. It leaves the
+    // master's xhad's heartbeat and statefile domains xhad's timeout later, at t0 + 560, together: the
+    // fault handler finds them stable and consistent at once and decides to drop it; it sleeps the drop
+    // delay and drops it from the liveset at t0 + 640. The first pass at or after that is t0 + 800.
+    const h2 = sim.pool.host('host-02');
     const crashedAt = c.now();
-    expect(crashedAt - t0).toBe(120);
-    const droppedAt = t0 + 600;
+    expect([crashedAt - t0, h2.lastSlotWrite - t0, sim.pool.master.lastHbReceipt[h2.slot]! - t0]).toEqual([160, 160, 160]);
+    const decidedAt = crashedAt + xhad;
+    const outAt = decidedAt + drop;
+    const droppedAt = monitorPassAtOrAfter(c, outAt);
+    expect([outAt - t0, droppedAt - t0]).toEqual([640, 800]);
     const peersAtCrash = hostRec(sim, 'host-02').ha_network_peers;
     expect(peersAtCrash).toEqual(all);
     applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
-    // host-03 loses its storage, off-phase too (t0 + 120): the master hears it report no statefile
-    // access at once, but writes its ha_statefiles only at the next pass, t0 + 200.
-    applyFault(sim.pool, { kind: 'storage-down', host: 'host-03' });
     await sim.settle();
     await c.advance(droppedAt + 2 * monitor - c.now(), (now) => {
       watch(now);
       const at = `${now - t0} ms after the start`;
+      expect(sim.pool.inLiveset(h2, now), at).toBe(now < outAt);
+      expect(sim.pool.xhadState()!.faultHandler, at).toEqual(
+        now >= decidedAt && now < outAt ? { phase: 'sleep', since: decidedAt, until: outAt, dropping: ['host-02'], extended: false } : null,
+      );
       expect(live(sim, 'host-02'), at).toBe(now < droppedAt);
       expect(live(sim, 'host-01'), at).toBe(true);
-      expect(live(sim, 'host-03'), at).toBe(true); // heard on the network: in the liveset, storage or not
-      expect(hostRec(sim, 'host-03').ha_statefiles, at).toEqual(now < t0 + monitor ? [sim.pool.built.statefileVdiRef] : []);
+      expect(live(sim, 'host-03'), at).toBe(true);
       // The crashed host keeps its last report (it heard everyone, it had the statefile) while it is in
       // the liveset; xhad answers no peers and no statefile access for a host out of it (xha
       // daemon/sc_func.c), so both empty at the pass that drops it.
       expect(hostRec(sim, 'host-02').ha_network_peers, at).toEqual(now < droppedAt ? peersAtCrash : []);
       expect(hostRec(sim, 'host-02').ha_statefiles, at).toEqual(now < droppedAt ? [sim.pool.built.statefileVdiRef] : []);
-      // The master stops hearing host-02 at t0 + 120; host-02 leaves its heartbeat active list xhad's
-      // timeout later (t0 + 520), and its ha_network_peers at the pass after: t0 + 600.
-      expect(peers(sim, 'host-01').includes(uuid('host-02')), at).toBe(now < droppedAt);
+      // host-02 leaves the master's heartbeat domain at t0 + 560, and the master's ha_network_peers
+      // (its own heartbeat domain) at the pass after: t0 + 600, before it is dropped from the liveset.
+      expect(peers(sim, 'host-01').includes(uuid('host-02')), at).toBe(now < t0 + 600);
     });
-    expect(changes, 'host-03 ha_statefiles at t0 + 200; host-02 both fields, host-01 and host-03 ha_network_peers at t0 + 600').toBe(2);
+    expect(changes, 'host-01 and host-03 ha_network_peers at t0 + 600; host-02 both fields at t0 + 800').toBe(2);
 
-    // Reboot at t0 + 1040 (off-phase): up at t0 + 1160, heard there, and live only at the next pass,
-    // t0 + 1200: its Pool.hello does not set live with HA on (xapi_pool.ml hello), the monitor does.
+    // Reboot at t0 + 1240 (off-phase): up at t0 + 1360, heard and writing its slot there, so it joins
+    // the liveset at once (every host heard and seen: xhad's start-up waits are over), and is live only
+    // at the next pass, t0 + 1400: its Pool.hello does not set live with HA on (xapi_pool.ml hello), the
+    // monitor does.
     await c.advance(tick, watch);
     const healedAt = c.now();
-    expect(healedAt - t0).toBe(1040);
+    expect(healedAt - t0).toBe(1240);
     applyFault(sim.pool, { kind: 'heal', host: 'host-02' });
     await sim.settle();
     const upAt = healedAt + sim.pool.timing.bootMs;
-    const liveAt = t0 + 1200;
+    const liveAt = t0 + 1400;
     await c.advance(liveAt + monitor - c.now(), (now) => {
       watch(now);
       const at = `${now - t0} ms after the start (host-02 up at ${upAt - t0})`;
-      expect(sim.pool.isUp(sim.pool.host('host-02'), now), at).toBe(now >= upAt);
+      expect(sim.pool.isUp(h2, now), at).toBe(now >= upAt);
+      expect(sim.pool.inLiveset(h2, now), at).toBe(now >= upAt);
       expect(live(sim, 'host-02'), at).toBe(now >= liveAt);
-      // The master hears it again from t0 + 1160; its own ha_network_peers, and host-02's report, show at
+      // The master hears it again from t0 + 1360; its own ha_network_peers, and host-02's report, show at
       // the same pass.
       expect(peers(sim, 'host-01').includes(uuid('host-02')), at).toBe(now >= liveAt);
       expect(peers(sim, 'host-02'), at).toEqual(now >= liveAt ? all : []);
       expect(hostRec(sim, 'host-02').ha_statefiles, at).toEqual(now >= liveAt ? [sim.pool.built.statefileVdiRef] : []);
     });
-    expect(changes, 'and host-02 both fields, host-01 ha_network_peers at t0 + 1200').toBe(3);
+    expect(changes, 'and host-02 both fields, host-01 and host-03 ha_network_peers at t0 + 1400').toBe(3);
   });
 
   it('HA off: a crashed slave stays live until a GC pass finds its last heartbeat hostAssumedDeadMs old; the master stays live; a booted slave is live at once', async () => {
@@ -483,5 +510,232 @@ describe('host_metrics.live lags as xapi makes it lag', () => {
       expect(live(sim, 'host-03'), at).toBe(true);
       expect(live(sim, 'host-01'), at).toBe(true); // the old master, now a slave: its Pool.hello to host-03
     });
+  });
+});
+
+/**
+ * xhad's liveset as xha computes it (daemon/sm.c), as the master's HA monitor then writes it: a host
+ * stays in the liveset only while it is in both of xhad's domains, heard on the network heartbeat and
+ * seen writing its statefile slot. Leaving either starts xhad's fault handler, which drops it later:
+ *
+ * - both paths gone (a crash): at last heard/written + T + the drop delay (its phase-4 sleep);
+ * - one path gone (the host still runs: in real life it fences itself, not simulated): xha's phase 2
+ *   waits its whole timeout max(T1, T2) for views that never agree, and its phase-4 sleep is extended
+ *   by min(T1, T2) because the host is still in the other domain, so at last heard (or written) + T +
+ *   T + the drop delay + T.
+ *
+ * A host back in both domains rejoins once no fault handler runs, on heartbeats and slot writes since
+ * its xhad (re)started. Every expected moment is counted in ticks from the start (t0 = SIM_CLOCK_START),
+ * where the master's xapi process starts its monitor: passes at t0 + 200 k.
+ */
+describe("xhad's liveset: both domains, dropped by the fault handler", () => {
+  const tick = 40;
+  const monitor = 5 * tick;
+  const xhad = 10 * tick;
+  const drop = 2 * tick;
+  const t0 = SIM_CLOCK_START;
+  const live = (s: Simulator, n: string) => metrics(s, n).live;
+  const uuid = (s: Simulator, n: string) => s.pool.host(n).built.uuid;
+  const statefile = (s: Simulator) => [s.pool.built.statefileVdiRef];
+
+  async function startLiveset(): Promise<SteppedSim> {
+    const c = await start({
+      timing: {
+        haMonitorIntervalMs: monitor,
+        xhadTimeoutMs: xhad,
+        livesetDropDelayMs: drop,
+        statefileIntervalMs: 2 * tick,
+        bootMs: 3 * tick,
+      },
+    });
+    expect(c.now()).toBe(t0);
+    await c.advance(4 * tick); // t0 + 160: every host heard and its slot written at this tick
+    return c;
+  }
+
+  /** Checks at every tick that live, enabled and the HA fields move only at monitor passes. */
+  function onlyAtPasses(s: Simulator): (now: number) => void {
+    const fields = () =>
+      JSON.stringify(names(s).map((n) => [live(s, n), hostRec(s, n).enabled, hostRec(s, n).ha_statefiles, hostRec(s, n).ha_network_peers]));
+    let last = fields();
+    return (now) => {
+      const cur = fields();
+      if (cur !== last) expect((now - t0) % monitor, `the pool's HA fields changed ${now - t0} ms after the start`).toBe(0);
+      last = cur;
+    };
+  }
+
+  it('network cut on every home: the host keeps running and writing its slot, leaves the heartbeat domain at T, and the liveset at T + T + drop delay + T; live false at the first pass after', async () => {
+    const c = await startLiveset();
+    const { sim } = c;
+    const h3 = sim.pool.host('host-03');
+    const cutAt = c.now();
+    expect(sim.pool.master.lastHbReceipt[h3.slot]).toBe(cutAt); // last heard at t0 + 160
+    applyFault(sim.pool, { kind: 'network-down', host: 'host-03' });
+    await sim.settle();
+    const outOfHb = cutAt + xhad; // t0 + 560: the fault handler starts; its slot is fresh, so stable at once
+    const decidedAt = outOfHb + xhad; // phase 2 never agrees (host-03 hears only itself): its timeout runs out
+    const outAt = decidedAt + drop + xhad; // phase 4 sleeps the drop delay, extended by T (host-03 still in the statefile domain)
+    const droppedAt = monitorPassAtOrAfter(c, outAt);
+    expect([outOfHb - t0, decidedAt - t0, outAt - t0, droppedAt - t0]).toEqual([560, 960, 1440, 1600]);
+    const seq = slotOf(sim, 'host-03').sequence;
+    const watch = onlyAtPasses(sim);
+    await c.advance(droppedAt + monitor - c.now(), (now) => {
+      watch(now);
+      const at = `${now - t0} ms after the start (cut at ${cutAt - t0})`;
+      expect(sim.pool.isUp(h3, now), at).toBe(true);
+      expect(sim.pool.xhadState()!.faultHandler, at).toEqual(
+        now < outOfHb
+          ? null
+          : now < decidedAt
+            ? { phase: 'consistent-view', since: outOfHb }
+            : now < outAt
+              ? { phase: 'sleep', since: decidedAt, until: outAt, dropping: ['host-03'], extended: true }
+              : null,
+      );
+      expect(sim.pool.inLiveset(h3, now), at).toBe(now < outAt);
+      expect(live(sim, 'host-03'), at).toBe(now < droppedAt);
+      // In the liveset xhad answers statefile access true (Survival Rule 1), out of it false.
+      expect(hostRec(sim, 'host-03').ha_statefiles, at).toEqual(now < droppedAt ? statefile(sim) : []);
+      // The master's own peers: its heartbeat domain, without host-03 from the pass after t0 + 560.
+      expect((hostRec(sim, 'host-01').ha_network_peers as string[]).includes(uuid(sim, 'host-03')), at).toBe(now < t0 + 600);
+      // host-03's own report comes from its slot (more recent than its last heartbeat): every host while
+      // it still counted them heard, then only itself; nothing once the fault handler took it out of the
+      // statefile domain (t0 + 960), nor out of the liveset.
+      const own = hostRec(sim, 'host-03').ha_network_peers;
+      expect(own, at).toEqual(now < t0 + 600 ? names(sim).map((n) => uuid(sim, n)) : now < t0 + 1000 ? [uuid(sim, 'host-03')] : []);
+    });
+    // It wrote its slot every statefile interval throughout.
+    expect(slotOf(sim, 'host-03').sequence - seq).toBe(Math.floor((c.now() - cutAt) / (2 * tick)));
+
+    // Back on the network (not rebooted): its xhad counts as restarted when it was dropped, so it
+    // rejoins on its first heartbeat heard since (t0 + 1840, the tick after the heal) and is live at the
+    // pass after: t0 + 2000.
+    applyFault(sim.pool, { kind: 'heal', host: 'host-03' });
+    await sim.settle();
+    const healedAt = c.now();
+    const rejoinAt = healedAt + tick;
+    const liveAt = monitorPassAtOrAfter(c, rejoinAt);
+    expect([healedAt - t0, liveAt - t0]).toEqual([1800, 2000]);
+    await c.advance(liveAt + monitor - c.now(), (now) => {
+      const at = `${now - t0} ms after the start (healed at ${healedAt - t0})`;
+      expect(sim.pool.inLiveset(h3, now), at).toBe(now >= rejoinAt);
+      expect(live(sim, 'host-03'), at).toBe(now >= liveAt);
+      expect(hostRec(sim, 'host-03').ha_statefiles, at).toEqual(now >= liveAt ? statefile(sim) : []);
+    });
+  });
+
+  it('storage cut on both legs: the host keeps running and answering, its slot stops; it leaves the statefile domain at T and the liveset at T + T + drop delay + T; live and ha_statefiles change at the first pass after', async () => {
+    const c = await startLiveset();
+    const { sim } = c;
+    const h2 = sim.pool.host('host-02');
+    const cutAt = c.now();
+    expect(h2.lastSlotWrite).toBe(cutAt); // last written at t0 + 160
+    applyFault(sim.pool, { kind: 'storage-down', host: 'host-02' });
+    await sim.settle();
+    const outOfSf = cutAt + xhad;
+    const decidedAt = outOfSf + xhad; // phase 2: host-02 sees no slot change, we do: never the same view
+    const outAt = decidedAt + drop + xhad; // extended: host-02 is still heard
+    const droppedAt = monitorPassAtOrAfter(c, outAt);
+    expect([outOfSf - t0, decidedAt - t0, outAt - t0, droppedAt - t0]).toEqual([560, 960, 1440, 1600]);
+    const slot = slotOf(sim, 'host-02');
+    const watch = onlyAtPasses(sim);
+    const uuid2 = uuid(sim, 'host-02');
+    await c.advance(droppedAt + monitor - c.now(), async (now) => {
+      watch(now);
+      const at = `${now - t0} ms after the start (cut at ${cutAt - t0})`;
+      expect(slotOf(sim, 'host-02'), at).toEqual(slot);
+      expect(sim.pool.inLiveset(h2, now), at).toBe(now < outAt);
+      expect(live(sim, 'host-02'), at).toBe(now < droppedAt);
+      // Survival Rule 1: xhad answers statefile access true for every host in the liveset, host-02
+      // included, until it drops it; the simulator does not fence it meanwhile.
+      expect(hostRec(sim, 'host-02').ha_statefiles, at).toEqual(now < droppedAt ? statefile(sim) : []);
+      // host-02 is heard throughout: in the master's heartbeat domain but while the fault handler has
+      // taken it out (from its decision at t0 + 960 to its end at t0 + 1440: passes t0 + 1000 to 1400).
+      const inMasterPeers = (hostRec(sim, 'host-01').ha_network_peers as string[]).includes(uuid2);
+      expect(inMasterPeers, at).toBe(now < t0 + 1000 || now >= t0 + 1600);
+      expect((hostRec(sim, 'host-02').ha_network_peers as string[]).length, at).toBe(now < droppedAt ? 3 : 0);
+    });
+    expect(await Promise.all(h2.built.addresses.map((a) => tcpProbe(a, sim.port)))).toEqual(['open', 'open']);
+  });
+
+  it('a rebooted host joins once xhad has started up: at once when it hears every host, else T after it came up', async () => {
+    const c = await startLiveset();
+    const { sim } = c;
+    const [h2, h3] = [sim.pool.host('host-02'), sim.pool.host('host-03')];
+    applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
+    applyFault(sim.pool, { kind: 'host-crash', host: 'host-03' });
+    await sim.settle();
+    const outAt = c.now() + xhad + drop; // t0 + 640, both at once
+    await c.advance(t0 + 1240 - c.now());
+    expect(sim.pool.xhadState()!.liveset).toEqual(['host-01']);
+    expect([live(sim, 'host-02'), live(sim, 'host-03')]).toEqual([false, false]);
+    expect(outAt - t0).toBe(640);
+    // host-02 reboots at t0 + 1240 and is up at t0 + 1360; host-03 stays down, so host-02's xhad waits
+    // its start-up timeout for it (wait_all_hosts_up_on_heartbeat / _on_statefile) and joins at
+    // t0 + 1760, live at the pass at t0 + 1800.
+    applyFault(sim.pool, { kind: 'heal', host: 'host-02' });
+    await sim.settle();
+    const upAt = c.now() + sim.pool.timing.bootMs;
+    const joinAt = upAt + xhad;
+    const liveAt = monitorPassAtOrAfter(c, joinAt);
+    expect([upAt - t0, joinAt - t0, liveAt - t0]).toEqual([1360, 1760, 1800]);
+    await c.advance(liveAt + monitor - c.now(), (now) => {
+      const at = `${now - t0} ms after the start (host-02 up at ${upAt - t0})`;
+      expect(sim.pool.isUp(h2, now), at).toBe(now >= upAt);
+      expect(sim.pool.inLiveset(h2, now), at).toBe(now >= joinAt);
+      expect(live(sim, 'host-02'), at).toBe(now >= liveAt);
+      expect(live(sim, 'host-03'), at).toBe(false);
+    });
+    // host-03 reboots now (t0 + 2000): every host up, so it joins the tick it is up (t0 + 2120) and is
+    // live at the pass at t0 + 2200.
+    applyFault(sim.pool, { kind: 'heal', host: 'host-03' });
+    await sim.settle();
+    const up3 = c.now() + sim.pool.timing.bootMs;
+    const live3 = monitorPassAtOrAfter(c, up3);
+    expect([up3 - t0, live3 - t0]).toEqual([2120, 2200]);
+    await c.advance(live3 + monitor - c.now(), (now) => {
+      const at = `${now - t0} ms after the start (host-03 up at ${up3 - t0})`;
+      expect(sim.pool.inLiveset(h3, now), at).toBe(now >= up3);
+      expect(live(sim, 'host-03'), at).toBe(now >= live3);
+    });
+  });
+
+  it('the whole pool loses the statefile: Survival Rule 2, nobody is dropped; ha_statefiles empties for every host at the next pass and comes back with the storage', async () => {
+    const c = await startLiveset();
+    const { sim } = c;
+    for (const n of names(sim)) applyFault(sim.pool, { kind: 'storage-down', host: n });
+    await sim.settle();
+    const sr2At = c.now() + xhad; // every host out of the statefile domain, every view the same
+    const emptyAt = monitorPassAtOrAfter(c, sr2At);
+    expect([sr2At - t0, emptyAt - t0]).toEqual([560, 600]);
+    await c.advance(t0 + 1800 - c.now(), (now) => {
+      const at = `${now - t0} ms after the start`;
+      expect(sim.pool.xhadState()!.sr2, at).toBe(now >= sr2At);
+      for (const n of names(sim)) {
+        expect(live(sim, n), `${n} ${at}`).toBe(true);
+        expect(hostRec(sim, n).ha_statefiles, `${n} ${at}`).toEqual(now < emptyAt ? statefile(sim) : []);
+      }
+    });
+    expect(sim.pool.xhadState()!.liveset).toEqual(names(sim));
+    applyFault(sim.pool, { kind: 'heal' });
+    await sim.settle();
+    await c.advance(2 * monitor);
+    expect(sim.pool.xhadState()!.sr2).toBe(false);
+    for (const n of names(sim)) expect(hostRec(sim, n).ha_statefiles, n).toEqual(statefile(sim));
+  });
+
+  it('the master cut from the network: its xhad loses the survival rule (it would fence itself, not simulated) and changes nothing: every host stays live', async () => {
+    const c = await startLiveset();
+    const { sim } = c;
+    applyFault(sim.pool, { kind: 'network-down', host: 'host-01' });
+    await sim.settle();
+    await c.advance(t0 + 2000 - c.now(), (now) => {
+      const at = `${now - t0} ms after the start`;
+      expect(sim.pool.xhadState()!.liveset, at).toEqual(names(sim));
+      for (const n of names(sim)) expect(live(sim, n), `${n} ${at}`).toBe(true);
+    });
+    // Its own peers: only itself (its heartbeat domain).
+    expect(hostRec(sim, 'host-01').ha_network_peers).toEqual([uuid(sim, 'host-01')]);
   });
 });

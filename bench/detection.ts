@@ -141,6 +141,10 @@ class SteppedPool {
     return this.sampler.state.memory?.hosts[h.built.uuid]?.state;
   }
 
+  rule(h: HostRuntime): string | undefined {
+    return this.sampler.state.memory?.hosts[h.built.uuid]?.rule;
+  }
+
   /** Ticks the simulator on its grid up to `x` (a tick at `x` included), then sets the clock to `x`. */
   private async stepTo(x: number): Promise<void> {
     for (;;) {
@@ -255,7 +259,9 @@ async function oneRun(haTimeoutS: number, run: number): Promise<RunResult> {
       await sleep(20);
     }
     const hosts = pool.hosts;
-    const allHealthy = () => hosts.every((h) => p.state(h) === 'healthy');
+    // Healthy because both paths were seen up on every home (not the `initial` healthy of a host not
+    // yet classified): every probe has watched every host, the slots have been seen advancing.
+    const allHealthy = () => hosts.every((h) => p.state(h) === 'healthy' && p.rule(h) === 'both-paths-up');
     const settleBound = 3 * T + 60_000;
     const span = (() => {
       const a = p.interval;
@@ -415,7 +421,7 @@ function summarise(T: number, results: RunResult[]): { lines: string[]; deadOnOn
   });
   const bystanders = [...new Set(results.flatMap((r) => [...r.bystanders].map((b) => b.replace(/^host-\d+ /, ''))))];
   const lines = [
-    `### HA timeout T = ${T} s (${results.length} runs; statefile interval ${Math.max(2, T / 20)} s, master election after ${T} s)`,
+    `### HA timeout T = ${T} s (${results.length} runs; statefile interval ${Math.max(2, Math.floor(T / 20))} s, master election after ${T} s)`,
     '',
     '| fault | target state | median | worst | runs reached | goal (worst) | met |',
     '|---|---|---|---|---|---|---|',

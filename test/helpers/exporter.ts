@@ -22,10 +22,22 @@ export interface Loop {
   exporter: RunningExporter;
   /** The host's current state. */
   state(host: string): HostState | undefined;
+  /**
+   * Healthy because both paths were seen up on every home (rule both-paths-up), not merely not yet
+   * classified (a host starts healthy by rule `initial`): every probe has watched it, the statefile's
+   * slot has been seen advancing.
+   */
+  healthy(host: string): boolean;
   /** Every state the host has been in since the loop started (or since the last reset), in order. */
   history(host: string): HostState[];
   metrics(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** The host is healthy because both paths were seen up on every home (see Loop.healthy). */
+export function healthyOnEvidence(sampler: PoolSampler, uuid: string): boolean {
+  const h = sampler.state.memory?.hosts[uuid];
+  return h?.state === 'healthy' && h.rule === 'both-paths-up';
 }
 
 export function fastPoolConfig(sim: Simulator, overrides: Record<string, unknown> = {}): ExporterConfig['pools'][number] {
@@ -79,6 +91,7 @@ export async function startLoop(opts: Partial<SimulatorOptions> & { spec?: PoolS
     sim,
     exporter,
     state: (host) => sampler.state.memory?.hosts[uuidOf(host)]?.state,
+    healthy: (host) => healthyOnEvidence(sampler, uuidOf(host)),
     history: (host) => {
       const uuid = uuidOf(host);
       const out: HostState[] = ['healthy'];
@@ -103,6 +116,8 @@ export interface SteppedLoop {
   /** Advances the clock by one sample interval: the pool ticks through it, then one sampling round. */
   round(): Promise<void>;
   state(host: string): HostState | undefined;
+  /** As Loop.healthy. */
+  healthy(host: string): boolean;
   history(host: string): HostState[];
   metrics(): Promise<string>;
   stop(): Promise<void>;
@@ -147,6 +162,7 @@ export async function startSteppedLoop(
       await sampler.round();
     },
     state: (host) => sampler.state.memory?.hosts[uuidOf(host)]?.state,
+    healthy: (host) => healthyOnEvidence(sampler, uuidOf(host)),
     history: (host) => {
       const uuid = uuidOf(host);
       return ['healthy', ...sampler.changes.filter((c) => c.host === uuid).map((c) => c.to)];

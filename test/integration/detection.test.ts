@@ -31,7 +31,7 @@ afterEach(async () => {
 async function ready(opts: Parameters<typeof startSteppedLoop>[0] = {}): Promise<SteppedLoop> {
   const l = await startSteppedLoop(opts);
   loop = l;
-  await roundsUntil(l, 'every host healthy', () => HOSTS.every((h) => l.state(h) === 'healthy'));
+  await roundsUntil(l, 'every host healthy on the evidence', () => HOSTS.every((h) => l.healthy(h)));
   return l;
 }
 

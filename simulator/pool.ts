@@ -64,6 +64,12 @@ export interface SimTiming {
    * Timeouts.derive, 18 s at T = 30 (faultHandlerSleepMs).
    */
   livesetDropDelayMs: number | null;
+  /**
+   * With HA on, each running host's xhad sends its UDP network heartbeat this often, and its peers note
+   * the time they heard it (the "ms since heard" its peers write in their slots). null = xapi's
+   * Timeouts.derive from the pool's T: min((T + 10) / 10, 3) s, integer seconds (3 s for T = 30 s).
+   */
+  networkHeartbeatIntervalMs: number | null;
   /** Each running slave's xapi tickles its heartbeat on the master this often (host_heartbeat_interval = 30 s). */
   hostHeartbeatIntervalMs: number;
   /**
@@ -85,6 +91,7 @@ export function defaultTiming(haTimeoutSeconds: number, haEnabled: boolean): Sim
     haMonitorIntervalMs: 20_000,
     xhadTimeoutMs: null,
     livesetDropDelayMs: null,
+    networkHeartbeatIntervalMs: null,
     hostHeartbeatIntervalMs: 30_000,
     hostAssumedDeadMs: 600_000,
     dbGcIntervalMs: 30_000,
@@ -111,6 +118,8 @@ export interface HostRuntime {
   latencyMs: number;
   sequence: number;
   lastSlotWrite: number;
+  /** When its xhad last sent its network heartbeat (-Infinity: never). */
+  lastHbSent: number;
   /** Last time this host heard peer j's network heartbeat (by slot), -1 = never. */
   lastHbReceipt: number[];
   /**
@@ -215,6 +224,7 @@ export class SimulatedPool extends EventEmitter {
       latencyMs: 0,
       sequence: 0,
       lastSlotWrite: -Infinity,
+      lastHbSent: -Infinity,
       lastHbReceipt: Array(this.built.hosts.length).fill(-1),
       hbActiveRead: this.built.hosts.map(() => []),
       hbSfAccessRead: Array(this.built.hosts.length).fill(false),
@@ -554,6 +564,11 @@ export class SimulatedPool extends EventEmitter {
     return this.timing.xhadTimeoutMs ?? this.haTimeoutMs();
   }
 
+  /** xhad's network heartbeat interval, in ms (timing.networkHeartbeatIntervalMs, else xapi's min((T + 10) / 10, 3) s). */
+  networkHeartbeatIntervalMs(): number {
+    return this.timing.networkHeartbeatIntervalMs ?? Math.min(Math.floor((this.haTimeoutMs() / 1000 + 10) / 10), 3) * 1000;
+  }
+
   /** xhad's fault handler's sleep before a liveset update, in ms (timing.livesetDropDelayMs, else derived from the pool's T). */
   livesetDropDelayMs(): number {
     return this.timing.livesetDropDelayMs ?? faultHandlerSleepMs(this.haTimeoutMs() / 1000);
@@ -635,12 +650,19 @@ export class SimulatedPool extends EventEmitter {
     return [...hosts].map((h) => h.slot).sort((a, b) => a - b);
   }
 
-  /** One network heartbeat round: every running host hears the peers it shares a working home with. */
+  /**
+   * The network heartbeats sent at this tick: each running host's xhad sends one every heartbeat
+   * interval, and every running host that shares a working home with it hears it then (not at every
+   * tick: between two heartbeats a peer's "ms since heard" grows, as on a real pool).
+   */
   private receiveHeartbeats(now: number): [HostRuntime, HostRuntime][] {
     const up = this.hosts.filter((h) => this.isUp(h, now));
+    const interval = this.networkHeartbeatIntervalMs();
+    const senders = up.filter((b) => now - b.lastHbSent >= interval);
+    for (const b of senders) b.lastHbSent = now;
     const heard: [HostRuntime, HostRuntime][] = [];
     for (const a of up) {
-      for (const b of up) {
+      for (const b of senders) {
         if (this.hears(a, b, now)) {
           a.lastHbReceipt[b.slot] = now;
           heard.push([a, b]);

@@ -22,6 +22,7 @@ export const FAST_TIMING: SimTiming = {
   haMonitorIntervalMs: 40,
   xhadTimeoutMs: 400,
   livesetDropDelayMs: 80,
+  networkHeartbeatIntervalMs: 40,
   hostHeartbeatIntervalMs: 40,
   hostAssumedDeadMs: 200,
   dbGcIntervalMs: 40,

@@ -739,3 +739,31 @@ describe("xhad's liveset: both domains, dropped by the fault handler", () => {
     expect(hostRec(sim, 'host-01').ha_network_peers).toEqual([uuid(sim, 'host-01')]);
   });
 });
+
+describe("xhad's network heartbeat", () => {
+  it('is sent every heartbeat interval, not every tick: the peers\' "ms since heard" grows between two heartbeats', async () => {
+    const tick = 40;
+    const heartbeat = 5 * tick;
+    // Each slot rewritten every tick, so it shows what its host last heard at every tick.
+    const c = await start({ timing: { networkHeartbeatIntervalMs: heartbeat, statefileIntervalMs: tick } });
+    const viewer = c.sim.pool.host('host-01');
+    const peer = c.sim.pool.host('host-02');
+    const seen: number[] = [];
+    await c.advance(4 * heartbeat, () => {
+      seen.push(slotOf(c.sim, 'host-01').sinceLastHbReceiptMs[peer.slot]!);
+    });
+    // The slot is written after the heartbeats of its tick: 0 at a heartbeat tick, then one tick more
+    // at each tick until the next one (every host sends at the same phase: from the first tick).
+    const sends = seen.map((ms, i) => ({ ms, i })).filter((x) => x.ms === 0);
+    expect(sends.length).toBeGreaterThanOrEqual(3);
+    for (let k = 1; k < sends.length; k++) expect(sends[k]!.i - sends[k - 1]!.i).toBe(heartbeat / tick);
+    for (let i = sends[0]!.i; i < seen.length; i++) expect(seen[i], `tick ${i}`).toBe(((i - sends[0]!.i) % (heartbeat / tick)) * tick);
+    // The default follows xapi's Timeouts.derive: min((T + 10) / 10, 3) s, 3 s for this pool's T = 30 s.
+    expect(viewer.lastHbReceipt[peer.slot]).toBeGreaterThan(0);
+    // One simulator at a time: this one stops before the next starts (afterEach stops the last).
+    current = undefined;
+    await c.sim.stop();
+    const def = await start({ timing: { networkHeartbeatIntervalMs: null } });
+    expect(def.sim.pool.networkHeartbeatIntervalMs()).toBe(3000);
+  });
+});

@@ -55,8 +55,10 @@ export function fastPoolConfig(sim: Simulator, overrides: Record<string, unknown
           'storage-statefile': {
             devices: [{ home: '0', path: info.statefile }],
             readMode: 'buffered',
+            // As the defaults are ordered (6 s and 11 s at T = 30 s): a slot stalls before the peers'
+            // word on a silent host runs out, so a crash never reads network_isolated on the way.
             stallAfterMs: 600,
-            peerHeartbeatTimeoutMs: 400,
+            peerHeartbeatTimeoutMs: 800,
           },
         },
         timing: {

@@ -112,8 +112,9 @@ describe('exporter against the simulator, fault by fault', () => {
       },
     );
     expect(inOrder(l.history('host-03'), ['healthy', 'suspect', 'dead'])).toBe(true);
+    // Its slot stalls before its peers' word on its heartbeat runs out: storage_lost may show for a
+    // moment on the way (docs/classification.md), network_isolated never.
     expect(l.history('host-03')).not.toContain('network_isolated');
-    expect(l.history('host-03')).not.toContain('storage_lost');
     const m = await l.metrics();
     expect(metricValue(m, 'xenha_host_state', { pool: 'sim', host: 'host-03', state: 'dead' })).toBe(1);
     expect(metricValue(m, 'xenha_host_state_transitions_total', { pool: 'sim', host: 'host-03' })).toBe(l.history('host-03').length - 1);

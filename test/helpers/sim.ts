@@ -1,6 +1,6 @@
 /** Starting simulators for tests: fast timing, random ports, stopped by the test even on failure. */
 import { existsSync } from 'node:fs';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
@@ -112,6 +112,27 @@ export async function startSteppedSim(opts: Partial<SimulatorOptions> & { spec?:
         await eachTick?.(t);
       }
     },
+  };
+}
+
+/**
+ * One stepped simulator per test, for a test file's top level: the function returned starts it
+ * (stopping the one before, if the test starts another), and the afterEach registered here stops the
+ * last one, pass or fail.
+ */
+export function steppedSimPerTest(): (opts?: Parameters<typeof startSteppedSim>[0]) => Promise<SteppedSim> {
+  let current: SteppedSim | undefined;
+  afterEach(async () => {
+    const c = current;
+    current = undefined;
+    await c?.sim.stop();
+  });
+  return async (opts = {}) => {
+    const before = current;
+    current = undefined;
+    await before?.sim.stop();
+    current = await startSteppedSim(opts);
+    return current;
   };
 }
 

@@ -6,7 +6,7 @@
  * Every simulator here runs on a manual clock (startSteppedSim): time moves tick by tick, and a claim
  * that something happens, or never does, is checked at every tick or statefile interval it covers.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createClient } from 'xen-api';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
@@ -20,26 +20,15 @@ import {
   overStatefileIntervals,
   readSlots,
   slotOf,
-  startSteppedSim,
+  steppedSimPerTest,
   tcpProbe,
-  type SteppedSim,
 } from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
 import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { readFileSync } from 'node:fs';
 
-let current: SteppedSim | undefined;
-afterEach(async () => {
-  const c = current;
-  current = undefined;
-  await c?.sim.stop();
-});
-
-/** Starts this test's stepped simulator; afterEach stops it, pass or fail. */
-async function start(opts: Parameters<typeof startSteppedSim>[0] = {}): Promise<SteppedSim> {
-  current = await startSteppedSim(opts);
-  return current;
-}
+/** Starts this test's stepped simulator; it is stopped after the test, pass or fail. */
+const start = steppedSimPerTest();
 
 async function probeHomes(s: Simulator, host: string): Promise<string[]> {
   const h = s.info().hosts.find((x) => x.name === host)!;

@@ -11,7 +11,7 @@
  * Every simulator here runs on a manual clock (startSteppedSim): a claim that something never changes is
  * checked at every tick of the statefile intervals it covers.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
@@ -23,24 +23,14 @@ import {
   overStatefileIntervals,
   readSlots,
   slotOf,
-  startSteppedSim,
+  steppedSimPerTest,
   tcpProbe,
   type SteppedSim,
 } from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
 
-let current: SteppedSim | undefined;
-afterEach(async () => {
-  const c = current;
-  current = undefined;
-  await c?.sim.stop();
-});
-
-/** Starts this test's stepped simulator; afterEach stops it, pass or fail. */
-async function start(opts: Parameters<typeof startSteppedSim>[0] = {}): Promise<SteppedSim> {
-  current = await startSteppedSim(opts);
-  return current;
-}
+/** Starts this test's stepped simulator; it is stopped after the test, pass or fail. */
+const start = steppedSimPerTest();
 
 const names = (s: Simulator) => s.pool.hosts.map((h) => h.built.name);
 const others = (s: Simulator, name: string) => names(s).filter((n) => n !== name);
@@ -760,9 +750,7 @@ describe("xhad's network heartbeat", () => {
     for (let i = sends[0]!.i; i < seen.length; i++) expect(seen[i], `tick ${i}`).toBe(((i - sends[0]!.i) % (heartbeat / tick)) * tick);
     // The default follows xapi's Timeouts.derive: min((T + 10) / 10, 3) s, 3 s for this pool's T = 30 s.
     expect(viewer.lastHbReceipt[peer.slot]).toBeGreaterThan(0);
-    // One simulator at a time: this one stops before the next starts (afterEach stops the last).
-    current = undefined;
-    await c.sim.stop();
+    // One simulator at a time: starting the next stops this one.
     const def = await start({ timing: { networkHeartbeatIntervalMs: null } });
     expect(def.sim.pool.networkHeartbeatIntervalMs()).toBe(3000);
   });

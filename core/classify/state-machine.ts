@@ -13,12 +13,14 @@
  *   Then the monitor's own network samples are set aside (they say something about the monitor),
  *   and no host is called dead.
  * - Per host: both paths down → `suspect`, then `dead` once no sample of any path, on any home, has
- *   shown life for dead-after (each sample says how old the life it shows is: a slot that last advanced
- *   5 s ago shows life 5 s old) and the current samples say both paths are down; only in a pool with a
- *   storage heartbeat (without one there is no second path to confirm a death). Network down and storage alive → `network_isolated` (what a network-only monitor
- *   would wrongly call dead); storage down and network alive → `storage_lost`; a home lost on either
- *   path, or a path without evidence next to a live one → `degraded`; else `healthy`. A path without
- *   evidence next to a dead one → `suspect`, never `dead`: one path's word is not enough.
+ *   shown life for dead-after (each sample says how old the life it shows is: a slot that last
+ *   advanced 5 s ago shows life 5 s old; silence counted from no earlier than the first round the
+ *   host was watched) and the current samples say both paths are down; only in a pool with a storage
+ *   heartbeat (without one there is no second path to confirm a death). Network down and storage
+ *   alive → `network_isolated` (what a network-only monitor would wrongly call dead); storage down
+ *   and network alive → `storage_lost`; a home lost on either path, or a path without evidence next
+ *   to a live one → `degraded`; else `healthy`. A path without evidence next to a dead one →
+ *   `suspect`, never `dead`: one path's word is not enough.
  * - Hysteresis: a new state needs `confirmSamples` consecutive rounds saying so; a round without
  *   evidence changes nothing. Too many changes of the raw verdict within the flap window → `flapping`.
  */

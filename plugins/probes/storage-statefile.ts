@@ -1,11 +1,11 @@
 /**
  * storage-statefile: reads the HA statefile with the shared core's decoder, through every configured
  * device (each a storage home: a multipath leg from the monitoring host to the heartbeat LUN), and
- * checks that each host's sequence number keeps advancing: a slot still for a few statefile intervals
- * (xapi's max(2, T/20) s) is down, with its age. It also reads
- * what each slot says of the network heartbeat: a host heard recently by a live peer is alive on the
- * network as the pool sees it, whatever the monitor's own reach. The verdicts are pure
- * (storage-statefile-verdicts.ts); this file reads.
+ * checks that each host's sequence number keeps advancing: a slot still for a few statefile
+ * intervals (xapi's max(2, T/20) s) is down, with its age. It also reads what each slot says of the
+ * network heartbeat: a host heard recently by a live peer is alive on the network as the pool sees
+ * it, whatever the monitor's own reach. With HA off no host writes the statefile: it cannot tell. The
+ * verdicts are pure (storage-statefile-verdicts.ts); this file reads.
  */
 import { z } from 'zod';
 import { readStatefile } from '../../io/statefile-reader.ts';

@@ -3,6 +3,10 @@
  * byte as the daemon does (github.com/xenserver/xha include/statefile.h, lib/statefileio.c).
  * See docs/statefile.md. Pure: buffers in, data out. The simulator writes with it, the exporter's
  * storage probe reads with it, so a real pool's statefile and the simulator's are read by one code.
+ *
+ * A second flavour, 'xenha', is the heartbeat file of xenha's own host daemon (xenha-heartbeat) for
+ * pools without XenServer HA: the same geometry and fields, its own signatures and version 1, and a
+ * slot extension where xhad has its end marker (write time, interval, peers heard per management home).
  */
 
 export const SF_VERSION = 2;
@@ -23,6 +27,59 @@ export const SIG_END_MARKER_GLOBAL = 0x70646e65; // 'pdne', bytes "endp"
 export const SIG_SF_HOST = 0x74736f68; // 'tsoh', bytes "host"
 export const SIG_END_MARKER_HOST = 0x68646e65; // 'hdne', bytes "endh"
 
+/** xenha's heartbeat file: its own magic, so neither daemon's reader ever takes the other's file. */
+export const SIG_XENHA_GLOBAL = 0x67626878; // bytes "xhbg" on disk
+export const SIG_END_MARKER_XENHA_GLOBAL = 0x65626878; // bytes "xhbe"
+export const SIG_XENHA_HOST = 0x73626878; // bytes "xhbs"
+export const SIG_END_MARKER_XENHA_HOST = 0x66626878; // bytes "xhbf"
+/** Version of xenha's heartbeat file (the global section's version field). */
+export const XENHA_HB_VERSION = 1;
+/** Management homes a xenha slot records peers for. */
+export const XENHA_MAX_HOMES = 4;
+
+/** Who wrote the file: xhad (XenServer HA's statefile) or xenha-heartbeat (xenha's heartbeat file). */
+export type Flavour = 'xhad' | 'xenha';
+
+export interface FlavourLayout {
+  version: number;
+  sigGlobal: number;
+  endMarkerGlobal: number;
+  sigHost: number;
+  endMarkerHost: number;
+  /** Bytes of the global section covered by the frame, end marker included. */
+  globalUsed: number;
+  /** Bytes of a host slot covered by the frame, end marker included. */
+  hostUsed: number;
+}
+
+export const FLAVOURS: Readonly<Record<Flavour, Readonly<FlavourLayout>>> = {
+  xhad: {
+    version: SF_VERSION,
+    sigGlobal: SIG_SF_GLOBAL,
+    endMarkerGlobal: SIG_END_MARKER_GLOBAL,
+    sigHost: SIG_SF_HOST,
+    endMarkerHost: SIG_END_MARKER_HOST,
+    globalUsed: 104,
+    hostUsed: 632,
+  },
+  xenha: {
+    version: XENHA_HB_VERSION,
+    sigGlobal: SIG_XENHA_GLOBAL,
+    endMarkerGlobal: SIG_END_MARKER_XENHA_GLOBAL,
+    sigHost: SIG_XENHA_HOST,
+    endMarkerHost: SIG_END_MARKER_XENHA_HOST,
+    globalUsed: 104,
+    hostUsed: 680,
+  },
+};
+
+/** xenha's slot extension, at xhad's end-marker offset. */
+const XENHA_WRITTEN_AT_LO = 628;
+const XENHA_WRITTEN_AT_HI = 632;
+const XENHA_INTERVAL = 636;
+const XENHA_HOMES_COUNT = 640;
+const XENHA_HOMES = 644;
+
 export const POOL_STATES = ['none', 'init', 'active', 'invalid'] as const;
 export type PoolState = (typeof POOL_STATES)[number];
 
@@ -41,8 +98,6 @@ export const SM_PHASES = [
   'FH4DONE',
 ] as const;
 
-const GLOBAL_USED = 104;
-const HOST_USED = 632;
 const UUID_BYTES = 32;
 
 /** (~sig) >> 3 as a logical shift of a u32. */
@@ -140,6 +195,21 @@ export interface StatefileHostSlot {
   weight: number;
 }
 
+/** What xenha's heartbeat daemon adds to a slot, where xhad has its end marker. */
+export interface XenhaSlotExtension {
+  /** When the slot was written, ms since the Unix epoch (u64 on disk). */
+  writtenAtMs: number;
+  /** The daemon's write interval, ms. */
+  intervalMs: number;
+  /** homes[k] = slot indexes heard on management home k within the daemon's peer window; at most 4 homes. */
+  homes: number[][];
+}
+
+/** A slot of xenha's heartbeat file: xhad's fields plus the extension. */
+export interface XenhaHostSlot extends StatefileHostSlot {
+  xenha: XenhaSlotExtension;
+}
+
 export type DecodeError =
   | { kind: 'bad_signature'; detail: string }
   | { kind: 'bad_checksum'; detail: string }
@@ -176,9 +246,10 @@ function seal(buf: Buffer, sig: number, endOffset: number, endSig: number): void
 }
 
 /** The global section as the daemon writes it: 512 bytes (the I/O prefix of its 4 KiB). */
-export function encodeGlobal(g: StatefileGlobal): Buffer {
+export function encodeGlobal(g: StatefileGlobal, flavour: Flavour = 'xhad'): Buffer {
+  const f = FLAVOURS[flavour];
   const buf = Buffer.alloc(GLOBAL_IO_BYTES);
-  buf.writeUInt32LE(SF_VERSION, 12);
+  buf.writeUInt32LE(f.version, 12);
   buf.writeUInt32LE(LENGTH_GLOBAL, 16);
   buf.writeUInt32LE(LENGTH_HOST_SPECIFIC, 20);
   buf.writeUInt32LE(MAX_HOST_NUM, 24);
@@ -186,17 +257,21 @@ export function encodeGlobal(g: StatefileGlobal): Buffer {
   buf.writeUInt32LE(POOL_STATES.indexOf(g.poolState), 60);
   (g.master === null ? Buffer.from('0'.repeat(UUID_BYTES), 'ascii') : packUuid(g.master)).copy(buf, 64);
   buf.writeUInt32LE(g.configHosts, 96);
-  seal(buf, SIG_SF_GLOBAL, GLOBAL_USED - 4, SIG_END_MARKER_GLOBAL);
+  seal(buf, f.sigGlobal, f.globalUsed - 4, f.endMarkerGlobal);
   return buf;
 }
 
-/** Validates like xhad's sf_readglobal: signature, checksum, version. The caller checks gen_uuid. */
-export function decodeGlobal(buf: Buffer): Decoded<StatefileGlobal> {
-  const err = checkFrame(buf, SIG_SF_GLOBAL, GLOBAL_USED - 4, SIG_END_MARKER_GLOBAL, 'global section');
+/**
+ * Validates like xhad's sf_readglobal: signature, checksum, version. The caller checks gen_uuid.
+ * A decoder of one flavour refuses the other's section (bad_signature).
+ */
+export function decodeGlobal(buf: Buffer, flavour: Flavour = 'xhad'): Decoded<StatefileGlobal> {
+  const f = FLAVOURS[flavour];
+  const err = checkFrame(buf, f.sigGlobal, f.globalUsed - 4, f.endMarkerGlobal, 'global section');
   if (err) return { ok: false, error: err };
   const version = buf.readUInt32LE(12);
-  if (version !== SF_VERSION) {
-    return { ok: false, error: { kind: 'bad_version', detail: `version ${version}, expected ${SF_VERSION}` } };
+  if (version !== f.version) {
+    return { ok: false, error: { kind: 'bad_version', detail: `version ${version}, expected ${f.version}` } };
   }
   const state = POOL_STATES[buf.readUInt32LE(60)];
   if (state === undefined) {
@@ -211,8 +286,11 @@ export function decodeGlobal(buf: Buffer): Decoded<StatefileGlobal> {
 }
 
 /** An all-zero slot with a valid frame, as `writestatefile setinit` leaves it. */
-export function emptyHostSlot(hostIndex = 0): StatefileHostSlot {
-  return {
+export function emptyHostSlot(hostIndex?: number, flavour?: 'xhad'): StatefileHostSlot;
+export function emptyHostSlot(hostIndex: number, flavour: 'xenha'): XenhaHostSlot;
+export function emptyHostSlot(hostIndex?: number, flavour?: Flavour): StatefileHostSlot | XenhaHostSlot;
+export function emptyHostSlot(hostIndex = 0, flavour: Flavour = 'xhad'): StatefileHostSlot | XenhaHostSlot {
+  const slot: StatefileHostSlot = {
     sequence: 0,
     hostIndex,
     hostUuid: null,
@@ -230,10 +308,18 @@ export function emptyHostSlot(hostIndex = 0): StatefileHostSlot {
     smPhase: 0,
     weight: 0,
   };
+  return flavour === 'xenha' ? { ...slot, xenha: { writtenAtMs: 0, intervalMs: 0, homes: [] } } : slot;
 }
 
-/** One host slot as the daemon writes it: 1024 bytes (the I/O prefix of its 4 KiB). */
-export function encodeHostSlot(s: StatefileHostSlot): Buffer {
+/**
+ * One host slot as the daemon writes it: 1024 bytes (the I/O prefix of its 4 KiB). The 'xenha'
+ * flavour needs the slot's `xenha` extension; the 'xhad' flavour ignores one if present.
+ */
+export function encodeHostSlot(s: StatefileHostSlot, flavour?: 'xhad'): Buffer;
+export function encodeHostSlot(s: XenhaHostSlot, flavour: 'xenha'): Buffer;
+export function encodeHostSlot(s: StatefileHostSlot | XenhaHostSlot, flavour?: Flavour): Buffer;
+export function encodeHostSlot(s: StatefileHostSlot | XenhaHostSlot, flavour: Flavour = 'xhad'): Buffer {
+  const f = FLAVOURS[flavour];
   const buf = Buffer.alloc(HOST_IO_BYTES);
   if (s.sinceLastHbReceiptMs.length > MAX_HOST_NUM || s.sinceLastSfUpdateMs.length > MAX_HOST_NUM) {
     throw new Error('more than 64 hosts in a slot array');
@@ -254,37 +340,78 @@ export function encodeHostSlot(s: StatefileHostSlot): Buffer {
   writeHostmap(buf, 612, s.lockGrant);
   buf.writeUInt32LE(s.smPhase, 620);
   buf.writeUInt32LE(s.weight, 624);
-  seal(buf, SIG_SF_HOST, HOST_USED - 4, SIG_END_MARKER_HOST);
+  if (flavour === 'xenha') {
+    if (!('xenha' in s)) throw new Error('a xenha heartbeat slot needs its xenha extension');
+    writeXenhaExtension(buf, s.xenha);
+  }
+  seal(buf, f.sigHost, f.hostUsed - 4, f.endMarkerHost);
   return buf;
 }
 
-/** Decodes one slot; the per-peer arrays are cut to `configHosts` entries (only those are written). */
-export function decodeHostSlot(buf: Buffer, configHosts: number): Decoded<StatefileHostSlot> {
-  const err = checkFrame(buf, SIG_SF_HOST, HOST_USED - 4, SIG_END_MARKER_HOST, 'host slot');
-  if (err) return { ok: false, error: err };
-  const n = Math.min(Math.max(configHosts, 0), MAX_HOST_NUM);
-  const arr = (off: number) => Array.from({ length: n }, (_, j) => buf.readInt32LE(off + 4 * j));
+function writeXenhaExtension(buf: Buffer, x: XenhaSlotExtension): void {
+  if (!Number.isSafeInteger(x.writtenAtMs) || x.writtenAtMs < 0) throw new Error(`writtenAtMs out of range: ${x.writtenAtMs}`);
+  if (x.homes.length > XENHA_MAX_HOMES) throw new Error(`more than ${XENHA_MAX_HOMES} management homes: ${x.homes.length}`);
+  buf.writeUInt32LE(x.writtenAtMs % 2 ** 32, XENHA_WRITTEN_AT_LO);
+  buf.writeUInt32LE(Math.floor(x.writtenAtMs / 2 ** 32), XENHA_WRITTEN_AT_HI);
+  buf.writeUInt32LE(x.intervalMs, XENHA_INTERVAL);
+  buf.writeUInt32LE(x.homes.length, XENHA_HOMES_COUNT);
+  x.homes.forEach((home, k) => writeHostmap(buf, XENHA_HOMES + 8 * k, home));
+}
+
+/** The extension of a framed xenha slot, or why it cannot be read. Homes past the count are ignored. */
+function readXenhaExtension(buf: Buffer): Decoded<XenhaSlotExtension> {
+  const hi = buf.readUInt32LE(XENHA_WRITTEN_AT_HI);
+  if (hi >= 2 ** 21) {
+    return { ok: false, error: { kind: 'bad_version', detail: `written-at high word 0x${hi.toString(16)} beyond 2^53 ms` } };
+  }
+  const h = buf.readUInt32LE(XENHA_HOMES_COUNT);
+  if (h > XENHA_MAX_HOMES) {
+    return { ok: false, error: { kind: 'bad_version', detail: `${h} management homes, at most ${XENHA_MAX_HOMES}` } };
+  }
   return {
     ok: true,
     value: {
-      sequence: buf.readUInt32LE(12),
-      hostIndex: buf.readUInt32LE(16),
-      hostUuid: unpackUuid(buf.subarray(20, 52)),
-      excluded: buf.readUInt32LE(52) === 1,
-      starting: buf.readUInt32LE(56) === 1,
-      sinceLastHbReceiptMs: arr(60),
-      sinceLastSfUpdateMs: arr(316),
-      sinceXapiRestartFirstAttemptedMs: buf.readInt32LE(572),
-      currentLiveset: readHostmap(buf, 576),
-      proposedLiveset: readHostmap(buf, 584),
-      hbdomain: readHostmap(buf, 592),
-      sfdomain: readHostmap(buf, 600),
-      lockRequest: buf.readUInt32LE(608) === 1,
-      lockGrant: readHostmap(buf, 612),
-      smPhase: buf.readUInt32LE(620),
-      weight: buf.readUInt32LE(624),
+      writtenAtMs: hi * 2 ** 32 + buf.readUInt32LE(XENHA_WRITTEN_AT_LO),
+      intervalMs: buf.readUInt32LE(XENHA_INTERVAL),
+      homes: Array.from({ length: h }, (_, k) => readHostmap(buf, XENHA_HOMES + 8 * k)),
     },
   };
+}
+
+/**
+ * Decodes one slot; the per-peer arrays are cut to `configHosts` entries (only those are written).
+ * A decoder of one flavour refuses the other's slot (bad_signature).
+ */
+export function decodeHostSlot(buf: Buffer, configHosts: number, flavour?: 'xhad'): Decoded<StatefileHostSlot>;
+export function decodeHostSlot(buf: Buffer, configHosts: number, flavour: 'xenha'): Decoded<XenhaHostSlot>;
+export function decodeHostSlot(buf: Buffer, configHosts: number, flavour?: Flavour): Decoded<StatefileHostSlot | XenhaHostSlot>;
+export function decodeHostSlot(buf: Buffer, configHosts: number, flavour: Flavour = 'xhad'): Decoded<StatefileHostSlot | XenhaHostSlot> {
+  const f = FLAVOURS[flavour];
+  const err = checkFrame(buf, f.sigHost, f.hostUsed - 4, f.endMarkerHost, 'host slot');
+  if (err) return { ok: false, error: err };
+  const n = Math.min(Math.max(configHosts, 0), MAX_HOST_NUM);
+  const arr = (off: number) => Array.from({ length: n }, (_, j) => buf.readInt32LE(off + 4 * j));
+  const value: StatefileHostSlot = {
+    sequence: buf.readUInt32LE(12),
+    hostIndex: buf.readUInt32LE(16),
+    hostUuid: unpackUuid(buf.subarray(20, 52)),
+    excluded: buf.readUInt32LE(52) === 1,
+    starting: buf.readUInt32LE(56) === 1,
+    sinceLastHbReceiptMs: arr(60),
+    sinceLastSfUpdateMs: arr(316),
+    sinceXapiRestartFirstAttemptedMs: buf.readInt32LE(572),
+    currentLiveset: readHostmap(buf, 576),
+    proposedLiveset: readHostmap(buf, 584),
+    hbdomain: readHostmap(buf, 592),
+    sfdomain: readHostmap(buf, 600),
+    lockRequest: buf.readUInt32LE(608) === 1,
+    lockGrant: readHostmap(buf, 612),
+    smPhase: buf.readUInt32LE(620),
+    weight: buf.readUInt32LE(624),
+  };
+  if (flavour !== 'xenha') return { ok: true, value };
+  const ext = readXenhaExtension(buf);
+  return ext.ok ? { ok: true, value: { ...value, xenha: ext.value } } : ext;
 }
 
 export function hostSlotOffset(index: number): number {
@@ -295,30 +422,60 @@ export function hostSlotOffset(index: number): number {
 /**
  * A whole volume as `ha_set_pool_state init` leaves it: zeros, the global section in INIT with
  * master = 32 × '0', and all 64 slots framed (valid signature and checksum, sequence 0, no owner).
+ * The 'xenha' flavour writes its global section ACTIVE (the only pool state xenha-heartbeat writes)
+ * and its empty slots with a zero extension.
  */
-export function initialVolume(genUuid: string, configHosts: number, volumeBytes = STATEFILE_VOLUME_BYTES): Buffer {
+export function initialVolume(
+  genUuid: string,
+  configHosts: number,
+  volumeBytes = STATEFILE_VOLUME_BYTES,
+  flavour: Flavour = 'xhad',
+): Buffer {
   if (volumeBytes < LAYOUT_BYTES) throw new Error(`statefile volume too small: ${volumeBytes} < ${LAYOUT_BYTES}`);
   const vol = Buffer.alloc(volumeBytes);
-  encodeGlobal({ genUuid, poolState: 'init', master: null, configHosts }).copy(vol, 0);
-  for (let i = 0; i < MAX_HOST_NUM; i++) encodeHostSlot(emptyHostSlot(0)).copy(vol, hostSlotOffset(i));
+  const poolState: PoolState = flavour === 'xenha' ? 'active' : 'init';
+  encodeGlobal({ genUuid, poolState, master: null, configHosts }, flavour).copy(vol, 0);
+  const empty = encodeHostSlot(emptyHostSlot(0, flavour), flavour);
+  for (let i = 0; i < MAX_HOST_NUM; i++) empty.copy(vol, hostSlotOffset(i));
   return vol;
 }
 
-export interface DecodedStatefile {
+export interface DecodedStatefile<S extends StatefileHostSlot = StatefileHostSlot> {
   global: Decoded<StatefileGlobal>;
   /** Slots 0 .. configHosts-1 (nothing when the global section does not decode). */
-  slots: Decoded<StatefileHostSlot>[];
+  slots: Decoded<S>[];
 }
 
-/** Decodes the layout prefix of a volume (at least the global section and the configured slots). */
-export function decodeStatefile(buf: Buffer): DecodedStatefile {
-  const global = decodeGlobal(buf.subarray(0, GLOBAL_IO_BYTES));
+/**
+ * Decodes the layout prefix of a volume (at least the global section and the configured slots).
+ * With the wrong flavour the global section fails as bad_signature (see detectFlavour).
+ */
+export function decodeStatefile(buf: Buffer, flavour?: 'xhad'): DecodedStatefile;
+export function decodeStatefile(buf: Buffer, flavour: 'xenha'): DecodedStatefile<XenhaHostSlot>;
+export function decodeStatefile(buf: Buffer, flavour?: Flavour): DecodedStatefile<StatefileHostSlot | XenhaHostSlot>;
+export function decodeStatefile(buf: Buffer, flavour: Flavour = 'xhad'): DecodedStatefile<StatefileHostSlot | XenhaHostSlot> {
+  const global = decodeGlobal(buf.subarray(0, GLOBAL_IO_BYTES), flavour);
   if (!global.ok) return { global, slots: [] };
   const n = Math.min(global.value.configHosts, MAX_HOST_NUM);
-  const slots: Decoded<StatefileHostSlot>[] = [];
+  const slots: Decoded<StatefileHostSlot | XenhaHostSlot>[] = [];
   for (let i = 0; i < n; i++) {
     const off = hostSlotOffset(i);
-    slots.push(decodeHostSlot(buf.subarray(off, off + HOST_IO_BYTES), n));
+    slots.push(decodeHostSlot(buf.subarray(off, off + HOST_IO_BYTES), n, flavour));
   }
   return { global, slots };
+}
+
+/**
+ * Which daemon's file this is, by the global section's signature and its inverse (not its checksum:
+ * decode with the flavour found to validate the rest). null = neither, or shorter than 8 bytes.
+ */
+export function detectFlavour(buf: Buffer): Flavour | null {
+  if (buf.length < 8) return null;
+  const sig = buf.readUInt32LE(0);
+  const inv = buf.readUInt32LE(4);
+  for (const flavour of ['xhad', 'xenha'] as const) {
+    const f = FLAVOURS[flavour];
+    if (sig === f.sigGlobal && inv === sigInv(f.sigGlobal)) return flavour;
+  }
+  return null;
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeStatefile, LAYOUT_BYTES, type DecodedStatefile, type XenhaHostSlot } from '../../core/statefile/layout.ts';
@@ -388,19 +388,23 @@ describe('xenha-heartbeat when its heartbeat file cannot be written', () => {
     const ia = slotOf(hosts, hosts[0]!.uuid);
     const ib = slotOf(hosts, hosts[1]!.uuid);
     await waitFor('the second host to write its file', () => slot(own, ib)?.hostUuid === hosts[1]!.uuid);
-    // Root ignores file modes: an immutable file refuses even root's writes.
-    const root = process.getuid?.() === 0;
-    const lock = async (on: boolean) => {
-      if (!root) return chmodSync(own, on ? 0o444 : 0o644);
-      const r = await run('chattr', [on ? '+i' : '-i', own]);
-      if (r.code !== 0)
-        throw new Error(`chattr ${on ? '+i' : '-i'} ${own} failed (needed as root to make the file unwritable): ${r.stderr}`);
+    // The file's path made a directory for a while: opening it for writing fails for root too, on any
+    // file system (file modes do not stop root, and chattr +i needs a file system that supports it).
+    const away = `${own}.away`;
+    const lock = (on: boolean) => {
+      if (on) {
+        renameSync(own, away);
+        mkdirSync(own);
+      } else {
+        rmdirSync(own);
+        renameSync(away, own);
+      }
     };
-    await lock(true);
+    lock(true);
     let frozen: number | undefined;
     try {
       await waitFor('the failure in the log', () => b.log().includes('cannot open the heartbeat file'));
-      frozen = slot(own, ib)!.sequence;
+      frozen = slot(away, ib)!.sequence;
       // Several windows later: the peer hears it on both homes all along, on the network only.
       for (let t = 0; t < 4; t++) {
         await sleep(WINDOW_MS);
@@ -412,12 +416,12 @@ describe('xenha-heartbeat when its heartbeat file cannot be written', () => {
         expect(s.sinceLastSfUpdateMs[ib]).toBe(-1); // never wrote this file
         expect(s.sfdomain).toEqual([ia]);
       }
-      expect(slot(own, ib)!.sequence).toBe(frozen);
+      expect(slot(away, ib)!.sequence).toBe(frozen);
       expect(b.proc.exitCode).toBeNull();
       // Logged at error once, then at debug only.
       expect(b.log().match(/error: .*cannot open the heartbeat file/g)).toHaveLength(1);
     } finally {
-      await lock(false);
+      lock(false);
     }
     await waitFor('the slot to advance again', () => slot(own, ib)?.sequence !== frozen && b.log().includes('writing again'));
     await Promise.all([stopProcess(a.proc, 'SIGTERM'), stopProcess(b.proc, 'SIGTERM')]);

@@ -38,30 +38,39 @@ export interface MonitorSetup {
   storageHeartbeatProbes: readonly string[];
 }
 
+/** xhad's statefile (HA on), or xenha-heartbeat's file (a pool without HA running xenha's daemon). */
+export type StorageHeartbeatKind = 'xhad-statefile' | 'xenha-heartbeat';
+
 /**
- * Whether the monitor has a storage heartbeat for the pool: HA on (xhad writes the statefile) and a
- * probe reading it. Without one there is no second path to confirm a death: no host is called dead.
+ * Whether the monitor has a storage heartbeat for the pool: a probe reading one, and either HA on
+ * (xhad writes the statefile) or xenha-heartbeat's file read (`read`: what the probe last read).
+ * Without one there is no second path to confirm a death: no host is called dead.
  */
-export function storageHeartbeatCheck(s: Pick<PoolSnapshot, 'haEnabled'>, monitor: MonitorSetup): PreflightResult {
+export function storageHeartbeatCheck(
+  s: Pick<PoolSnapshot, 'haEnabled'>,
+  monitor: MonitorSetup,
+  read: StorageHeartbeatKind | null = null,
+): PreflightResult {
   const check = 'storage_heartbeat';
-  if (!s.haEnabled)
-    return {
-      check,
-      ok: false,
-      reason:
-        'HA is off: no xhad writes the statefile, so the pool has no storage heartbeat and xenha never calls a host dead (suspect at most)',
-    };
+  const never = 'xenha never calls a host dead (suspect at most)';
   if (monitor.storageHeartbeatProbes.length === 0)
     return {
       check,
       ok: false,
-      reason:
-        'no statefile device configured (probe storage-statefile): without the storage heartbeat xenha never calls a host dead (suspect at most)',
+      reason: `no statefile device configured (probe storage-statefile): without the storage heartbeat ${never}`,
     };
-  return { check, ok: true, reason: `HA on and the statefile read by ${monitor.storageHeartbeatProbes.join(', ')}: two-path verdicts` };
+  const by = monitor.storageHeartbeatProbes.join(', ');
+  if (read === 'xenha-heartbeat') return { check, ok: true, reason: `xenha-heartbeat's file read by ${by}: two-path verdicts` };
+  if (!s.haEnabled)
+    return {
+      check,
+      ok: false,
+      reason: `HA is off: no xhad writes the statefile and no xenha-heartbeat file was read, so the pool has no storage heartbeat and ${never}`,
+    };
+  return { check, ok: true, reason: `HA on and the statefile read by ${by}: two-path verdicts` };
 }
 
-export function preflight(s: PoolSnapshot, monitor: MonitorSetup): PreflightResult[] {
+export function preflight(s: PoolSnapshot, monitor: MonitorSetup, read: StorageHeartbeatKind | null = null): PreflightResult[] {
   const sr = s.heartbeatSr;
   const r = (check: PreflightCheck, ok: boolean, reason: string): PreflightResult => ({ check, ok, reason });
   const missingSr = 'no heartbeat SR (no statefile VDI)';
@@ -110,6 +119,6 @@ export function preflight(s: PoolSnapshot, monitor: MonitorSetup): PreflightResu
         ? `SR type ${sr.type}: the heartbeat iSCSI LUN must be provisioned by hand`
         : 'no hand-provisioned LUN needed',
     ),
-    storageHeartbeatCheck(s, monitor),
+    storageHeartbeatCheck(s, monitor, read),
   ];
 }

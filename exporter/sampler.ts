@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange } from '../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { deadAfterInForce, type DeadAfterInForce } from '../core/classify/dead-after.ts';
-import { preflight, storageHeartbeatCheck, type MonitorSetup, type PreflightResult } from '../core/preflight.ts';
+import { preflight, storageHeartbeatCheck, type MonitorSetup, type PreflightResult, type StorageHeartbeatKind } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
 import { PoolConnection } from '../io/xapi/connection.ts';
@@ -77,6 +77,8 @@ export class PoolSampler {
   /** The classification policy of the last round (its dead-after follows the pool's HA timeout). */
   policy: ClassifyPolicy;
   private readonly monitor: MonitorSetup;
+  /** The storage heartbeat a probe last said it read (kept until one says otherwise). */
+  private heartbeatRead: StorageHeartbeatKind | null = null;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   private stopped = false;
@@ -152,14 +154,14 @@ export class PoolSampler {
     const xapiConnected = this.connection.status === 'connected';
     if (snapshot) {
       this.state.snapshot = snapshot;
-      this.state.preflight = preflight(snapshot, this.monitor);
+      this.state.preflight = preflight(snapshot, this.monitor, this.heartbeatRead);
     }
     const s = this.state.snapshot;
     if (!s) return;
     // Both follow the pool's configuration (HA on or off, its timeout) as XAPI reports it.
     this.state.deadAfter = this.deadAfterFor(s);
     this.policy = { ...this.policy, deadAfterMs: this.state.deadAfter.ms };
-    const storageHeartbeat = storageHeartbeatCheck(s, this.monitor);
+    const storageHeartbeat = storageHeartbeatCheck(s, this.monitor, this.heartbeatRead);
     this.state.storageHeartbeat = storageHeartbeat;
     const ac = new AbortController();
     // Every TCP connect of the round listens on this one signal (two per host): no leak, many listeners.
@@ -215,7 +217,7 @@ export class PoolSampler {
    */
   private async runProbe(
     p: ConfiguredProbe,
-    base: Omit<ProbeRound, 'report' | 'observe'>,
+    base: Omit<ProbeRound, 'report' | 'observe' | 'storageHeartbeatRead'>,
     expired: Promise<'timeout'>,
   ): Promise<{ samples: Map<string, Sample[]>; series: Map<string, SeriesValue[]> } | null> {
     const fail = (why: string, e?: unknown) => {
@@ -245,6 +247,9 @@ export class PoolSampler {
           source: extra?.source ?? p.source,
           ageMs: extra?.ageMs !== undefined ? extra.ageMs : up === true ? 0 : null,
         });
+      },
+      storageHeartbeatRead: (kind) => {
+        if (open) this.heartbeatRead = kind;
       },
       observe: (key, host, value, labels = {}) => {
         const def = p.series[key];

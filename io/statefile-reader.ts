@@ -1,5 +1,5 @@
 /**
- * Reading a statefile without disturbing xhad: read-only, only the layout prefix (266240 bytes),
+ * Reading a statefile (xhad's, or xenha-heartbeat's file on an HA-off pool: told apart by signature) without disturbing xhad: read-only, only the layout prefix (266240 bytes),
  * retried on a torn read (bad checksum), as xhad itself retries. On a block device (a real pool's
  * heartbeat LUN attached to the monitoring host) the read bypasses the page cache with O_DIRECT
  * through `dd iflag=direct` (Node cannot align its buffers for O_DIRECT itself); on a regular file
@@ -7,7 +7,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
-import { decodeStatefile, LAYOUT_BYTES, type DecodedStatefile } from '../core/statefile/layout.ts';
+import { decodeStatefile, detectFlavour, LAYOUT_BYTES, type DecodedStatefile, type Flavour } from '../core/statefile/layout.ts';
 
 export type ReadMode = 'auto' | 'direct' | 'buffered';
 
@@ -38,6 +38,8 @@ function readDirect(path: string, signal: AbortSignal): Promise<Buffer> {
 
 export interface StatefileRead {
   decoded: DecodedStatefile;
+  /** Whose file it is, by its signature: xhad's statefile, or xenha-heartbeat's file (HA off). */
+  flavour: Flavour;
   attempts: number;
 }
 
@@ -48,12 +50,15 @@ const torn = (d: DecodedStatefile) =>
 export async function readStatefile(path: string, mode: ReadMode, signal: AbortSignal, tries = 3): Promise<StatefileRead> {
   const direct = mode === 'direct' || (mode === 'auto' && (await stat(path)).isBlockDevice());
   let decoded: DecodedStatefile | undefined;
+  let flavour: Flavour = 'xhad';
   for (let attempt = 1; attempt <= tries; attempt++) {
     signal.throwIfAborted();
     const buf = direct ? await readDirect(path, signal) : await readBuffered(path);
-    decoded = decodeStatefile(buf);
-    if (!torn(decoded)) return { decoded, attempts: attempt };
+    // Neither signature: decoded as xhad's, which says what is wrong with it.
+    flavour = detectFlavour(buf) ?? 'xhad';
+    decoded = decodeStatefile(buf, flavour);
+    if (!torn(decoded)) return { decoded, flavour, attempts: attempt };
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { decoded: decoded!, attempts: tries };
+  return { decoded: decoded!, flavour, attempts: tries };
 }

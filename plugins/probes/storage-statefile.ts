@@ -4,10 +4,13 @@
  * checks that each host's sequence number keeps advancing: a slot still for a few statefile
  * intervals (xapi's max(2, T/20) s) is down, with its age. It also reads what each slot says of the
  * network heartbeat: a host heard recently by a live peer is alive on the network as the pool sees
- * it, whatever the monitor's own reach. With HA off no host writes the statefile: it cannot tell. The
- * verdicts are pure (storage-statefile-verdicts.ts); this file reads.
+ * it, whatever the monitor's own reach. With HA off no host writes xhad's statefile: it cannot tell,
+ * unless the file is xenha-heartbeat's (xenha's own daemon, same layout, its own signature), whose
+ * slots it reads the same way, at the interval they say. The verdicts are pure
+ * (storage-statefile-verdicts.ts); this file reads.
  */
 import { z } from 'zod';
+import type { DecodedStatefile, XenhaHostSlot } from '../../core/statefile/layout.ts';
 import { readStatefile } from '../../io/statefile-reader.ts';
 import { defineProbe } from './contract.ts';
 import {
@@ -21,6 +24,23 @@ import {
 
 /** Statefile intervals a slot may stay still before it is down: one missed write is not a stall. */
 export const STALL_INTERVALS = 3;
+
+/**
+ * xenha-heartbeat sends its UDP heartbeat and writes its slot once per interval: the peers' word on a
+ * host lasts 3 heartbeats plus the write that reports them, as for xhad.
+ */
+export const XENHA_PEER_WINDOW_INTERVALS = 4;
+
+/** The interval xenha-heartbeat's slots say they are written at (the largest, so no slow writer is called stalled). */
+function xenhaIntervalMs(files: readonly (DecodedStatefile | undefined)[]): number | null {
+  let interval: number | null = null;
+  for (const f of files)
+    for (const slot of f?.slots ?? []) {
+      const ms = slot.ok ? (slot.value as Partial<XenhaHostSlot>).xenha?.intervalMs : undefined;
+      if (ms !== undefined && ms > 0 && (interval === null || ms > interval)) interval = ms;
+    }
+  return interval;
+}
 
 const options = z.strictObject({
   /** The statefile as the monitor sees it, one entry per home (e.g. two multipath legs). */
@@ -70,36 +90,53 @@ export const storageStatefile = defineProbe({
       async sample(round) {
         const s = round.snapshot;
         const hosts = s.hosts.map((h) => h.uuid);
-        if (!s.haEnabled) {
-          // No xhad runs with HA off: no host writes its slot, so the statefile says nothing of anyone.
+        const reads = await Promise.all(
+          o.devices.map(async (dev) => {
+            const started = performance.now();
+            try {
+              const read = await readStatefile(dev.path, o.readMode, round.signal);
+              return { dev, read, seconds: (performance.now() - started) / 1000 };
+            } catch (e) {
+              return { dev, error: `cannot read ${dev.path}: ${(e as Error).message}` };
+            }
+          }),
+        );
+        // Whose file: xenha-heartbeat's (a storage heartbeat with HA off or on), or xhad's statefile,
+        // which no host writes with HA off.
+        const xenha = reads.some((r) => r.read?.flavour === 'xenha');
+        if (xenha) round.storageHeartbeatRead('xenha-heartbeat');
+        else if (s.haEnabled && reads.some((r) => r.read)) round.storageHeartbeatRead('xhad-statefile');
+        if (!xenha && !s.haEnabled) {
           tracks.clear();
           for (const host of hosts) {
             for (const dev of o.devices)
-              round.report(host, dev.home, null, 'HA is off: no host writes the statefile (no storage heartbeat)');
+              round.report(
+                host,
+                dev.home,
+                null,
+                'HA is off and no xenha-heartbeat file: no host writes the statefile (no storage heartbeat)',
+              );
             round.report(host, 'peers', null, 'HA is off: no network heartbeat in the statefile', { path: 'network' });
           }
           return;
         }
-        const stallAfter = o.stallAfterMs ?? STALL_INTERVALS * statefileIntervalMs(s.haTimeoutSeconds);
+        // The writers' interval: xenha-heartbeat says its own in each slot; xhad's follows the pool's T.
+        const interval = (xenha ? xenhaIntervalMs(reads.map((r) => r.read?.decoded)) : null) ?? statefileIntervalMs(s.haTimeoutSeconds);
+        const stallAfter = o.stallAfterMs ?? STALL_INTERVALS * interval;
+        const peerWindow =
+          o.peerHeartbeatTimeoutMs ?? (xenha ? XENHA_PEER_WINDOW_INTERVALS * interval : peerHeartbeatTimeoutMs(s.haTimeoutSeconds));
         const readings: SlotReading[] = [];
-        await Promise.all(
-          o.devices.map(async (dev) => {
-            const started = performance.now();
-            let verdicts;
-            try {
-              const { decoded } = await readStatefile(dev.path, o.readMode, round.signal);
-              verdicts = deviceVerdicts(decoded, hosts, tracks.get(dev.home) ?? new Map(), round.now, stallAfter);
-            } catch (e) {
-              for (const host of hosts) round.report(host, dev.home, null, `cannot read ${dev.path}: ${(e as Error).message}`);
-              return;
-            }
-            const seconds = (performance.now() - started) / 1000;
-            tracks.set(dev.home, verdicts.tracks);
-            readings.push(...verdicts.readings);
-            for (const v of verdicts.samples)
-              round.report(v.host, dev.home, v.up, v.detail, { latencySeconds: v.up ? seconds : null, ageMs: v.ageMs });
-          }),
-        );
+        for (const r of reads) {
+          if (!r.read) {
+            for (const host of hosts) round.report(host, r.dev.home, null, r.error);
+            continue;
+          }
+          const verdicts = deviceVerdicts(r.read.decoded, hosts, tracks.get(r.dev.home) ?? new Map(), round.now, stallAfter);
+          tracks.set(r.dev.home, verdicts.tracks);
+          readings.push(...verdicts.readings);
+          for (const v of verdicts.samples)
+            round.report(v.host, r.dev.home, v.up, v.detail, { latencySeconds: v.up ? r.seconds : null, ageMs: v.ageMs });
+        }
         // One value per host: the freshest reading over the devices (each device reads the same slot).
         const freshest = new Map<string, SlotReading>();
         for (const r of readings) if ((freshest.get(r.host)?.ageMs ?? Infinity) >= r.ageMs) freshest.set(r.host, r);
@@ -108,7 +145,7 @@ export const storageStatefile = defineProbe({
           round.observe('peers', r.host, r.slot.hbdomain.length, { domain: 'network' });
           round.observe('peers', r.host, r.slot.sfdomain.length, { domain: 'storage' });
         }
-        for (const v of peerVerdicts(hosts, readings, o.peerHeartbeatTimeoutMs ?? peerHeartbeatTimeoutMs(s.haTimeoutSeconds)))
+        for (const v of peerVerdicts(hosts, readings, peerWindow))
           round.report(v.host, 'peers', v.up, v.detail, { path: 'network', ageMs: v.ageMs });
       },
     };

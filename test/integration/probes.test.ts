@@ -12,7 +12,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { createProbes, PROBES, probesConfig, type ConfiguredProbe, type ProbeRound } from '../../plugins/probes/index.ts';
+import {
+  createProbes,
+  PROBES,
+  probesConfig,
+  type ConfiguredProbe,
+  type ProbeRound,
+  type StorageHeartbeatKind,
+} from '../../plugins/probes/index.ts';
 import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
 import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
 import { emptyHostSlot, encodeHostSlot, hostSlotOffset, initialVolume, type StatefileHostSlot } from '../../core/statefile/layout.ts';
@@ -56,10 +63,11 @@ function probe(config: Record<string, unknown>): ConfiguredProbe {
 async function runRound(
   p: ConfiguredProbe,
   r: { snapshot: PoolSnapshot; xapiConnected?: boolean; xapiUrl?: string; now?: number; timeoutMs?: number },
-): Promise<{ samples: Got[]; series: Observed[] }> {
+): Promise<{ samples: Got[]; series: Observed[]; heartbeats: StorageHeartbeatKind[] }> {
   const samples: Got[] = [];
   const series: Observed[] = [];
   const undeclared: string[] = [];
+  const heartbeats: StorageHeartbeatKind[] = [];
   const ac = new AbortController();
   const timeoutMs = r.timeoutMs ?? 5000;
   const timer = setTimeout(() => ac.abort(), timeoutMs);
@@ -85,6 +93,9 @@ async function runRound(
         ageMs: extra?.ageMs !== undefined ? extra.ageMs : up === true ? 0 : null,
       });
     },
+    storageHeartbeatRead(kind) {
+      heartbeats.push(kind);
+    },
     observe(key, host, value, labels = {}) {
       const def = p.series[key];
       if (!def) undeclared.push(key);
@@ -99,7 +110,7 @@ async function runRound(
     ac.abort();
   }
   expect(undeclared, `${p.name} observed series it does not declare`).toEqual([]);
-  return { samples, series };
+  return { samples, series, heartbeats };
 }
 
 const CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VDI', 'VM', 'VBD'] as const;
@@ -508,6 +519,58 @@ describe('storage-statefile', () => {
       for (const x of samples) expect(x).toMatchObject({ up: null, detail: expect.stringMatching(/^HA is off/) });
       expect(series).toEqual([]);
     }
+    // And no storage heartbeat is said to be read.
+    expect((await runRound(p, { snapshot, now: 20 * T })).heartbeats).toEqual([]);
+  });
+
+  it("with HA off reads xenha-heartbeat's file (its own signature) as a storage heartbeat, stalled after 3 of the intervals its slots say", async () => {
+    const snapshot = snapshotOf(recordsOf(buildPool({ ...spec, haEnabled: false }, '127.0.0.1').db));
+    const file = join(tempDir(), 'heartbeat.img');
+    const INTERVAL = 500; // what the daemon says it writes at: stalled after 3 × 500 ms
+    const index = ranks(snapshot.hosts.map((h) => h.uuid));
+    const write = (seqOf: (uuid: string) => number, at: number) => {
+      const vol = initialVolume('0123abcd-4567-89ab-cdef-0123456789ab', 3, undefined, 'xenha');
+      for (const [uuid, i] of index)
+        encodeHostSlot(
+          {
+            ...emptyHostSlot(i, 'xenha'),
+            sequence: seqOf(uuid),
+            hostUuid: uuid,
+            weight: 1,
+            sinceLastHbReceiptMs: [0, 0, 0],
+            sinceLastSfUpdateMs: [0, 0, 0],
+            xenha: {
+              writtenAtMs: at,
+              intervalMs: INTERVAL,
+              homes: [
+                [0, 1, 2],
+                [0, 1, 2],
+              ],
+            },
+          },
+          'xenha',
+        ).copy(vol, hostSlotOffset(i));
+      writeFileSync(file, vol);
+    };
+    const [first, second] = [...index.keys()];
+    const p = probe({ 'storage-statefile': { devices: [{ home: '0', path: file }], readMode: 'buffered' } });
+    write(() => 1, 0);
+    const r0 = await runRound(p, { snapshot, now: 0 });
+    expect(r0.heartbeats).toEqual(['xenha-heartbeat']);
+    // Every host advances at 400 ms; then only the first one: the second is still 3 intervals later.
+    write(() => 2, 400);
+    expect(sampleOf((await runRound(p, { snapshot, now: 400 })).samples, second!, '0').up).toBe(true);
+    write((u) => (u === first ? 3 : 2), 1800);
+    const late = await runRound(p, { snapshot, now: 400 + 3 * INTERVAL });
+    expect(sampleOf(late.samples, first!, '0')).toMatchObject({ up: true, source: 'statefile' });
+    expect(sampleOf(late.samples, second!, '0')).toMatchObject({
+      up: false,
+      ageMs: 3 * INTERVAL,
+      detail: expect.stringContaining('stalled after 1.5 s'),
+    });
+    // The peers' word on the network path, read from the slots as for xhad's statefile.
+    expect(sampleOf(late.samples, second!, 'peers')).toMatchObject({ up: true, path: 'network' });
+    expect(late.heartbeats).toEqual(['xenha-heartbeat']);
   });
 
   it("reads the simulator's statefile: a crashed host's slot stops and goes down after the timeout, its peers stop hearing it", async () => {

@@ -105,19 +105,28 @@ describe('preflight checks', () => {
 
 describe('storage heartbeat', () => {
   const snap = (haEnabled: boolean) => buildSnapshot(recordsOf({ ...generatePoolSpec({ hosts: 3, vms: 3, seed: 2 }), haEnabled }));
-  const check = (haEnabled: boolean, probes: string[]) =>
-    preflight(snap(haEnabled), { storageHeartbeatProbes: probes }).find((r) => r.check === 'storage_heartbeat')!;
+  const check = (haEnabled: boolean, probes: string[], read: 'xhad-statefile' | 'xenha-heartbeat' | null = null) =>
+    preflight(snap(haEnabled), { storageHeartbeatProbes: probes }, read).find((r) => r.check === 'storage_heartbeat')!;
 
-  it('holds only with HA on and a probe reading the statefile', () => {
-    expect(check(true, ['storage-statefile'])).toMatchObject({ ok: true, reason: expect.stringMatching(/two-path verdicts/) });
+  it("holds with a probe reading it, and HA on or xenha-heartbeat's file read", () => {
+    expect(check(true, ['storage-statefile'])).toMatchObject({ ok: true, reason: expect.stringMatching(/^HA on .*two-path verdicts/) });
     expect(check(false, ['storage-statefile'])).toMatchObject({
       ok: false,
-      reason: expect.stringMatching(/^HA is off: .* never calls a host dead/),
+      reason: expect.stringMatching(/^HA is off: .*no xenha-heartbeat file was read.* never calls a host dead/),
+    });
+    // HA off, xenha's own daemon's file read: a storage heartbeat after all.
+    expect(check(false, ['storage-statefile'], 'xenha-heartbeat')).toMatchObject({
+      ok: true,
+      reason: expect.stringMatching(/^xenha-heartbeat's file read by storage-statefile/),
     });
     expect(check(true, [])).toMatchObject({
       ok: false,
       reason: expect.stringMatching(/^no statefile device configured.* never calls a host dead/),
     });
-    expect(check(false, [])).toMatchObject({ ok: false, reason: expect.stringMatching(/^HA is off/) });
+    // Nothing reads a storage heartbeat: whatever was read before does not count.
+    expect(check(false, [], 'xenha-heartbeat')).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^no statefile device configured/),
+    });
   });
 });

@@ -27,7 +27,6 @@
  *   XENHA_BENCH_DETECTION_TRACE     set (to 1): print, from each fault to its verdict, every round's
  *                                   state, paths, rule and samples of the faulted host (on stderr)
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +39,7 @@ import { routeLibraryLogs } from '../io/library-logs.ts';
 import { generatePoolSpec } from '../simulator/pool-spec.ts';
 import type { HostRuntime } from '../simulator/pool.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
-import { machine, writeSection } from './report.ts';
+import { machine, tree, writeSection } from './report.ts';
 
 const PASSWORD_ENV = 'XENHA_BENCH_PASSWORD';
 const PASSWORD = 'bench';
@@ -364,18 +363,6 @@ async function oneRun(haTimeoutS: number, run: number): Promise<RunResult> {
     rmSync(stateDir, { recursive: true, force: true });
   }
   return result;
-}
-
-/** The tree measured: HEAD's short hash, and whether files other than BENCHMARKS.md differ from it. */
-function tree(): string {
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' }).trim();
-  try {
-    const head = git('rev-parse', '--short', 'HEAD');
-    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!BENCHMARKS.md') !== '';
-    return `tree ${head}${dirty ? ' with uncommitted changes' : ''}`;
-  } catch {
-    return 'tree unknown (no git)';
-  }
 }
 
 function median(xs: number[]): number {

@@ -19,7 +19,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LAYOUT_BYTES } from '../core/statefile/layout.ts';
-import { machine, writeSection } from './report.ts';
+import { machine, tree, writeSection } from './report.ts';
 
 const DAEMON = join(import.meta.dirname, '../heartbeat/xenha-heartbeat.py');
 const PYTHON = 'python3';
@@ -43,17 +43,6 @@ const RSS_SAMPLES = 6;
 const KILL_AFTER_MS = 5000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function tree(): string {
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' }).trim();
-  try {
-    const head = git('rev-parse', '--short', 'HEAD');
-    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!BENCHMARKS.md') !== '';
-    return `tree ${head}${dirty ? ' with uncommitted changes' : ''}`;
-  } catch {
-    return 'tree unknown (no git)';
-  }
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

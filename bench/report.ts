@@ -1,6 +1,8 @@
-/** Writes one benchmark's section into BENCHMARKS.md between its markers, keeping the others. */
+/** Writes one benchmark's section into BENCHMARKS.md between its markers, keeping the others; and what every section names: the machine, the tree. */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 
 const FILE = new URL('../BENCHMARKS.md', import.meta.url);
 
@@ -19,4 +21,16 @@ export function writeSection(name: string, body: string): void {
   const j = text.indexOf(end);
   text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
   writeFileSync(FILE, text);
+}
+
+/** The tree measured: HEAD's short hash, and whether files other than BENCHMARKS.md differ from it. */
+export function tree(): string {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' }).trim();
+  try {
+    const head = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!BENCHMARKS.md') !== '';
+    return `tree ${head}${dirty ? ' with uncommitted changes' : ''}`;
+  } catch {
+    return 'tree unknown (no git)';
+  }
 }

@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { unsafeUniformIntDistribution, xoroshiro128plus, type RandomGenerator } from 'pure-rand';
 import type { HostState } from '../core/classify/state-machine.ts';
+import { statefileIntervalMs } from '../core/model/ha-timeouts.ts';
 import { exporterConfig } from '../exporter/config.ts';
 import { PoolSampler } from '../exporter/sampler.ts';
 import { routeLibraryLogs } from '../io/library-logs.ts';
@@ -408,7 +409,7 @@ function summarise(T: number, results: RunResult[]): { lines: string[]; deadOnOn
   });
   const bystanders = [...new Set(results.flatMap((r) => [...r.bystanders].map((b) => b.replace(/^host-\d+ /, ''))))];
   const lines = [
-    `### HA timeout T = ${T} s (${results.length} runs; statefile interval ${Math.max(2, Math.floor(T / 20))} s, master election after ${T} s)`,
+    `### HA timeout T = ${T} s (${results.length} runs; statefile interval ${statefileIntervalMs(T) / 1000} s, master election after ${T} s)`,
     '',
     '| fault | target state | median | worst | runs reached | goal (worst) | met |',
     '|---|---|---|---|---|---|---|',

@@ -24,7 +24,8 @@ import {
 } from '../core/statefile/layout.ts';
 import { buildPool, NETWORK_HOMES, STORAGE_HOMES, type BuiltHost, type BuiltPool } from './build.ts';
 import type { PoolSpec } from './pool-spec.ts';
-import { XhadLiveset, faultHandlerSleepMs, type FaultHandlerState, type XhadView } from './xhad-liveset.ts';
+import { faultHandlerSleepMs, heartbeatIntervalMs, statefileIntervalMs } from '../core/model/ha-timeouts.ts';
+import { XhadLiveset, type FaultHandlerState, type XhadView } from './xhad-liveset.ts';
 
 export type PathName = 'network' | 'storage';
 
@@ -85,7 +86,7 @@ export interface SimTiming {
 export function defaultTiming(haTimeoutSeconds: number, haEnabled: boolean): SimTiming {
   return {
     tickMs: 250,
-    statefileIntervalMs: Math.max(2, Math.floor(haTimeoutSeconds / 20)) * 1000, // integer division, as Timeouts.derive
+    statefileIntervalMs: statefileIntervalMs(haTimeoutSeconds),
     bootMs: 3000,
     autoElectMasterMs: haEnabled ? haTimeoutSeconds * 1000 : null,
     haMonitorIntervalMs: 20_000,
@@ -566,7 +567,7 @@ export class SimulatedPool extends EventEmitter {
 
   /** xhad's network heartbeat interval, in ms (timing.networkHeartbeatIntervalMs, else xapi's min((T + 10) / 10, 3) s). */
   networkHeartbeatIntervalMs(): number {
-    return this.timing.networkHeartbeatIntervalMs ?? Math.min(Math.floor((this.haTimeoutMs() / 1000 + 10) / 10), 3) * 1000;
+    return this.timing.networkHeartbeatIntervalMs ?? heartbeatIntervalMs(this.haTimeoutMs() / 1000);
   }
 
   /** xhad's fault handler's sleep before a liveset update, in ms (timing.livesetDropDelayMs, else derived from the pool's T). */

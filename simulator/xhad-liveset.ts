@@ -55,22 +55,6 @@ export type FaultHandlerState =
   | { phase: 'consistent-view'; since: number }
   | { phase: 'sleep'; since: number; until: number; dropping: HostRuntime[]; extended: boolean };
 
-/**
- * The fault handler's phase-4 sleep as xha computes it from xapi's timeouts for T (seconds):
- * max((max(Wh, Ws) − min(T1, T2) + max(t1, t2)) s, FH_MINIMUM_SLEEP_BEFORE_FO = 10 s), with xapi's
- * Xapi_ha.Timeouts.derive: Wh = T, Ws = T + 15, T1 = T2 = T, t1 = min((T + 10) / 10, 3),
- * t2 = max(2, T / 20) (integer division). 18 s at T = 30. The phase 3 to 4 rendezvous it subtracts is
- * taken as 0.
- */
-export function faultHandlerSleepMs(haTimeoutSeconds: number): number {
-  const T = Math.floor(haTimeoutSeconds);
-  const t1 = Math.min(Math.floor((T + 10) / 10), 3);
-  const t2 = Math.max(2, Math.floor(T / 20));
-  const Wh = T;
-  const Ws = T + 15;
-  return Math.max(Math.max(Wh, Ws) - T + Math.max(t1, t2), 10) * 1000;
-}
-
 export class XhadLiveset {
   readonly liveset = new Set<HostRuntime>();
   faultHandler: FaultHandlerState | null = null;

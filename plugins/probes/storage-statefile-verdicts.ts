@@ -3,6 +3,7 @@
  * each slot before and the time, say which slots still advance (storage path) and which hosts their
  * live peers hear on the network heartbeat (network path). The probe itself only reads the devices.
  */
+import { heartbeatIntervalMs, statefileIntervalMs } from '../../core/model/ha-timeouts.ts';
 import { hostIndexOrder, type DecodedStatefile, type StatefileHostSlot } from '../../core/statefile/layout.ts';
 
 /** What the probe remembers of one host's slot on one device. */
@@ -34,19 +35,6 @@ export interface DeviceVerdicts {
   samples: Verdict[];
   readings: SlotReading[];
   tracks: Map<string, SlotTrack>;
-}
-
-/**
- * xapi's statefile interval for an HA timeout T (Xapi_ha.Timeouts.derive: max 2 (t / 20), integer seconds): each live host rewrites its slot
- * this often.
- */
-export function statefileIntervalMs(haTimeoutSeconds: number): number {
-  return Math.max(2, Math.floor(haTimeoutSeconds / 20)) * 1000;
-}
-
-/** xapi's network heartbeat interval for T (Xapi_ha.Timeouts.derive: min ((t + 10) / 10) 3, integer seconds). */
-export function heartbeatIntervalMs(haTimeoutSeconds: number): number {
-  return Math.min(Math.floor((haTimeoutSeconds + 10) / 10), 3) * 1000;
 }
 
 /**

@@ -11,16 +11,10 @@
  */
 import { z } from 'zod';
 import type { DecodedStatefile, XenhaHostSlot } from '../../core/statefile/layout.ts';
+import { statefileIntervalMs } from '../../core/model/ha-timeouts.ts';
 import { readStatefile } from '../../io/statefile-reader.ts';
 import { defineProbe } from './contract.ts';
-import {
-  deviceVerdicts,
-  peerHeartbeatTimeoutMs,
-  peerVerdicts,
-  statefileIntervalMs,
-  type SlotReading,
-  type SlotTrack,
-} from './storage-statefile-verdicts.ts';
+import { deviceVerdicts, peerHeartbeatTimeoutMs, peerVerdicts, type SlotReading, type SlotTrack } from './storage-statefile-verdicts.ts';
 
 /** Statefile intervals a slot may stay still before it is down: one missed write is not a stall. */
 export const STALL_INTERVALS = 3;

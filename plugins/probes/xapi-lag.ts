@@ -4,7 +4,7 @@
  * fresher evidence exists (docs/classification.md, "Evidence and its source").
  */
 import type { PoolSnapshot } from '../../core/model/snapshot.ts';
-import { heartbeatIntervalMs, statefileIntervalMs } from './storage-statefile-verdicts.ts';
+import { faultHandlerSleepMs } from '../../core/model/ha-timeouts.ts';
 
 /** xapi's ha_monitor_interval: the master's HA monitor refreshes live, ha_statefiles and ha_network_peers this often. */
 export const XAPI_HA_MONITOR_INTERVAL_MS = 20_000;
@@ -19,9 +19,7 @@ export const XAPI_HOST_ASSUMED_DEAD_MS = 600_000;
  * t2 the heartbeat and statefile intervals): T + 18 s for T = 30 s.
  */
 export function xhadDropMs(haTimeoutSeconds: number): number {
-  const t1 = heartbeatIntervalMs(haTimeoutSeconds);
-  const t2 = statefileIntervalMs(haTimeoutSeconds);
-  return haTimeoutSeconds * 1000 + Math.max(15_000 + Math.max(t1, t2), 10_000);
+  return haTimeoutSeconds * 1000 + faultHandlerSleepMs(haTimeoutSeconds);
 }
 
 /**

@@ -19,13 +19,12 @@ import {
 } from '../../core/statefile/layout.ts';
 import {
   deviceVerdicts,
-  heartbeatIntervalMs,
   peerHeartbeatTimeoutMs,
   peerVerdicts,
-  statefileIntervalMs,
   type SlotReading,
   type SlotTrack,
 } from '../../plugins/probes/storage-statefile-verdicts.ts';
+import { heartbeatIntervalMs, statefileIntervalMs } from '../../core/model/ha-timeouts.ts';
 
 const GEN = '0123abcd-4567-89ab-cdef-0123456789ab';
 // Packed (dashes removed) these sort a < b < c, so their slot indexes by UUID rank are 0, 1, 2.

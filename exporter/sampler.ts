@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange } from '../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { deadAfterInForce, type DeadAfterInForce } from '../core/classify/dead-after.ts';
-import { preflight, storageHeartbeatCheck, type MonitorSetup, type PreflightResult, type StorageHeartbeatKind } from '../core/preflight.ts';
+import { preflight, type MonitorSetup, type PreflightResult, type StorageHeartbeatKind } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
 import { PoolConnection } from '../io/xapi/connection.ts';
@@ -152,16 +152,15 @@ export class PoolSampler {
     const started = this.clock();
     const snapshot = this.connection.snapshot();
     const xapiConnected = this.connection.status === 'connected';
-    if (snapshot) {
-      this.state.snapshot = snapshot;
-      this.state.preflight = preflight(snapshot, this.monitor, this.heartbeatRead);
-    }
+    if (snapshot) this.state.snapshot = snapshot;
     const s = this.state.snapshot;
     if (!s) return;
-    // Both follow the pool's configuration (HA on or off, its timeout) as XAPI reports it.
+    // These follow the pool's configuration (HA on or off, its timeout) as XAPI reports it, and what
+    // storage heartbeat the probes last read; the preflight's storage check is the round's.
+    this.state.preflight = preflight(s, this.monitor, this.heartbeatRead);
     this.state.deadAfter = this.deadAfterFor(s);
     this.policy = { ...this.policy, deadAfterMs: this.state.deadAfter.ms };
-    const storageHeartbeat = storageHeartbeatCheck(s, this.monitor, this.heartbeatRead);
+    const storageHeartbeat = this.state.preflight.find((r) => r.check === 'storage_heartbeat')!;
     this.state.storageHeartbeat = storageHeartbeat;
     const ac = new AbortController();
     // Every TCP connect of the round listens on this one signal (two per host): no leak, many listeners.

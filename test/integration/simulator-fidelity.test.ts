@@ -292,6 +292,18 @@ describe('xhad runs only with HA on', () => {
 });
 
 /**
+ * The liveset tests' timing, several FAST_TIMING ticks (40 ms) apart so that "at the next pass" and "at
+ * once" differ: a monitor pass every 5 ticks, xhad's timeout 10 ticks, the fault handler's sleep 2.
+ */
+const LIVESET_TIMING = {
+  haMonitorIntervalMs: 200,
+  xhadTimeoutMs: 400,
+  livesetDropDelayMs: 80,
+  statefileIntervalMs: 80,
+  bootMs: 120,
+};
+
+/**
  * host_metrics.live (and host.enabled, tied to it) as xapi writes it: with HA on, by the master's HA
  * monitor from xhad's liveset, once per ha_monitor_interval (xapi_ha.ml process_liveset_on_master); with
  * HA off, by the master's DB GC pass from each slave's xapi heartbeats (db_gc.ml check_host_liveness).
@@ -306,18 +318,8 @@ describe('host_metrics.live lags as xapi makes it lag', () => {
   const peers = (s: Simulator, n: string) => hostRec(s, n).ha_network_peers as string[];
 
   it('HA on: a crash stays live until the first monitor pass at or after last heard/written + xhad timeout + drop delay; a reboot is live at the first pass after it rejoins; ha_statefiles and ha_network_peers move only at passes, a crashed host keeping its last report until it is dropped', async () => {
-    const monitor = 5 * tick; // passes at t0 + 200 k
-    const xhad = 10 * tick;
-    const drop = 2 * tick;
-    const c = await start({
-      timing: {
-        haMonitorIntervalMs: monitor,
-        xhadTimeoutMs: xhad,
-        livesetDropDelayMs: drop,
-        statefileIntervalMs: 2 * tick,
-        bootMs: 3 * tick,
-      },
-    });
+    const { haMonitorIntervalMs: monitor, xhadTimeoutMs: xhad, livesetDropDelayMs: drop } = LIVESET_TIMING; // passes at t0 + 200 k
+    const c = await start({ timing: LIVESET_TIMING });
     const { sim } = c;
     const t0 = SIM_CLOCK_START;
     expect(c.now()).toBe(t0);
@@ -520,24 +522,14 @@ describe('host_metrics.live lags as xapi makes it lag', () => {
  */
 describe("xhad's liveset: both domains, dropped by the fault handler", () => {
   const tick = 40;
-  const monitor = 5 * tick;
-  const xhad = 10 * tick;
-  const drop = 2 * tick;
+  const { haMonitorIntervalMs: monitor, xhadTimeoutMs: xhad, livesetDropDelayMs: drop } = LIVESET_TIMING;
   const t0 = SIM_CLOCK_START;
   const live = (s: Simulator, n: string) => metrics(s, n).live;
   const uuid = (s: Simulator, n: string) => s.pool.host(n).built.uuid;
   const statefile = (s: Simulator) => [s.pool.built.statefileVdiRef];
 
   async function startLiveset(): Promise<SteppedSim> {
-    const c = await start({
-      timing: {
-        haMonitorIntervalMs: monitor,
-        xhadTimeoutMs: xhad,
-        livesetDropDelayMs: drop,
-        statefileIntervalMs: 2 * tick,
-        bootMs: 3 * tick,
-      },
-    });
+    const c = await start({ timing: LIVESET_TIMING });
     expect(c.now()).toBe(t0);
     await c.advance(4 * tick); // t0 + 160: every host heard and its slot written at this tick
     return c;

@@ -14,7 +14,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeStatefile, LAYOUT_BYTES, type DecodedStatefile, type XenhaHostSlot } from '../../core/statefile/layout.ts';
-import type { RunResult } from '../helpers/run.ts';
+import { run } from '../helpers/run.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const DAEMON = join(import.meta.dirname, '../../heartbeat/xenha-heartbeat.py');
@@ -47,29 +47,6 @@ const PY36_FUTURE = new Set([
   'unicode_literals',
   'generator_stop',
 ]);
-
-/**
- * Runs a program to completion with stdin closed (test/helpers/run.ts writes stdin, which can fail with
- * EPIPE against a program that exits at once, as the daemon does on a bad config).
- */
-function run(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
 
 const procs = new Set<ChildProcess>();
 let dir: string;

@@ -771,12 +771,29 @@ def uuid_str(b):
     return "%s-%s-%s-%s-%s" % (h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
 
 
+def watch_stdin(daemon):
+    """Stops the daemon when stdin reaches end of file: its parent died or closed the pipe, however it ended."""
+    def wait_eof():
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        LOG.info("standard input closed: stopping")
+        daemon.stop(None, None)
+    t = threading.Thread(target=wait_eof, name="stdin-watch")
+    t.daemon = True
+    t.start()
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog=PROG, description="xenha host heartbeat daemon (see docs/heartbeat.md)")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="JSON configuration (default %(default)s)")
     parser.add_argument("--once", action="store_true", help="write the slot and send one round, then exit")
     parser.add_argument("--debug", action="store_true", help="log every dropped packet and failed send")
     parser.add_argument("--check", action="store_true", help="validate the config and the secret file, then exit")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true",
+                        help="stop when standard input closes (for a supervisor that runs it as a child: it never outlives it)")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config)
@@ -791,6 +808,8 @@ def main(argv):
     daemon = Daemon(cfg, secret)
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
+    if args.exit_on_stdin_eof:
+        watch_stdin(daemon)
     try:
         return daemon.run(once=args.once)
     except KeyboardInterrupt:

@@ -52,7 +52,13 @@ SIG_GLOBAL_END = 0x65626878  # b"xhbe"
 SIG_HOST = 0x73626878  # b"xhbs"
 SIG_HOST_END = 0x66626878  # b"xhbf"
 GLOBAL_END_OFFSET = 100
-HOST_END_OFFSET = 676
+HOMES_OFFSET = 644  # u64 host map per home k at 644 + 8k
+KEY_ID_OFFSET = HOMES_OFFSET + 8 * MAX_HOMES  # 676: the pool secret's key id
+KEY_ID_BYTES = 8
+HOST_END_OFFSET = KEY_ID_OFFSET + KEY_ID_BYTES  # 684
+# The key id: a one-way, truncated fingerprint of the pool secret, so xenha's monitor can check that every
+# host has the same secret without knowing it (docs/heartbeat.md).
+KEY_ID_LABEL = b"xenha-heartbeat key id v1"
 I32_MAX = 0x7FFFFFFF
 
 # ---- UDP heartbeat packet: big-endian, then HMAC-SHA256 over everything before it ----
@@ -337,6 +343,11 @@ def decode_slot_sequence(buf, index, uuid):
     return seq
 
 
+def key_id(secret):
+    """The first KEY_ID_BYTES bytes of HMAC-SHA256(secret, KEY_ID_LABEL)."""
+    return hmac.new(secret, KEY_ID_LABEL, hashlib.sha256).digest()[:KEY_ID_BYTES]
+
+
 def ms_since(now, t):
     if t is None:
         return -1
@@ -349,6 +360,7 @@ class Daemon(object):
     def __init__(self, cfg, secret):
         self.cfg = cfg
         self.secret = secret
+        self.key_id = key_id(secret)
         self.me = cfg["host"]
         self.index = cfg["index"]
         self.hosts = cfg["hosts"]
@@ -606,7 +618,8 @@ class Daemon(object):
         struct.pack_into("<III", buf, 628, wall & 0xFFFFFFFF, (wall >> 32) & 0xFFFFFFFF, self.cfg["intervalMs"])
         struct.pack_into("<I", buf, 640, len(self.homes))
         for k in range(MAX_HOMES):
-            put_hostmap(buf, 644 + 8 * k, per_home[k])
+            put_hostmap(buf, HOMES_OFFSET + 8 * k, per_home[k])
+        buf[KEY_ID_OFFSET:KEY_ID_OFFSET + KEY_ID_BYTES] = self.key_id
         seal(buf, SIG_HOST, HOST_END_OFFSET, SIG_HOST_END)
 
     def write_file(self):
@@ -711,9 +724,10 @@ class Daemon(object):
                 next_tick = now + self.interval
 
     def run(self, once=False):
-        LOG.info("starting: pool %s host %s slot %d of %d, homes %s, port %d, interval %d ms, peer window %d ms, file %s"
+        LOG.info("starting: pool %s host %s slot %d of %d, homes %s, port %d, interval %d ms, peer window %d ms, file %s, "
+                 "secret key id %s"
                  % (self.cfg["pool"], self.me, self.index, self.n, ",".join(self.homes), self.port,
-                    self.cfg["intervalMs"], self.cfg["peerWindowMs"], self.cfg["file"]))
+                    self.cfg["intervalMs"], self.cfg["peerWindowMs"], self.cfg["file"], self.key_id.hex()))
         if once:
             ok = self.round()
             # Let the peers' answers of this round in would need another round: --once only writes and sends.
@@ -802,7 +816,8 @@ def main(argv):
         LOG.error("configuration error: %s" % e)
         return 2
     if args.check:
-        LOG.info("config %s is valid: host %s is slot %d of %d" % (args.config, cfg["host"], cfg["index"], len(cfg["hosts"])))
+        LOG.info("config %s is valid: host %s is slot %d of %d, secret key id %s"
+                 % (args.config, cfg["host"], cfg["index"], len(cfg["hosts"]), key_id(secret).hex()))
         return 0
     LOG.debug_on = args.debug or cfg["debug"]
     daemon = Daemon(cfg, secret)

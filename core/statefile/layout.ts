@@ -6,7 +6,8 @@
  *
  * A second flavour, 'xenha', is the heartbeat file of xenha's own host daemon (xenha-heartbeat) for
  * pools without XenServer HA: the same geometry and fields, its own signatures and version 1, and a
- * slot extension where xhad has its end marker (write time, interval, peers heard per management home).
+ * slot extension where xhad has its end marker (write time, interval, peers heard per management home,
+ * the pool secret's key id).
  */
 
 export const SF_VERSION = 2;
@@ -36,6 +37,25 @@ export const SIG_END_MARKER_XENHA_HOST = 0x66626878; // bytes "xhbf"
 export const XENHA_HB_VERSION = 1;
 /** Management homes a xenha slot records peers for. */
 export const XENHA_MAX_HOMES = 4;
+/**
+ * Bytes of the pool secret's key id in a xenha slot: the first 8 bytes of HMAC-SHA256(secret,
+ * "xenha-heartbeat key id v1"), so a reader checks every host has the same secret without knowing it.
+ */
+export const XENHA_KEY_ID_BYTES = 8;
+/** The key id of a slot no daemon wrote (all zero bytes), as hex. */
+export const XENHA_NO_KEY_ID = '0'.repeat(2 * XENHA_KEY_ID_BYTES);
+const KEY_ID_RE = new RegExp(`^[0-9a-f]{${2 * XENHA_KEY_ID_BYTES}}$`);
+
+/** xenha's slot extension, at xhad's end-marker offset (docs/statefile.md). */
+const XENHA_WRITTEN_AT_LO = 628;
+const XENHA_WRITTEN_AT_HI = 632;
+const XENHA_INTERVAL = 636;
+const XENHA_HOMES_COUNT = 640;
+/** homes[k] at XENHA_HOMES + 8k, k < XENHA_MAX_HOMES. */
+const XENHA_HOMES = 644;
+const XENHA_KEY_ID = XENHA_HOMES + 8 * XENHA_MAX_HOMES; // 676
+/** The xenha slot's end marker, after the key id (the checksum covers 12 up to it). */
+const XENHA_SLOT_END = XENHA_KEY_ID + XENHA_KEY_ID_BYTES; // 684
 
 /** Who wrote the file: xhad (XenServer HA's statefile) or xenha-heartbeat (xenha's heartbeat file). */
 export type Flavour = 'xhad' | 'xenha';
@@ -69,16 +89,9 @@ export const FLAVOURS: Readonly<Record<Flavour, Readonly<FlavourLayout>>> = {
     sigHost: SIG_XENHA_HOST,
     endMarkerHost: SIG_END_MARKER_XENHA_HOST,
     globalUsed: 104,
-    hostUsed: 680,
+    hostUsed: XENHA_SLOT_END + 4,
   },
 };
-
-/** xenha's slot extension, at xhad's end-marker offset. */
-const XENHA_WRITTEN_AT_LO = 628;
-const XENHA_WRITTEN_AT_HI = 632;
-const XENHA_INTERVAL = 636;
-const XENHA_HOMES_COUNT = 640;
-const XENHA_HOMES = 644;
 
 export const POOL_STATES = ['none', 'init', 'active', 'invalid'] as const;
 export type PoolState = (typeof POOL_STATES)[number];
@@ -203,6 +216,11 @@ export interface XenhaSlotExtension {
   intervalMs: number;
   /** homes[k] = slot indexes heard on management home k within the daemon's peer window; at most 4 homes. */
   homes: number[][];
+  /**
+   * The pool secret's key id, 16 lower-case hex characters (8 bytes on disk): equal on two slots when
+   * their daemons have the same secret. One-way and truncated: it reveals nothing usable to forge a packet.
+   */
+  keyId: string;
 }
 
 /** A slot of xenha's heartbeat file: xhad's fields plus the extension. */
@@ -308,7 +326,7 @@ export function emptyHostSlot(hostIndex = 0, flavour: Flavour = 'xhad'): Statefi
     smPhase: 0,
     weight: 0,
   };
-  return flavour === 'xenha' ? { ...slot, xenha: { writtenAtMs: 0, intervalMs: 0, homes: [] } } : slot;
+  return flavour === 'xenha' ? { ...slot, xenha: { writtenAtMs: 0, intervalMs: 0, homes: [], keyId: XENHA_NO_KEY_ID } } : slot;
 }
 
 /**
@@ -351,11 +369,14 @@ export function encodeHostSlot(s: StatefileHostSlot | XenhaHostSlot, flavour: Fl
 function writeXenhaExtension(buf: Buffer, x: XenhaSlotExtension): void {
   if (!Number.isSafeInteger(x.writtenAtMs) || x.writtenAtMs < 0) throw new Error(`writtenAtMs out of range: ${x.writtenAtMs}`);
   if (x.homes.length > XENHA_MAX_HOMES) throw new Error(`more than ${XENHA_MAX_HOMES} management homes: ${x.homes.length}`);
+  if (!KEY_ID_RE.test(x.keyId))
+    throw new Error(`keyId must be ${2 * XENHA_KEY_ID_BYTES} lower-case hex characters: ${JSON.stringify(x.keyId)}`);
   buf.writeUInt32LE(x.writtenAtMs % 2 ** 32, XENHA_WRITTEN_AT_LO);
   buf.writeUInt32LE(Math.floor(x.writtenAtMs / 2 ** 32), XENHA_WRITTEN_AT_HI);
   buf.writeUInt32LE(x.intervalMs, XENHA_INTERVAL);
   buf.writeUInt32LE(x.homes.length, XENHA_HOMES_COUNT);
   x.homes.forEach((home, k) => writeHostmap(buf, XENHA_HOMES + 8 * k, home));
+  buf.write(x.keyId, XENHA_KEY_ID, XENHA_KEY_ID_BYTES, 'hex');
 }
 
 /** The extension of a framed xenha slot, or why it cannot be read. Homes past the count are ignored. */
@@ -374,6 +395,7 @@ function readXenhaExtension(buf: Buffer): Decoded<XenhaSlotExtension> {
       writtenAtMs: hi * 2 ** 32 + buf.readUInt32LE(XENHA_WRITTEN_AT_LO),
       intervalMs: buf.readUInt32LE(XENHA_INTERVAL),
       homes: Array.from({ length: h }, (_, k) => readHostmap(buf, XENHA_HOMES + 8 * k)),
+      keyId: buf.toString('hex', XENHA_KEY_ID, XENHA_KEY_ID + XENHA_KEY_ID_BYTES),
     },
   };
 }

@@ -546,6 +546,7 @@ describe('storage-statefile', () => {
                 [0, 1, 2],
                 [0, 1, 2],
               ],
+              keyId: '00112233aabbccdd',
             },
           },
           'xenha',

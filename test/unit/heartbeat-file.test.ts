@@ -33,6 +33,8 @@ import {
 const uuidArb = fc.uuid().map((u) => u.toLowerCase());
 const GEN = '0123abcd-4567-89ab-cdef-0123456789ab';
 const HOST = 'ffffffff-0000-4000-8000-000000000001';
+/** A key id as the daemon writes it: 8 bytes, read back as 16 lower-case hex characters. */
+const KEY_ID = '1a2b3c4d5e6f7089';
 
 /** The spec's checksum, written out again: u32 wrap-around sum of the LE words 12 .. end-4. */
 function specChecksum(buf: Buffer, endMarkerOffset: number): number {
@@ -64,7 +66,7 @@ function slot(over: Partial<XenhaHostSlot> = {}): XenhaHostSlot {
     lockGrant: [],
     smPhase: 0,
     weight: 1,
-    xenha: { writtenAtMs: 1_700_000_000_123, intervalMs: 1000, homes: [[0, 1], [1]] },
+    xenha: { writtenAtMs: 1_700_000_000_123, intervalMs: 1000, homes: [[0, 1], [1]], keyId: KEY_ID },
     ...over,
   };
 }
@@ -101,7 +103,7 @@ describe("xenha's heartbeat file: signatures", () => {
       sigHost: SIG_XENHA_HOST,
       endMarkerHost: SIG_END_MARKER_XENHA_HOST,
       globalUsed: 104,
-      hostUsed: 680,
+      hostUsed: 688,
     });
     expect(FLAVOURS.xhad).toMatchObject({ version: 2, globalUsed: 104, hostUsed: 632 });
   });
@@ -191,8 +193,9 @@ describe("xenha's heartbeat file: host slot", () => {
     buf.writeUInt32LE(0b11, 644); // home 0: {0, 1}
     buf.writeUInt32LE(0b10, 652); // home 1: {1}
     buf.writeUInt32LE(0x80000000, 664); // home 2: {63}
-    buf.write('xhbf', 676, 'ascii');
-    reseal(buf, 676);
+    Buffer.from([0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f, 0x70, 0x89]).copy(buf, 676); // key id
+    buf.write('xhbf', 684, 'ascii');
+    reseal(buf, 684);
     expect(decodeHostSlot(buf, 3, 'xenha')).toEqual({
       ok: true,
       value: {
@@ -212,7 +215,7 @@ describe("xenha's heartbeat file: host slot", () => {
         lockGrant: [],
         smPhase: 0,
         weight: 1,
-        xenha: { writtenAtMs: 1_700_000_000_123, intervalMs: 2000, homes: [[0, 1], [1], [63]] },
+        xenha: { writtenAtMs: 1_700_000_000_123, intervalMs: 2000, homes: [[0, 1], [1], [63]], keyId: '1a2b3c4d5e6f7089' },
       },
     });
   });
@@ -229,6 +232,7 @@ describe("xenha's heartbeat file: host slot", () => {
             [0, 1, 2],
             [0, 33],
           ],
+          keyId: 'fedcba9876543210',
         },
       }),
       'xenha',
@@ -254,26 +258,31 @@ describe("xenha's heartbeat file: host slot", () => {
     expect([buf.readUInt32LE(644), buf.readUInt32LE(648)]).toEqual([0b111, 0]);
     expect([buf.readUInt32LE(652), buf.readUInt32LE(656)]).toEqual([0b1, 0b10]);
     expect(buf.subarray(660, 676).every((b) => b === 0)).toBe(true); // homes 2, 3 unused
-    expect(buf.subarray(676, 680).toString('ascii')).toBe('xhbf');
-    expect(buf.readUInt32LE(8)).toBe(specChecksum(buf, 676));
-    expect(buf.subarray(680).every((b) => b === 0)).toBe(true);
+    expect([...buf.subarray(676, 684)]).toEqual([0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10]); // key id, raw bytes
+    expect(buf.subarray(684, 688).toString('ascii')).toBe('xhbf');
+    expect(buf.readUInt32LE(8)).toBe(specChecksum(buf, 684));
+    expect(buf.subarray(688).every((b) => b === 0)).toBe(true);
   });
 
-  it('covers the extension with the checksum, up to the end marker at 676', () => {
+  it('covers the extension with the checksum, key id included, up to the end marker at 684', () => {
     const buf = encodeHostSlot(slot(), 'xenha');
     const torn = Buffer.from(buf);
-    torn.writeUInt32LE(torn.readUInt32LE(672) ^ 1, 672); // home 3, last checksummed word
+    torn[683] = torn[683]! ^ 1; // key id, last checksummed byte
     expect(decodeHostSlot(torn, 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_checksum' } });
     const badEnd = Buffer.from(buf);
-    badEnd.write('endh', 676, 'ascii'); // the end marker is outside the checksum
+    badEnd.write('endh', 684, 'ascii'); // the end marker is outside the checksum
     expect(decodeHostSlot(badEnd, 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_signature' } });
+    const oldEnd = Buffer.from(buf);
+    oldEnd.fill(0, 676, 688);
+    oldEnd.write('xhbf', 676, 'ascii'); // the end marker where it was before the key id: not a frame
+    expect(decodeHostSlot(reseal(oldEnd, 676), 3, 'xenha')).toMatchObject({ ok: false });
     const afterEnd = Buffer.from(buf);
-    afterEnd[680] = 0xff; // past the used bytes: not covered
+    afterEnd[688] = 0xff; // past the used bytes: not covered
     expect(decodeHostSlot(afterEnd, 3, 'xenha')).toMatchObject({ ok: true });
-    expect(decodeHostSlot(buf.subarray(0, 679), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'short_read' } });
+    expect(decodeHostSlot(buf.subarray(0, 687), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'short_read' } });
   });
 
-  fcTest.prop({ flip: fc.integer({ min: 12, max: 675 }), bit: fc.integer({ min: 0, max: 7 }) })(
+  fcTest.prop({ flip: fc.integer({ min: 12, max: 683 }), bit: fc.integer({ min: 0, max: 7 }) })(
     'rejects a torn slot by its checksum, extension included',
     ({ flip, bit }) => {
       const buf = encodeHostSlot(slot(), 'xenha');
@@ -285,13 +294,13 @@ describe("xenha's heartbeat file: host slot", () => {
   it('refuses more than four homes and a written-at past 2^53 ms; ignores unused homes', () => {
     const five = encodeHostSlot(slot(), 'xenha');
     five.writeUInt32LE(5, 640);
-    expect(decodeHostSlot(reseal(five, 676), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_version' } });
+    expect(decodeHostSlot(reseal(five, 684), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_version' } });
     const far = encodeHostSlot(slot(), 'xenha');
     far.writeUInt32LE(2 ** 21, 632);
-    expect(decodeHostSlot(reseal(far, 676), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_version' } });
+    expect(decodeHostSlot(reseal(far, 684), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_version' } });
     const stray = encodeHostSlot(slot(), 'xenha'); // 2 homes
     stray.writeUInt32LE(0xff, 668); // home 3
-    expect(decodeHostSlot(reseal(stray, 676), 3, 'xenha')).toMatchObject({ ok: true, value: { xenha: { homes: [[0, 1], [1]] } } });
+    expect(decodeHostSlot(reseal(stray, 684), 3, 'xenha')).toMatchObject({ ok: true, value: { xenha: { homes: [[0, 1], [1]] } } });
   });
 
   it('refuses to encode what the layout cannot hold', () => {
@@ -300,6 +309,8 @@ describe("xenha's heartbeat file: host slot", () => {
     expect(() => encodeHostSlot(slot({ xenha: { ...x, homes: [[64]] } }), 'xenha')).toThrow(/out of range/);
     expect(() => encodeHostSlot(slot({ xenha: { ...x, writtenAtMs: -1 } }), 'xenha')).toThrow(/writtenAtMs/);
     expect(() => encodeHostSlot(slot({ xenha: { ...x, intervalMs: 2 ** 32 } }), 'xenha')).toThrow();
+    for (const keyId of ['', '1a2b3c4d5e6f708', '1a2b3c4d5e6f708900', '1A2B3C4D5E6F7089', '1a2b3c4d5e6f708g'])
+      expect(() => encodeHostSlot(slot({ xenha: { ...x, keyId } }), 'xenha'), keyId).toThrow(/keyId/);
     const { xenha: _dropped, ...plain } = slot();
     expect(() => encodeHostSlot(plain, 'xenha' as Flavour)).toThrow(/extension/);
   });
@@ -313,7 +324,8 @@ describe("xenha's heartbeat file: host slot", () => {
     writtenAtMs: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
     intervalMs: fc.nat({ max: 2 ** 32 - 1 }),
     homes: fc.array(fc.uniqueArray(fc.integer({ min: 0, max: 63 }), { maxLength: 64 }), { maxLength: 4 }),
-  })('round-trips any xenha slot', ({ uuid, seq, n, ms, bits, writtenAtMs, intervalMs, homes }) => {
+    keyId: fc.uint8Array({ minLength: 8, maxLength: 8 }),
+  })('round-trips any xenha slot', ({ uuid, seq, n, ms, bits, writtenAtMs, intervalMs, homes, keyId }) => {
     const set = [...bits].sort((a, b) => a - b);
     const s: XenhaHostSlot = {
       sequence: seq,
@@ -332,9 +344,16 @@ describe("xenha's heartbeat file: host slot", () => {
       lockGrant: [],
       smPhase: 0,
       weight: 1,
-      xenha: { writtenAtMs, intervalMs, homes: homes.map((h) => [...h].sort((a, b) => a - b)) },
+      xenha: {
+        writtenAtMs,
+        intervalMs,
+        homes: homes.map((h) => [...h].sort((a, b) => a - b)),
+        keyId: [...keyId].map((b) => b.toString(16).padStart(2, '0')).join(''),
+      },
     };
-    expect(decodeHostSlot(encodeHostSlot(s, 'xenha'), n, 'xenha')).toEqual({ ok: true, value: s });
+    const buf = encodeHostSlot(s, 'xenha');
+    expect(buf.subarray(676, 684).equals(Buffer.from(keyId))).toBe(true);
+    expect(decodeHostSlot(buf, n, 'xenha')).toEqual({ ok: true, value: s });
   });
 });
 
@@ -350,11 +369,11 @@ describe('each flavour refuses the other', () => {
   it('host slots: bad_signature both ways', () => {
     expect(decodeHostSlot(encodeHostSlot(slot(), 'xenha'), 3)).toMatchObject({ ok: false, error: { kind: 'bad_signature' } });
     expect(decodeHostSlot(encodeHostSlot(slot()), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_signature' } });
-    // an xhad slot's frame ends at 628: even re-signed as xenha, its end marker is not at 676
+    // an xhad slot's frame ends at 628: even re-signed as xenha, its end marker is not at 684
     const resigned = encodeHostSlot(slot());
     resigned.write('xhbs', 0, 'ascii');
     resigned.writeUInt32LE(sigInv(SIG_XENHA_HOST), 4);
-    expect(decodeHostSlot(reseal(resigned, 676), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_signature' } });
+    expect(decodeHostSlot(reseal(resigned, 684), 3, 'xenha')).toMatchObject({ ok: false, error: { kind: 'bad_signature' } });
   });
 
   it('whole files: bad_signature both ways, no slots', () => {
@@ -402,8 +421,12 @@ describe('a heartbeat file as the daemon leaves it', () => {
         ok: true,
         value: { ...emptyHostSlot(0, 'xenha'), sinceLastHbReceiptMs: [0, 0, 0], sinceLastSfUpdateMs: [0, 0, 0] },
       });
+    expect(d.slots.map((s) => s.ok && s.value.xenha)).toEqual(
+      Array.from({ length: 3 }, () => ({ writtenAtMs: 0, intervalMs: 0, homes: [], keyId: '0000000000000000' })),
+    );
     expect(vol.subarray(hostSlotOffset(63), hostSlotOffset(63) + 4).toString('ascii')).toBe('xhbs');
-    expect(vol.subarray(hostSlotOffset(63) + 676, hostSlotOffset(63) + 680).toString('ascii')).toBe('xhbf');
+    expect(vol.subarray(hostSlotOffset(63) + 676, hostSlotOffset(63) + 684).every((b) => b === 0)).toBe(true); // no key id
+    expect(vol.subarray(hostSlotOffset(63) + 684, hostSlotOffset(63) + 688).toString('ascii')).toBe('xhbf');
   });
 
   it('puts each host at the rank of its UUID and reads it back', () => {

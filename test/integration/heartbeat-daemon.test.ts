@@ -154,6 +154,19 @@ function slot(path: string, index: number): XenhaHostSlot | undefined {
 
 const heardOn = (s: XenhaHostSlot, j: number) => s.xenha.homes.map((h) => h.includes(j));
 
+/**
+ * The pool secret's key id as docs/heartbeat.md defines it, computed here with Node's crypto: the first
+ * 8 bytes of HMAC-SHA256(secret, "xenha-heartbeat key id v1"), the secret without its trailing newline.
+ */
+const keyIdOf = (secret: string) =>
+  createHmac('sha256', secret.replace(/\r?\n$/, ''))
+    .update('xenha-heartbeat key id v1')
+    .digest()
+    .subarray(0, 8);
+
+/** The 8 raw bytes at offset 676 of slot `index`, read from the file without the decoder. */
+const rawKeyId = (path: string, index: number) => readFileSync(path).subarray(4096 + 4096 * index + 676, 4096 + 4096 * index + 684);
+
 // ---- the UDP packet, as docs/heartbeat.md describes it (big-endian, HMAC-SHA256 over the 88-byte head)
 const HEAD_BYTES = 88;
 const uuidBytes = (u: string) => Buffer.from(u.replace(/-/g, ''), 'hex');
@@ -277,6 +290,7 @@ describe('xenha-heartbeat on a four-host loopback pool', () => {
       expect((s.sequence - s0.value.sequence) >>> 0).toBeGreaterThanOrEqual(2);
       expect(s.weight).toBe(1);
       expect(s.xenha.intervalMs).toBe(INTERVAL_MS);
+      expect(s.xenha.keyId).toBe(keyIdOf(SECRET).toString('hex'));
       expect(Math.abs(s.xenha.writtenAtMs - Date.now())).toBeLessThan(2000);
       expect(s.sinceLastHbReceiptMs[idx(i)]).toBe(0);
       expect(s.sinceLastSfUpdateMs[idx(i)]).toBe(0);
@@ -406,6 +420,53 @@ describe('xenha-heartbeat when its heartbeat file cannot be written', () => {
     expect(await b.exited).toBe(0);
     expect(stoppedCounters(b.log()).write_errors).toBeGreaterThan(3);
     expect(stoppedCounters(b.log()).sent).toBeGreaterThan(20);
+  });
+});
+
+describe("xenha-heartbeat's pool secret key id", () => {
+  const PORT = 6943;
+  const hosts = hostDefs(2, [37, 38]);
+  const writeKey = (name: string, secret: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, secret, { mode: 0o600 });
+    chmodSync(path, 0o600);
+    return path;
+  };
+  const once = async (host: number, file: string, secretFile: string) => {
+    const r = await run(
+      PYTHON,
+      [DAEMON, '--config', writeConfig(`key${host}`, hosts, hosts[host]!, file, PORT, { secretFile }), '--once'],
+      {
+        timeoutMs: 10_000,
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    return r.stderr;
+  };
+
+  it('is the HMAC of the fixed label under the secret, in every slot; two secrets give two key ids', async () => {
+    const file = newHeartbeatFile('keys.hb');
+    const a = writeKey('key-a.secret', 'alpha-secret');
+    const b = writeKey('key-b.secret', 'beta-secret\n');
+    const [ia, ib] = [slotOf(hosts, hosts[0]!.uuid), slotOf(hosts, hosts[1]!.uuid)];
+    const logA = await once(0, file, a);
+    await once(1, file, b);
+    const [expectA, expectB] = [keyIdOf('alpha-secret'), keyIdOf('beta-secret')];
+    expect(expectA.equals(expectB)).toBe(false);
+    // On disk, 8 raw bytes at 676; decoded, their lower-case hex.
+    expect(rawKeyId(file, ia).equals(expectA)).toBe(true);
+    expect(rawKeyId(file, ib).equals(expectB)).toBe(true);
+    expect(slot(file, ia)?.xenha.keyId).toBe(expectA.toString('hex'));
+    expect(slot(file, ib)?.xenha.keyId).toBe(expectB.toString('hex'));
+    // Logged at start and by --check (the key id only, never the secret).
+    expect(logA).toContain(`secret key id ${expectA.toString('hex')}`);
+    expect(logA).not.toContain('alpha-secret');
+    const check = await run(PYTHON, [DAEMON, '--config', join(dir, 'key1.json'), '--check']);
+    expect(check.stderr).toContain(`secret key id ${expectB.toString('hex')}`);
+    expect(check.stderr).not.toContain('beta-secret');
+    // The same secret on the second host (its file with a trailing newline): the same key id as the first's.
+    await once(1, file, writeKey('key-a2.secret', 'alpha-secret\n'));
+    expect(rawKeyId(file, ib).equals(expectA)).toBe(true);
   });
 });
 

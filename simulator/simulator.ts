@@ -16,6 +16,7 @@ import type { PoolSpec } from './pool-spec.ts';
 import { xapiRequestHandler, type XapiHttpShared } from './xapi/http.ts';
 import { SessionTable, XAPI_SESSION_POLICY } from './xapi/sessions.ts';
 import { controlApp } from './control-api.ts';
+import { HeartbeatDaemons, type HeartbeatDaemonOptions, type HeartbeatDaemonsInfo } from './heartbeat-daemons.ts';
 
 export interface SimulatorOptions {
   spec: PoolSpec;
@@ -46,6 +47,11 @@ export interface SimulatorOptions {
   sessionGcIntervalMs?: number;
   /** A call refreshes its session's last_active only when it is older than this (xapi: 600 s). */
   sessionRefreshThresholdMs?: number;
+  /**
+   * Run xenha's own host heartbeat (the real heartbeat/xenha-heartbeat.py, one process per host, its
+   * paths cut by the faults): the storage heartbeat of a pool without HA. Off when absent.
+   */
+  heartbeat?: HeartbeatDaemonOptions;
 }
 
 export interface SimulatorInfo {
@@ -57,6 +63,8 @@ export interface SimulatorInfo {
   statefile: string;
   user: string;
   hosts: { name: string; uuid: string; ref: string; addresses: string[]; urls: string[]; powerFile: string; master: boolean }[];
+  /** xenha-heartbeat's file and settings, when the simulator runs the daemons. */
+  heartbeat?: HeartbeatDaemonsInfo;
 }
 
 type Listener = { server: Server; open: boolean };
@@ -73,6 +81,8 @@ export class Simulator {
   private reconciling: Promise<void> = Promise.resolve();
   private stopped = false;
   readonly log: Logger;
+  /** The hosts' xenha-heartbeat daemons, when asked for. */
+  readonly heartbeat: HeartbeatDaemons | undefined;
 
   constructor(private readonly opts: SimulatorOptions) {
     this.log = opts.log ?? pino({ level: 'silent' });
@@ -93,6 +103,12 @@ export class Simulator {
       if (gone.length > 0) this.log.debug({ sessions: gone.length }, 'session GC destroyed idle or surplus sessions');
     });
     this.pool.on('changed', () => void this.reconcile());
+    if (opts.heartbeat) {
+      const hb = new HeartbeatDaemons(this.pool, stateDir, opts.heartbeat, this.log);
+      this.heartbeat = hb;
+      this.pool.on('changed', () => hb.reconcile());
+      this.pool.on('tick', (now: number) => hb.reconcile(now));
+    }
     this.pool.on('event', (ev: SimEvent) => this.log.info({ event: ev }, `simulator ${ev.kind}`));
   }
 
@@ -139,6 +155,7 @@ export class Simulator {
     this.controlPort = await this.listen(this.control, '127.0.0.1', this.opts.controlPort ?? 0);
     this.watcher = watch(this.pool.powerDir, () => this.pool.pollPowerFiles());
     this.watcher.on('error', (e) => this.log.warn({ err: e }, 'power directory watch failed; polling each tick'));
+    await this.heartbeat?.start();
     this.pool.tick();
     if (this.opts.autoTick !== false) {
       this.timer = setInterval(() => this.tick(), this.pool.timing.tickMs);
@@ -240,6 +257,7 @@ export class Simulator {
         powerFile: p.powerFile(h),
         master: h === p.master,
       })),
+      ...(this.heartbeat && { heartbeat: this.heartbeat.info() }),
     };
   }
 
@@ -265,6 +283,7 @@ export class Simulator {
         flaps: h.flaps,
         latencyMs: h.latencyMs,
         statefileSequence: h.sequence,
+        heartbeatDaemon: this.heartbeat?.state()[h.built.name] ?? null,
       })),
     };
   }
@@ -274,6 +293,7 @@ export class Simulator {
     this.stopped = true;
     clearInterval(this.timer);
     this.watcher?.close();
+    await this.heartbeat?.stop();
     await this.reconciling;
     await this.closeAll();
     if (this.control) await this.closeServer(this.control);

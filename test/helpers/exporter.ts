@@ -52,14 +52,18 @@ export function fastPoolConfig(sim: Simulator, overrides: Record<string, unknown
           'network-tcp': {},
           'network-xapi': {},
           'storage-xapi': {},
-          'storage-statefile': {
-            devices: [{ home: '0', path: info.statefile }],
-            readMode: 'buffered',
-            // As the defaults are ordered (6 s and 11 s at T = 30 s): a slot stalls before the peers'
-            // word on a silent host runs out, so a crash never reads network_isolated on the way.
-            stallAfterMs: 600,
-            peerHeartbeatTimeoutMs: 800,
-          },
+          // The simulator's xenha-heartbeat file when it runs the daemons, read with the probe's defaults
+          // (its windows follow the interval the slots say); else xhad's statefile.
+          'storage-statefile': info.heartbeat
+            ? { devices: [{ home: '0', path: info.heartbeat.file }], readMode: 'buffered' }
+            : {
+                devices: [{ home: '0', path: info.statefile }],
+                readMode: 'buffered',
+                // As the defaults are ordered (6 s and 11 s at T = 30 s): a slot stalls before the peers'
+                // word on a silent host runs out, so a crash never reads network_isolated on the way.
+                stallAfterMs: 600,
+                peerHeartbeatTimeoutMs: 800,
+              },
         },
         timing: {
           sampleInterval: '100ms',

@@ -2,6 +2,7 @@
 import { benchCli } from './cli.ts';
 import { benchDetection } from './detection.ts';
 import { benchExporter } from './exporter.ts';
+import { benchHaOffDetection } from './ha-off-detection.ts';
 import { benchHeartbeat } from './heartbeat.ts';
 import { benchHostile } from './hostile.ts';
 import { benchPlanner } from './planner.ts';
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<void>> = {
   hostile: benchHostile,
   detection: benchDetection,
   heartbeat: benchHeartbeat,
+  'ha-off-detection': benchHaOffDetection,
 };
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {

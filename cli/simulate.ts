@@ -35,6 +35,9 @@ export function registerSimulate(program: Command): void {
       'elect a new master this long after the master is lost, as xhad does (default: never; xenha hands over)',
       intArg(0, 600_000),
     )
+    .option('--ha-off', "the pool's HA off (xhad writes nothing), whatever a pool file says")
+    .option('--no-heartbeat', 'with HA off: do not run xenha-heartbeat on the hosts (no storage heartbeat)')
+    .option('--heartbeat-interval-ms <ms>', "xenha-heartbeat's interval (its peer window is 4 intervals)", intArg(10, 600_000), 2000)
     .option('--json', 'print the startup information as one JSON line')
     .addOption(
       new Option('--log-level <level>', 'log level (logs go to stderr)')
@@ -48,7 +51,10 @@ export function registerSimulate(program: Command): void {
         import('../simulator/simulator.ts'),
       ]);
       const log = pino({ level: o.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
-      const spec = o.poolFile ? loadPoolSpecFile(o.poolFile) : generatePoolSpec({ hosts: o.hosts, vms: o.vms, seed: o.seed });
+      const loaded = o.poolFile ? loadPoolSpecFile(o.poolFile) : generatePoolSpec({ hosts: o.hosts, vms: o.vms, seed: o.seed });
+      const spec = o.haOff ? { ...loaded, haEnabled: false } : loaded;
+      // With HA off the hosts run xenha's own heartbeat (the real daemon), as a pool watched by xenha would.
+      const heartbeat = !spec.haEnabled && o.heartbeat ? { intervalMs: o.heartbeatIntervalMs } : undefined;
       const sim = await startSimulator({
         spec,
         port: o.port,
@@ -57,6 +63,7 @@ export function registerSimulate(program: Command): void {
         password: o.password,
         stateDir: resolve(o.stateDir),
         log,
+        ...(heartbeat && { heartbeat }),
         timing: {
           ...(o.tickMs !== undefined && { tickMs: o.tickMs }),
           ...(o.statefileIntervalMs !== undefined && { statefileIntervalMs: o.statefileIntervalMs }),
@@ -84,6 +91,9 @@ function describe(info: SimulatorInfo, vms: number): string {
     `  JSON-RPC        ${info.masterUrl}/jsonrpc    XML-RPC ${info.masterUrl}/ (any path)`,
     `  control API     ${info.controlUrl}   (xenha fault --help)`,
     `  statefile       ${info.statefile}`,
+    info.heartbeat
+      ? `  heartbeat file  ${info.heartbeat.file}   (xenha-heartbeat on every host, every ${info.heartbeat.intervalMs} ms, UDP port ${info.heartbeat.port})`
+      : `  heartbeat file  none (HA on, or --no-heartbeat)`,
     `  hosts:`,
     ...info.hosts.map(
       (h) => `    ${h.name}${h.master ? ' (master)' : '         '}  ${h.addresses.join(', ')}  uuid ${h.uuid}  power ${h.powerFile}`,

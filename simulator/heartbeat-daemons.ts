@@ -25,8 +25,13 @@ import { LAYOUT_BYTES } from '../core/statefile/layout.ts';
 import { NETWORK_HOMES } from './build.ts';
 import type { HostRuntime, SimulatedPool } from './pool.ts';
 
-/** The daemon's source, run as is: the file an operator installs in dom0. */
-export const HEARTBEAT_DAEMON = join(import.meta.dirname, '../heartbeat/xenha-heartbeat.py');
+/**
+ * The daemon's source, run as is: the file an operator installs in dom0. From simulator/ (sources, tsx)
+ * or dist/simulator/ (compiled), it is the repository's heartbeat/xenha-heartbeat.py.
+ */
+export const HEARTBEAT_DAEMON =
+  ['../heartbeat', '../../heartbeat'].map((d) => join(import.meta.dirname, d, 'xenha-heartbeat.py')).find((p) => existsSync(p)) ??
+  join(import.meta.dirname, '../heartbeat/xenha-heartbeat.py');
 
 export interface HeartbeatDaemonOptions {
   /** The Python 3 interpreter (default: XENHA_HEARTBEAT_PYTHON, else `python3`). */
@@ -147,6 +152,7 @@ export class HeartbeatDaemons {
   }
 
   async start(): Promise<void> {
+    if (!existsSync(HEARTBEAT_DAEMON)) throw new Error(`the xenha-heartbeat daemon is missing: ${HEARTBEAT_DAEMON}`);
     const probe = spawnSync(this.python, ['--version'], { encoding: 'utf8', timeout: 10_000 });
     if (probe.error || probe.status !== 0)
       throw new Error(

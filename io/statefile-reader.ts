@@ -7,7 +7,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
-import { decodeStatefile, detectFlavour, LAYOUT_BYTES, type DecodedStatefile, type Flavour } from '../core/statefile/layout.ts';
+import { decodeStatefile, detectFlavour, LAYOUT_BYTES, type DecodedStatefile, type XenhaHostSlot } from '../core/statefile/layout.ts';
 
 export type ReadMode = 'auto' | 'direct' | 'buffered';
 
@@ -36,12 +36,10 @@ function readDirect(path: string, signal: AbortSignal): Promise<Buffer> {
   });
 }
 
-export interface StatefileRead {
-  decoded: DecodedStatefile;
-  /** Whose file it is, by its signature: xhad's statefile, or xenha-heartbeat's file (HA off). */
-  flavour: Flavour;
-  attempts: number;
-}
+/** Whose file it is, by its signature (xhad's statefile, or xenha-heartbeat's file), decoded as such. */
+export type StatefileRead =
+  | { flavour: 'xhad'; decoded: DecodedStatefile; attempts: number }
+  | { flavour: 'xenha'; decoded: DecodedStatefile<XenhaHostSlot>; attempts: number };
 
 const torn = (d: DecodedStatefile) =>
   (!d.global.ok && d.global.error.kind === 'bad_checksum') || d.slots.some((s) => !s.ok && s.error.kind === 'bad_checksum');
@@ -49,16 +47,17 @@ const torn = (d: DecodedStatefile) =>
 /** Reads and decodes, up to `tries` times while a section fails its checksum. Throws on I/O errors. */
 export async function readStatefile(path: string, mode: ReadMode, signal: AbortSignal, tries = 3): Promise<StatefileRead> {
   const direct = mode === 'direct' || (mode === 'auto' && (await stat(path)).isBlockDevice());
-  let decoded: DecodedStatefile | undefined;
-  let flavour: Flavour = 'xhad';
+  let read: StatefileRead | undefined;
   for (let attempt = 1; attempt <= tries; attempt++) {
     signal.throwIfAborted();
     const buf = direct ? await readDirect(path, signal) : await readBuffered(path);
     // Neither signature: decoded as xhad's, which says what is wrong with it.
-    flavour = detectFlavour(buf) ?? 'xhad';
-    decoded = decodeStatefile(buf, flavour);
-    if (!torn(decoded)) return { decoded, flavour, attempts: attempt };
+    read =
+      detectFlavour(buf) === 'xenha'
+        ? { flavour: 'xenha', decoded: decodeStatefile(buf, 'xenha'), attempts: attempt }
+        : { flavour: 'xhad', decoded: decodeStatefile(buf, 'xhad'), attempts: attempt };
+    if (!torn(read.decoded)) return read;
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { decoded: decoded!, flavour, attempts: tries };
+  return read!;
 }

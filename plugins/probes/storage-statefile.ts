@@ -26,12 +26,12 @@ export const STALL_INTERVALS = 3;
 export const XENHA_PEER_WINDOW_INTERVALS = 4;
 
 /** The interval xenha-heartbeat's slots say they are written at (the largest, so no slow writer is called stalled). */
-function xenhaIntervalMs(files: readonly (DecodedStatefile | undefined)[]): number | null {
+function xenhaIntervalMs(files: readonly DecodedStatefile<XenhaHostSlot>[]): number | null {
   let interval: number | null = null;
   for (const f of files)
-    for (const slot of f?.slots ?? []) {
-      const ms = slot.ok ? (slot.value as Partial<XenhaHostSlot>).xenha?.intervalMs : undefined;
-      if (ms !== undefined && ms > 0 && (interval === null || ms > interval)) interval = ms;
+    for (const slot of f.slots) {
+      const ms = slot.ok ? slot.value.xenha.intervalMs : 0;
+      if (ms > 0 && (interval === null || ms > interval)) interval = ms;
     }
   return interval;
 }
@@ -97,7 +97,8 @@ export const storageStatefile = defineProbe({
         );
         // Whose file: xenha-heartbeat's (a storage heartbeat with HA off or on), or xhad's statefile,
         // which no host writes with HA off.
-        const xenha = reads.some((r) => r.read?.flavour === 'xenha');
+        const xenhaFiles = reads.flatMap((r) => (r.read?.flavour === 'xenha' ? [r.read.decoded] : []));
+        const xenha = xenhaFiles.length > 0;
         if (xenha) round.storageHeartbeatRead('xenha-heartbeat');
         else if (s.haEnabled && reads.some((r) => r.read)) round.storageHeartbeatRead('xhad-statefile');
         if (!xenha && !s.haEnabled) {
@@ -115,7 +116,7 @@ export const storageStatefile = defineProbe({
           return;
         }
         // The writers' interval: xenha-heartbeat says its own in each slot; xhad's follows the pool's T.
-        const interval = (xenha ? xenhaIntervalMs(reads.map((r) => r.read?.decoded)) : null) ?? statefileIntervalMs(s.haTimeoutSeconds);
+        const interval = (xenha ? xenhaIntervalMs(xenhaFiles) : null) ?? statefileIntervalMs(s.haTimeoutSeconds);
         const stallAfter = o.stallAfterMs ?? STALL_INTERVALS * interval;
         const peerWindow =
           o.peerHeartbeatTimeoutMs ?? (xenha ? XENHA_PEER_WINDOW_INTERVALS * interval : peerHeartbeatTimeoutMs(s.haTimeoutSeconds));

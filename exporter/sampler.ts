@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { classifyPool, type ClassifyPolicy, type PoolMemory, type Sample, type StateChange } from '../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { deadAfterInForce, type DeadAfterInForce } from '../core/classify/dead-after.ts';
-import { preflight, type MonitorSetup, type PreflightResult, type StorageHeartbeatKind } from '../core/preflight.ts';
+import { preflight, type MonitorSetup, type PreflightResult, type StorageHeartbeatRead } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
 import { PoolConnection } from '../io/xapi/connection.ts';
@@ -77,8 +77,11 @@ export class PoolSampler {
   /** The classification policy of the last round (its dead-after follows the pool's HA timeout). */
   policy: ClassifyPolicy;
   private readonly monitor: MonitorSetup;
-  /** The storage heartbeat a probe last said it read (kept until one says otherwise). */
-  private heartbeatRead: StorageHeartbeatKind | null = null;
+  /**
+   * The storage heartbeat a probe last said it read, with xenha-heartbeat's summary (kept until one
+   * says otherwise).
+   */
+  private heartbeatRead: StorageHeartbeatRead | null = null;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   private stopped = false;
@@ -156,7 +159,8 @@ export class PoolSampler {
     const s = this.state.snapshot;
     if (!s) return;
     // These follow the pool's configuration (HA on or off, its timeout) as XAPI reports it, and what
-    // storage heartbeat the probes last read; the preflight's storage check is the round's.
+    // storage heartbeat the probes last read (xenha-heartbeat's file with its per-host summary: the
+    // xenha_heartbeat_* checks); the preflight's storage check is the round's.
     this.state.preflight = preflight(s, this.monitor, this.heartbeatRead);
     this.state.deadAfter = this.deadAfterFor(s);
     this.policy = { ...this.policy, deadAfterMs: this.state.deadAfter.ms };
@@ -247,8 +251,8 @@ export class PoolSampler {
           ageMs: extra?.ageMs !== undefined ? extra.ageMs : up === true ? 0 : null,
         });
       },
-      storageHeartbeatRead: (kind) => {
-        if (open) this.heartbeatRead = kind;
+      storageHeartbeatRead: (read) => {
+        if (open) this.heartbeatRead = read;
       },
       observe: (key, host, value, labels = {}) => {
         const def = p.series[key];

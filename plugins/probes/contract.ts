@@ -12,7 +12,7 @@
 import type { z } from 'zod';
 import type { Logger } from 'pino';
 import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
-import type { StorageHeartbeatKind } from '../../core/preflight.ts';
+import type { StorageHeartbeatRead } from '../../core/preflight.ts';
 import type { PoolSnapshot } from '../../core/model/snapshot.ts';
 
 /** A per-host series a probe exports beside the liveness samples (labels pool and host are added). */
@@ -52,8 +52,11 @@ export interface ProbeRound<S extends string = string> {
   report(host: string, home: string, up: boolean | null, detail: string, extra?: SampleExtra): void;
   /** Sets one of the probe's declared series for a host. */
   observe(series: S, host: string, value: number, labels?: Readonly<Record<string, string>>): void;
-  /** Says which storage heartbeat the probe read this round (a probe declaring `storageHeartbeat` only). */
-  storageHeartbeatRead(kind: StorageHeartbeatKind): void;
+  /**
+   * Says which storage heartbeat the probe read this round (a probe declaring `storageHeartbeat`
+   * only); for xenha-heartbeat's file, with its summary per host (the preflight's xenha_heartbeat_* checks).
+   */
+  storageHeartbeatRead(read: StorageHeartbeatRead): void;
 }
 
 export interface Probe<S extends string = string> {

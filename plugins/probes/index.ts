@@ -89,4 +89,4 @@ export function createProbes(config: ProbesConfig, deps: { log: Logger }): Confi
 }
 
 export type { Probe, ProbeDefinition, ProbeRound, SampleExtra, SeriesDefinition } from './contract.ts';
-export type { StorageHeartbeatKind } from '../../core/preflight.ts';
+export type { StorageHeartbeatKind, StorageHeartbeatRead, XenhaHeartbeatView } from '../../core/preflight.ts';

@@ -1,10 +1,13 @@
 /**
  * The storage-statefile probe's verdicts, pure: from a decoded statefile, the hosts, what was seen of
  * each slot before and the time, say which slots still advance (storage path) and which hosts their
- * live peers hear on the network heartbeat (network path). The probe itself only reads the devices.
+ * live peers hear on the network heartbeat (network path); for xenha-heartbeat's file, a summary per
+ * host for the preflight (who writes, who hears whom on which home, which pool secret). The probe
+ * itself only reads the devices.
  */
 import { heartbeatIntervalMs, statefileIntervalMs } from '../../core/model/ha-timeouts.ts';
-import { hostIndexOrder, type DecodedStatefile, type StatefileHostSlot } from '../../core/statefile/layout.ts';
+import type { XenhaHeartbeatHost, XenhaHeartbeatView } from '../../core/preflight.ts';
+import { hostIndexOrder, type DecodedStatefile, type StatefileHostSlot, type XenhaHostSlot } from '../../core/statefile/layout.ts';
 
 /** What the probe remembers of one host's slot on one device. */
 export interface SlotTrack {
@@ -148,4 +151,49 @@ export function peerVerdicts(hosts: readonly string[], readings: readonly SlotRe
       ageMs: newest,
     };
   });
+}
+
+/** One device's read of xenha-heartbeat's file: the decoded file and the stall verdicts deviceVerdicts gave it. */
+export interface XenhaDeviceRead {
+  decoded: DecodedStatefile<XenhaHostSlot>;
+  /** deviceVerdicts(decoded, …).samples of this read. */
+  verdicts: readonly Verdict[];
+}
+
+/**
+ * xenha-heartbeat's file summarised per host, for the preflight: a host writes when its slot was up
+ * (advancing within the stall window) on at least one device; otherwise, when a device says it is
+ * stalled, for how long (the shortest). Its homes, whom it heard on each (slot indexes turned into
+ * UUIDs by the slots of the same file, else by UUID rank) and its key id come from its freshest up
+ * slot, else its freshest slot. A host with no valid slot on any device is left out.
+ */
+export function xenhaHeartbeatView(hosts: readonly string[], devices: readonly XenhaDeviceRead[]): XenhaHeartbeatView {
+  const order = hostIndexOrder(hosts);
+  const view: Record<string, XenhaHeartbeatHost> = {};
+  for (const host of hosts) {
+    const seen = devices.flatMap((d) => {
+      const slot = d.decoded.slots.find((x) => x.ok && x.value.hostUuid === host);
+      const verdict = d.verdicts.find((v) => v.host === host);
+      return slot?.ok && verdict ? [{ slot: slot.value, verdict, decoded: d.decoded }] : [];
+    });
+    if (seen.length === 0) continue;
+    const up = seen.filter((x) => x.verdict.up === true);
+    const age = (x: (typeof seen)[number]) => x.verdict.ageMs ?? Infinity;
+    const best = (up.length > 0 ? up : seen).reduce((a, b) => (age(b) < age(a) ? b : a));
+    const stalled = seen.flatMap((x) => (x.verdict.up === false && x.verdict.ageMs !== null ? [x.verdict.ageMs] : []));
+    // Slot j of the same file names the host with index j; an unreadable one, the rank of the UUIDs.
+    const uuidAt = (j: number) => {
+      const s = best.decoded.slots[j];
+      return (s?.ok ? s.value.hostUuid : null) ?? order[j] ?? null;
+    };
+    const ext = best.slot.xenha;
+    view[host] = {
+      writing: up.length > 0,
+      ...(up.length === 0 && stalled.length > 0 ? { stalledForMs: Math.min(...stalled) } : {}),
+      homes: ext.homes.length,
+      heardOnHome: ext.homes.map((indexes) => indexes.flatMap((j) => uuidAt(j) ?? [])),
+      keyId: ext.keyId,
+    };
+  }
+  return view;
 }

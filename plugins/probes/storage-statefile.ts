@@ -14,7 +14,15 @@ import type { DecodedStatefile, XenhaHostSlot } from '../../core/statefile/layou
 import { statefileIntervalMs } from '../../core/model/ha-timeouts.ts';
 import { readStatefile } from '../../io/statefile-reader.ts';
 import { defineProbe } from './contract.ts';
-import { deviceVerdicts, peerHeartbeatTimeoutMs, peerVerdicts, type SlotReading, type SlotTrack } from './storage-statefile-verdicts.ts';
+import {
+  deviceVerdicts,
+  peerHeartbeatTimeoutMs,
+  peerVerdicts,
+  xenhaHeartbeatView,
+  type SlotReading,
+  type SlotTrack,
+  type XenhaDeviceRead,
+} from './storage-statefile-verdicts.ts';
 
 /** Statefile intervals a slot may stay still before it is down: one missed write is not a stall. */
 export const STALL_INTERVALS = 3;
@@ -99,8 +107,7 @@ export const storageStatefile = defineProbe({
         // which no host writes with HA off.
         const xenhaFiles = reads.flatMap((r) => (r.read?.flavour === 'xenha' ? [r.read.decoded] : []));
         const xenha = xenhaFiles.length > 0;
-        if (xenha) round.storageHeartbeatRead('xenha-heartbeat');
-        else if (s.haEnabled && reads.some((r) => r.read)) round.storageHeartbeatRead('xhad-statefile');
+        if (!xenha && s.haEnabled && reads.some((r) => r.read)) round.storageHeartbeatRead({ kind: 'xhad-statefile' });
         if (!xenha && !s.haEnabled) {
           tracks.clear();
           for (const host of hosts) {
@@ -121,6 +128,7 @@ export const storageStatefile = defineProbe({
         const peerWindow =
           o.peerHeartbeatTimeoutMs ?? (xenha ? XENHA_PEER_WINDOW_INTERVALS * interval : peerHeartbeatTimeoutMs(s.haTimeoutSeconds));
         const readings: SlotReading[] = [];
+        const xenhaReads: XenhaDeviceRead[] = [];
         for (const r of reads) {
           if (!r.read) {
             for (const host of hosts) round.report(host, r.dev.home, null, r.error);
@@ -129,9 +137,12 @@ export const storageStatefile = defineProbe({
           const verdicts = deviceVerdicts(r.read.decoded, hosts, tracks.get(r.dev.home) ?? new Map(), round.now, stallAfter);
           tracks.set(r.dev.home, verdicts.tracks);
           readings.push(...verdicts.readings);
+          if (r.read.flavour === 'xenha') xenhaReads.push({ decoded: r.read.decoded, verdicts: verdicts.samples });
           for (const v of verdicts.samples)
             round.report(v.host, r.dev.home, v.up, v.detail, { latencySeconds: v.up ? r.seconds : null, ageMs: v.ageMs });
         }
+        // xenha-heartbeat's file, with who writes, who hears whom on which home, and which pool secret.
+        if (xenha) round.storageHeartbeatRead({ kind: 'xenha-heartbeat', hosts: xenhaHeartbeatView(hosts, xenhaReads) });
         // One value per host: the freshest reading over the devices (each device reads the same slot).
         const freshest = new Map<string, SlotReading>();
         for (const r of readings) if ((freshest.get(r.host)?.ageMs ?? Infinity) >= r.ageMs) freshest.set(r.host, r);

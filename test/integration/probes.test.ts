@@ -19,6 +19,7 @@ import {
   type ConfiguredProbe,
   type ProbeRound,
   type StorageHeartbeatKind,
+  type XenhaHeartbeatView,
 } from '../../plugins/probes/index.ts';
 import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
 import { buildSnapshot, type PoolSnapshot } from '../../core/model/snapshot.ts';
@@ -28,7 +29,12 @@ import { generatePoolSpec, parsePoolSpecYaml, type PoolSpec } from '../../simula
 import { applyFault } from '../../simulator/faults.ts';
 import type { XapiDatabase } from '../../simulator/xapi/database.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
-import { readSlots, startTestSim } from '../helpers/sim.ts';
+import { PASSWORD, readSlots, startTestSim } from '../helpers/sim.ts';
+import { EXPORTER_PASSWORD_ENV, fastPoolConfig, metricValue } from '../helpers/exporter.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { preflight, type PreflightResult } from '../../core/preflight.ts';
+import { PoolSampler } from '../../exporter/sampler.ts';
+import { createRegistry } from '../../exporter/metrics.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -63,11 +69,12 @@ function probe(config: Record<string, unknown>): ConfiguredProbe {
 async function runRound(
   p: ConfiguredProbe,
   r: { snapshot: PoolSnapshot; xapiConnected?: boolean; xapiUrl?: string; now?: number; timeoutMs?: number },
-): Promise<{ samples: Got[]; series: Observed[]; heartbeats: StorageHeartbeatKind[] }> {
+): Promise<{ samples: Got[]; series: Observed[]; heartbeats: StorageHeartbeatKind[]; xenhaViews: XenhaHeartbeatView[] }> {
   const samples: Got[] = [];
   const series: Observed[] = [];
   const undeclared: string[] = [];
   const heartbeats: StorageHeartbeatKind[] = [];
+  const xenhaViews: XenhaHeartbeatView[] = [];
   const ac = new AbortController();
   const timeoutMs = r.timeoutMs ?? 5000;
   const timer = setTimeout(() => ac.abort(), timeoutMs);
@@ -93,8 +100,9 @@ async function runRound(
         ageMs: extra?.ageMs !== undefined ? extra.ageMs : up === true ? 0 : null,
       });
     },
-    storageHeartbeatRead(kind) {
-      heartbeats.push(kind);
+    storageHeartbeatRead(read) {
+      heartbeats.push(read.kind);
+      if (read.kind === 'xenha-heartbeat') xenhaViews.push(read.hosts);
     },
     observe(key, host, value, labels = {}) {
       const def = p.series[key];
@@ -110,7 +118,7 @@ async function runRound(
     ac.abort();
   }
   expect(undeclared, `${p.name} observed series it does not declare`).toEqual([]);
-  return { samples, series, heartbeats };
+  return { samples, series, heartbeats, xenhaViews };
 }
 
 const CLASSES = ['pool', 'host', 'host_metrics', 'PIF', 'PBD', 'SR', 'VDI', 'VM', 'VBD'] as const;
@@ -299,6 +307,40 @@ class SlotModel {
     });
   }
 }
+
+/** What one host's daemon writes in xenha-heartbeat's file (the test's fault is in these). */
+interface XenhaWriter {
+  sequence: number;
+  /** Per home, the hosts (UUIDs) it heard. */
+  heard: string[][];
+  keyId: string;
+}
+
+/** Writes xenha-heartbeat's file as the daemons would: each host's slot at the rank of its UUID; a host not listed writes nothing. */
+function writeXenhaFile(path: string, uuids: readonly string[], writers: ReadonlyMap<string, XenhaWriter>, intervalMs: number): void {
+  const index = ranks(uuids);
+  const vol = initialVolume('0123abcd-4567-89ab-cdef-0123456789ab', uuids.length, undefined, 'xenha');
+  for (const [uuid, w] of writers) {
+    const i = index.get(uuid)!;
+    encodeHostSlot(
+      {
+        ...emptyHostSlot(i, 'xenha'),
+        sequence: w.sequence,
+        hostUuid: uuid,
+        weight: 1,
+        sinceLastHbReceiptMs: uuids.map(() => 0),
+        sinceLastSfUpdateMs: uuids.map(() => 0),
+        xenha: { writtenAtMs: 1_700_000_000_000, intervalMs, homes: w.heard.map((h) => h.map((u) => index.get(u)!)), keyId: w.keyId },
+      },
+      'xenha',
+    ).copy(vol, hostSlotOffset(i));
+  }
+  writeFileSync(path, vol);
+}
+
+/** The three xenha-heartbeat checks of a preflight, by name. */
+const xenhaChecks = (results: readonly PreflightResult[]) =>
+  Object.fromEntries(results.filter((r) => r.check.startsWith('xenha_heartbeat_')).map((r) => [r.check, { ok: r.ok, reason: r.reason }]));
 
 /** Slot index of each host UUID: the rank of its UUID without dashes, lower-cased, lowest first. */
 function ranks(uuids: readonly string[]): Map<string, number> {
@@ -572,6 +614,144 @@ describe('storage-statefile', () => {
     // The peers' word on the network path, read from the slots as for xhad's statefile.
     expect(sampleOf(late.samples, second!, 'peers')).toMatchObject({ up: true, path: 'network' });
     expect(late.heartbeats).toEqual(['xenha-heartbeat']);
+  });
+
+  it("summarises xenha-heartbeat's file for the preflight: who writes, who hears whom on which home, one pool secret", async () => {
+    const snapshot = snapshotOf(recordsOf(buildPool({ ...spec, haEnabled: false }, '127.0.0.1').db));
+    const file = join(tempDir(), 'heartbeat.img');
+    const INTERVAL = 500; // stalled after 3 × 500 ms
+    const [h1, h2, h3] = snapshot.hosts;
+    const uuids = snapshot.hosts.map((h) => h.uuid);
+    const [K1, K2] = ['00112233aabbccdd', '99887766aabbccdd'];
+    // The fault: h3's daemon writes once, then stops; h1 does not hear h2 on home 1.
+    const writers = (seq: number, h3seq: number, keyOf: (u: string) => string = () => K1) =>
+      new Map(
+        snapshot.hosts.map((h) => [
+          h.uuid,
+          {
+            sequence: h === h3 ? h3seq : seq,
+            heard: [uuids, h === h1 ? uuids.filter((u) => u !== h2!.uuid) : uuids],
+            keyId: keyOf(h.uuid),
+          },
+        ]),
+      );
+    const p = probe({ 'storage-statefile': { devices: [{ home: '0', path: file }], readMode: 'buffered' } });
+    const MONITOR = { storageHeartbeatProbes: ['storage-statefile'] };
+    const checksAt = async (now: number) => {
+      const r = await runRound(p, { snapshot, now });
+      expect(r.heartbeats).toEqual(['xenha-heartbeat']);
+      expect(r.xenhaViews).toHaveLength(1);
+      return {
+        view: r.xenhaViews[0]!,
+        checks: xenhaChecks(preflight(snapshot, MONITOR, { kind: 'xenha-heartbeat', hosts: r.xenhaViews[0]! })),
+      };
+    };
+    writeXenhaFile(file, uuids, writers(1, 1), INTERVAL);
+    const first = await checksAt(0);
+    // First sight: nobody is seen advancing yet, so nobody is compared.
+    for (const u of uuids) expect(first.view[u]).toMatchObject({ writing: false, homes: 2, keyId: K1 });
+    expect(first.checks.xenha_heartbeat_written_all_hosts).toEqual({
+      ok: false,
+      reason: `not writing xenha-heartbeat's file: ${snapshot.hosts.map((h) => `${h.name} (not seen advancing yet: watched for less than the stall window)`).join(', ')}`,
+    });
+    writeXenhaFile(file, uuids, writers(2, 1), INTERVAL);
+    await checksAt(400);
+    writeXenhaFile(file, uuids, writers(3, 1), INTERVAL);
+    // 1.6 s after h3's slot was first read unchanged: stalled (after 1.5 s), for 1.6 s.
+    const late = await checksAt(1600);
+    expect(late.view[h1!.uuid]).toEqual({
+      writing: true,
+      homes: 2,
+      heardOnHome: [uuids, uuids.filter((u) => u !== h2!.uuid)].map((home) =>
+        [...home].sort((a, b) => ranks(uuids).get(a)! - ranks(uuids).get(b)!),
+      ),
+      keyId: K1,
+    });
+    expect(late.view[h3!.uuid]).toMatchObject({ writing: false, stalledForMs: 1600 });
+    expect(late.checks).toEqual({
+      xenha_heartbeat_written_all_hosts: { ok: false, reason: `not writing xenha-heartbeat's file: ${h3!.name} (stalled for 1.6 s)` },
+      xenha_heartbeat_heard_all_homes: { ok: false, reason: `${h1!.name} does not hear ${h2!.name} on home 1` },
+      xenha_heartbeat_secret_consistent: { ok: true, reason: 'one pool secret (key id 00112233…) on the 2 writing host(s)' },
+    });
+    // h3 writes again, with another secret: h3 alone in its group.
+    writeXenhaFile(
+      file,
+      uuids,
+      writers(4, 2, (u) => (u === h3!.uuid ? K2 : K1)),
+      INTERVAL,
+    );
+    const keys = await checksAt(1800);
+    expect(keys.checks.xenha_heartbeat_written_all_hosts!.ok).toBe(true);
+    expect(keys.checks.xenha_heartbeat_secret_consistent).toEqual({
+      ok: false,
+      reason: `different pool secrets (key ids): ${h1!.name}, ${h2!.name}: 00112233…; ${h3!.name}: 99887766…`,
+    });
+  });
+
+  it("the sampler hands xenha-heartbeat's summary to the preflight: its checks reach the pool's state and the metric", async () => {
+    process.env[EXPORTER_PASSWORD_ENV] = PASSWORD;
+    const sim = await startTestSim({ spec: { ...generatePoolSpec({ hosts: 3, vms: 0, seed: 12 }), haEnabled: false }, autoTick: false });
+    sims.push(sim);
+    const file = join(tempDir(), 'heartbeat.img');
+    const INTERVAL = 500;
+    let t = 10_000;
+    const p = probe({ 'storage-statefile': { devices: [{ home: '0', path: file }], readMode: 'buffered' } });
+    // Rounds driven by the test (never started): a probe timeout no busy machine reaches.
+    const timing = {
+      sampleInterval: '10s',
+      probeTimeout: '5s',
+      xapiTimeout: '2s',
+      deadAfter: '30s',
+      flapWindow: '60s',
+      flapThreshold: 6,
+      confirmSamples: 2,
+      capacityInterval: '500ms',
+    };
+    const s = new PoolSampler(fastPoolConfig(sim, { timing }), log, () => t, [p]);
+    try {
+      s.connection.start();
+      const snapshot = await waitFor('the first pool snapshot', () => s.connection.snapshot() ?? undefined);
+      expect(snapshot.haEnabled).toBe(false);
+      const [h1, h2, h3] = snapshot.hosts;
+      const uuids = snapshot.hosts.map((h) => h.uuid);
+      // The fault: h2 stops writing after its first slot; h3 does not hear h1 on home 0.
+      const writers = (seq: number) =>
+        new Map(
+          snapshot.hosts.map((h) => [
+            h.uuid,
+            { sequence: h === h2 ? 1 : seq, heard: [h === h3 ? uuids.filter((u) => u !== h1!.uuid) : uuids], keyId: '0123456789abcdef' },
+          ]),
+        );
+      // The preflight of a round is computed from what the probe read the round before.
+      writeXenhaFile(file, uuids, writers(1), INTERVAL);
+      await s.round();
+      expect(xenhaChecks(s.state.preflight).xenha_heartbeat_written_all_hosts).toEqual({
+        ok: true,
+        reason: 'does not apply: no xenha-heartbeat file read (see storage_heartbeat)',
+      });
+      t += 400;
+      writeXenhaFile(file, uuids, writers(2), INTERVAL);
+      await s.round();
+      t += 1600;
+      writeXenhaFile(file, uuids, writers(3), INTERVAL);
+      await s.round(); // h2 first read 2.0 s ago, never changed: stalled
+      t += 100;
+      await s.round();
+      expect(s.state.storageHeartbeat).toMatchObject({ ok: true });
+      expect(xenhaChecks(s.state.preflight)).toEqual({
+        xenha_heartbeat_written_all_hosts: { ok: false, reason: `not writing xenha-heartbeat's file: ${h2!.name} (stalled for 2.0 s)` },
+        xenha_heartbeat_heard_all_homes: { ok: false, reason: `${h3!.name} does not hear ${h1!.name} on home 0` },
+        xenha_heartbeat_secret_consistent: { ok: true, reason: 'one pool secret (key id 01234567…) on the 2 writing host(s)' },
+      });
+      const text = await createRegistry([s], () => 0, false).metrics();
+      const metric = (check: string) => metricValue(text, 'xenha_preflight_check', { pool: 'sim', check });
+      expect(metric('xenha_heartbeat_written_all_hosts')).toBe(0);
+      expect(metric('xenha_heartbeat_heard_all_homes')).toBe(0);
+      expect(metric('xenha_heartbeat_secret_consistent')).toBe(1);
+      expect(metric('storage_heartbeat')).toBe(1);
+    } finally {
+      await s.stop();
+    }
   });
 
   it("reads the simulator's statefile: a crashed host's slot stops and goes down after the timeout, its peers stop hearing it", async () => {

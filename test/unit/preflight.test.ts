@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildPool } from '../../simulator/build.ts';
 import { generatePoolSpec, parsePoolSpecYaml, type PoolSpec } from '../../simulator/pool-spec.ts';
 import { buildSnapshot, type RecordsByClass } from '../../core/model/snapshot.ts';
-import { preflight } from '../../core/preflight.ts';
+import { preflight, PREFLIGHT_CHECKS, type StorageHeartbeatKind, type StorageHeartbeatRead } from '../../core/preflight.ts';
 
 function recordsOf(spec: PoolSpec): RecordsByClass {
   const b = buildPool(spec, '127.0.0.1');
@@ -105,8 +105,19 @@ describe('preflight checks', () => {
 
 describe('storage heartbeat', () => {
   const snap = (haEnabled: boolean) => buildSnapshot(recordsOf({ ...generatePoolSpec({ hosts: 3, vms: 3, seed: 2 }), haEnabled }));
-  const check = (haEnabled: boolean, probes: string[], read: 'xhad-statefile' | 'xenha-heartbeat' | null = null) =>
-    preflight(snap(haEnabled), { storageHeartbeatProbes: probes }, read).find((r) => r.check === 'storage_heartbeat')!;
+  /** What the probe read: xenha-heartbeat's file with every host writing, hearing all, one secret. */
+  const readOf = (s: ReturnType<typeof snap>, kind: StorageHeartbeatKind | null): StorageHeartbeatRead | null => {
+    if (kind !== 'xenha-heartbeat') return kind === null ? null : { kind };
+    const uuids = s.hosts.map((h) => h.uuid);
+    const host = { writing: true, homes: 1, heardOnHome: [uuids], keyId: '0123456789abcdef' };
+    return { kind, hosts: Object.fromEntries(uuids.map((u) => [u, host])) };
+  };
+  const results = (haEnabled: boolean, probes: string[], read: StorageHeartbeatKind | null = null) => {
+    const s = snap(haEnabled);
+    return preflight(s, { storageHeartbeatProbes: probes }, readOf(s, read));
+  };
+  const check = (haEnabled: boolean, probes: string[], read: StorageHeartbeatKind | null = null) =>
+    results(haEnabled, probes, read).find((r) => r.check === 'storage_heartbeat')!;
 
   it("holds with a probe reading it, and HA on or xenha-heartbeat's file read", () => {
     expect(check(true, ['storage-statefile'])).toMatchObject({ ok: true, reason: expect.stringMatching(/^HA on .*two-path verdicts/) });
@@ -128,5 +139,33 @@ describe('storage heartbeat', () => {
       ok: false,
       reason: expect.stringMatching(/^no statefile device configured/),
     });
+  });
+
+  it("adds xenha-heartbeat's checks, which fail only where the pool depends on xenha-heartbeat: one cause, one failed check", () => {
+    const XENHA = ['xenha_heartbeat_written_all_hosts', 'xenha_heartbeat_heard_all_homes', 'xenha_heartbeat_secret_consistent'];
+    const failedOf = (r: ReturnType<typeof results>) => r.filter((x) => !x.ok).map((x) => x.check);
+    // One result per check, in the declared order (the metric's label values).
+    expect(results(false, ['storage-statefile'], 'xenha-heartbeat').map((r) => r.check)).toEqual([...PREFLIGHT_CHECKS]);
+    expect(PREFLIGHT_CHECKS).toEqual(expect.arrayContaining(XENHA));
+    // HA off, xenha-heartbeat's file read, all well: nothing fails.
+    expect(failedOf(results(false, ['storage-statefile'], 'xenha-heartbeat'))).toEqual([]);
+    // HA off without the file (or without a probe to read it): storage_heartbeat alone fails; the three do not apply.
+    for (const r of [results(false, ['storage-statefile']), results(false, []), results(false, [], 'xenha-heartbeat')]) {
+      expect(failedOf(r)).toEqual(['storage_heartbeat']);
+      for (const c of XENHA)
+        expect(r.find((x) => x.check === c)).toMatchObject({
+          ok: true,
+          reason: 'does not apply: no xenha-heartbeat file read (see storage_heartbeat)',
+        });
+    }
+    // HA on: xhad's statefile, whatever else was read.
+    for (const read of [null, 'xhad-statefile', 'xenha-heartbeat'] as const) {
+      const r = results(true, ['storage-statefile'], read);
+      for (const c of XENHA)
+        expect(r.find((x) => x.check === c)).toMatchObject({
+          ok: true,
+          reason: expect.stringMatching(/^does not apply: HA on: .*xhad's statefile/),
+        });
+    }
   });
 });

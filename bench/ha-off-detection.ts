@@ -174,7 +174,7 @@ export async function benchHaOffDetection(): Promise<void> {
     '',
     `Two simulated ${HOSTS}-host pools from one spec per run, side by side in real time: HA on (xhad's statefile, T = 30 s) and HA off ` +
       "with the real xenha-heartbeat daemon on every host (its defaults: interval 2 s, peer window 8 s). One exporter watches both with a user's " +
-      `default timing (dead-after ${defaults.deadAfter / 1000} s unless the pool's HA timeout says otherwise: 30 s for both here) and all four probes. ` +
+      `default timing (sample interval ${defaults.sampleInterval / 1000} s; dead-after: the pool's HA timeout with HA on, 30 s with HA off, so 30 s for both here) and all four probes. ` +
       'The same non-master host crashes in both pools at the same instant; latency = wall clock from the crash to the first `dead`.',
     '',
     '| pool | median | best | worst |',

@@ -75,6 +75,15 @@ describe('an HA-off pool with xenha-heartbeat run by the simulator', () => {
     expect(metricValue(m, 'xenha_pool_ha_enabled', { pool: 'sim' })).toBe(0);
     expect(metricValue(m, 'xenha_pool_storage_heartbeat', { pool: 'sim' })).toBe(1);
     expect(metricValue(m, 'xenha_preflight_check', { pool: 'sim', check: 'storage_heartbeat' })).toBe(1);
+    // Every host writes, hears every other on both homes, with the simulator's one pool secret.
+    await waitFor(
+      "xenha-heartbeat's three checks ok",
+      () =>
+        ['xenha_heartbeat_written_all_hosts', 'xenha_heartbeat_heard_all_homes', 'xenha_heartbeat_secret_consistent'].every(
+          (check) => sampler().state.preflight.find((p) => p.check === check)?.ok === true,
+        ),
+      { timeoutMs: 5000 },
+    );
   });
 
   const oneSided: { what: string; fault: FaultRequest; state: HostState }[] = [
@@ -105,5 +114,11 @@ describe('an HA-off pool with xenha-heartbeat run by the simulator', () => {
     expect(Date.now() - crashedAt).toBeLessThanOrEqual(DEAD_AFTER_MS + 2000);
     expect(sampler().state.memory!.hosts[uuidOf('host-03')]!.rule).toBe('dead-after');
     expect(loop.sim.state().runtime.find((r) => r.name === 'host-03')?.heartbeatDaemon?.running).toBe(false);
+    // The file is no longer written by every host, and the check names the one.
+    const written = sampler().state.preflight.find((p) => p.check === 'xenha_heartbeat_written_all_hosts');
+    expect(written).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^not writing xenha-heartbeat's file: host-03 \(stalled for/),
+    });
   });
 });

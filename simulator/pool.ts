@@ -554,7 +554,11 @@ export class SimulatedPool extends EventEmitter {
     } else this.xhad = null; // xhad stops; a later enable forms a new liveset
     this.electIfNeeded(now, ha);
     if (this.masterAlive(now)) {
-      for (const h of this.hosts) if (this.reachesMaster(h, now)) this.writeOwnPbd(h, now);
+      for (const h of this.hosts)
+        if (this.reachesMaster(h, now)) {
+          this.writeOwnPbd(h, now);
+          this.writeBootTime(h);
+        }
       this.masterXapi(now, ha);
     }
     this.emit('tick', now);
@@ -805,6 +809,18 @@ export class SimulatedPool extends EventEmitter {
         [`mpath-${this.built.heartbeatScsiId}`]: `[${activeLegs}, ${STORAGE_HOMES}]`,
       },
     });
+  }
+
+  /**
+   * `host.other_config["boot_time"]`: the host's xapi writes its system's boot time (btime of
+   * /proc/stat, seconds, OCaml's `string_of_float`: "1732771200.") once it starts and reaches the
+   * master (dbsync_slave.ml), so it stays as last written while the host is down; a reboot writes a new one.
+   */
+  private writeBootTime(h: HostRuntime): void {
+    const value = `${Math.floor(h.bootedAt / 1000)}.`;
+    const rec = this.built.db.peek('host', h.built.ref);
+    const oc = rec.other_config as Record<string, string>;
+    if (oc.boot_time !== value) this.built.db.update('host', h.built.ref, { other_config: { ...oc, boot_time: value } });
   }
 
   /** When the live master's HA monitor and DB GC last ran a pass (null: not since the simulator started). */

@@ -53,6 +53,12 @@ export interface HostView {
   haLicensed: boolean;
   managementIpMode: 'None' | 'DHCP' | 'Static' | null;
   heartbeatPbd: HeartbeatPbd | null;
+  /**
+   * The host's system boot time as its xapi last wrote it (`other_config["boot_time"]`, seconds since
+   * the epoch as OCaml prints a float, "1732771200."), null when absent. Unchanged while the host is
+   * down; a reboot writes a new one: it tells one life of a host from the next.
+   */
+  bootTime: string | null;
 }
 
 export interface VmView {
@@ -202,6 +208,7 @@ export function buildSnapshot(records: RecordsByClass): PoolSnapshot {
         haLicensed: h.license_params.restrict_ha !== 'true',
         managementIpMode: mgmt?.ip_configuration_mode ?? null,
         heartbeatPbd: pbd ? { attached: pbd.currently_attached, activeLegs: l!.active, totalLegs: l!.total } : null,
+        bootTime: h.other_config.boot_time ?? null,
       };
     })
     .sort((a, b) => a.name.localeCompare(b.name));

@@ -215,6 +215,29 @@ describe('a host writes its own heartbeat PBD, only while it reaches the master'
   });
 });
 
+describe("a host's xapi writes its boot time once it starts and reaches the master", () => {
+  it('other_config.boot_time is the boot in seconds as OCaml prints a float; a crash leaves it; a reboot writes the new one at the boot tick', async () => {
+    const c = await start();
+    const { sim } = c;
+    const bootTime = (name: string) => (hostRec(sim, name).other_config as Record<string, string>).boot_time;
+    // Every host booted bootMs before the clock started (its boot finished then).
+    const initial = `${Math.floor((SIM_CLOCK_START - sim.pool.timing.bootMs) / 1000)}.`;
+    for (const n of names(sim)) expect(bootTime(n), n).toBe(initial);
+    applyFault(sim.pool, { kind: 'host-crash', host: 'host-02' });
+    await sim.settle();
+    await c.advance(10 * sim.pool.timing.tickMs, () => expect(bootTime('host-02')).toBe(initial));
+    const healedAt = c.now();
+    applyFault(sim.pool, { kind: 'heal', host: 'host-02' });
+    await sim.settle();
+    await c.advance(sim.pool.timing.bootMs + sim.pool.timing.tickMs, (now) => {
+      const up = sim.pool.isUp(sim.pool.host('host-02'), now);
+      expect(bootTime('host-02'), `${now - healedAt} ms after heal`).toBe(up ? `${Math.floor(healedAt / 1000)}.` : initial);
+    });
+    expect(bootTime('host-02')).not.toBe(initial);
+    for (const n of others(sim, 'host-02')) expect(bootTime(n), n).toBe(initial);
+  });
+});
+
 describe('xhad runs only with HA on', () => {
   it('a pool built with HA off: no slot is ever written, ha_statefiles and ha_network_peers empty on every host, no election', async () => {
     const c = await start({

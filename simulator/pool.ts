@@ -454,21 +454,17 @@ export class SimulatedPool extends EventEmitter {
 
   // ------------------------------------------------------------ power
 
-  /** Powers a host off (fence agent wrote "off"): its VMs halt, both paths stop. */
+  /**
+   * Powers a host off (a fence agent wrote "off" to its BMC): both paths stop, its domains die with it.
+   * Nobody tells xapi: the database keeps its VMs Running and resident on it (a dead host updates
+   * nothing about itself) until VM.power_state_reset, or until the host boots again and its xapi
+   * resynchronises (writeBootTime).
+   */
   powerOff(h: HostRuntime, by: string): void {
     if (h.power === 'off') return;
     h.power = 'off';
     h.crashed = false;
-    const db = this.built.db;
-    const halted: string[] = [];
-    for (const [ref, vm] of db.all('VM')) {
-      if (vm.resident_on === h.built.ref && !vm.is_control_domain) {
-        db.update('VM', ref, { power_state: 'Halted', resident_on: NULL_REF, memory_target: 0, domid: -1 });
-        halted.push(vm.name_label as string);
-      }
-    }
-    db.update('host', h.built.ref, { resident_VMs: [h.built.dom0Ref] });
-    this.record('power', h, { state: 'off', by, vmsHalted: halted.length });
+    this.record('power', h, { state: 'off', by });
     this.changed();
   }
 
@@ -818,9 +814,21 @@ export class SimulatedPool extends EventEmitter {
    */
   private writeBootTime(h: HostRuntime): void {
     const value = `${Math.floor(h.bootedAt / 1000)}.`;
-    const rec = this.built.db.peek('host', h.built.ref);
-    const oc = rec.other_config as Record<string, string>;
-    if (oc.boot_time !== value) this.built.db.update('host', h.built.ref, { other_config: { ...oc, boot_time: value } });
+    const db = this.built.db;
+    const oc = db.peek('host', h.built.ref).other_config as Record<string, string>;
+    if (oc.boot_time === value) return;
+    db.update('host', h.built.ref, { other_config: { ...oc, boot_time: value } });
+    if (oc.boot_time === undefined) return; // the simulator's start: its VMs run
+    // A reboot: no domain survived it. Its xapi resynchronises with xenopsd at start-up and marks the VMs
+    // the database still has resident here Halted (Xapi_xenops.resync_resident_on: a VM xenopsd does not know is off).
+    const halted: string[] = [];
+    for (const [ref, vm] of db.all('VM')) {
+      if (vm.resident_on !== h.built.ref || vm.is_control_domain) continue;
+      db.update('VM', ref, { power_state: 'Halted', resident_on: NULL_REF, memory_target: 0, domid: -1 });
+      halted.push(vm.name_label as string);
+    }
+    db.update('host', h.built.ref, { resident_VMs: [h.built.dom0Ref] });
+    if (halted.length > 0) this.record('vm', h, { resync: 'halted after reboot', vms: halted.length });
   }
 
   /** When the live master's HA monitor and DB GC last ran a pass (null: not since the simulator started). */

@@ -64,7 +64,9 @@ describe('fence_dummy --type=file on a simulated host', () => {
     sim.pool.pollPowerFiles();
     expect(h.power).toBe('off');
     await sim.settle();
-    for (const ref of vms) expect(db.peek('VM', ref)).toMatchObject({ power_state: 'Halted', resident_on: 'OpaqueRef:NULL' });
+    // Nobody tells xapi: its VMs stay Running and resident on it in the database.
+    const before = new Map(vms.map((ref) => [ref, structuredClone(db.peek('VM', ref))]));
+    for (const ref of vms) expect(db.peek('VM', ref)).toMatchObject({ power_state: 'Running', resident_on: h.built.ref });
     expect(await probe()).toEqual(['refused', 'refused']);
     // Powered off: its slot is never rewritten, checked at every tick over six statefile intervals
     // while the other hosts write theirs once per interval; the master's HA monitor marks it not live at
@@ -79,12 +81,13 @@ describe('fence_dummy --type=file on a simulated host', () => {
       eachTick: (now) => {
         expect(db.peek('host_metrics', h.built.metricsRef).live, `${now - offAt} ms after power-off`).toBe(now - offAt < timeout);
         expect(h.power).toBe('off');
+        for (const ref of vms) expect(db.peek('VM', ref), `${now - offAt} ms after power-off`).toEqual(before.get(ref));
       },
     });
     expect(await probe()).toEqual(['refused', 'refused']);
     expect(sim.pool.eventLog().find((e) => e.kind === 'power')).toMatchObject({
       host: 'host-02',
-      detail: { state: 'off', by: 'power-file', vmsHalted: vms.length },
+      detail: { state: 'off', by: 'power-file' },
     });
 
     // fence-agents protocol: status of a powered-off plug exits 2.
@@ -108,6 +111,8 @@ describe('fence_dummy --type=file on a simulated host', () => {
       eachTick: () => expect(db.peek('host_metrics', h.built.metricsRef).live).toBe(true),
     });
     expect(await probe()).toEqual(['open', 'open']);
+    // Booted, its xapi resynchronised: the VMs the database still had on it are Halted now.
+    for (const ref of vms) expect(db.peek('VM', ref)).toMatchObject({ power_state: 'Halted', resident_on: 'OpaqueRef:NULL' });
   });
 
   it('host.power_on through XAPI writes the power file as a BMC would', async () => {

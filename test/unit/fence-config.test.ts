@@ -1,6 +1,7 @@
 /** A host's fence config (derived from the plugin map), and how fence-agent reads an agent's output. */
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
+import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { FENCE_PLUGINS, FENCE_PLUGIN_NAMES, createFenceLevels, fenceConfig } from '../../plugins/fence/index.ts';
 import { saysUnreachable, summarize } from '../../plugins/fence/fence-agent.ts';
@@ -121,5 +122,17 @@ describe("fence-agent's reading of an agent's output", () => {
       "WARNING: Parse error: Ignoring unknown option 'password=[redacted]' | ERROR: Failed: Timed out waiting to power OFF",
     );
     expect(summarize('x'.repeat(1_000), '', [], 50)).toHaveLength(50);
+  });
+});
+
+describe('docs/fencing.md', () => {
+  it('every `fence:` example of the docs is a valid fence config', () => {
+    const text = readFileSync(new URL('../../docs/fencing.md', import.meta.url), 'utf8');
+    const examples = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(examples.length).toBeGreaterThanOrEqual(4);
+    for (const yaml of examples) {
+      const { fence } = parseYaml(yaml) as { fence: unknown };
+      expect(messages(fence), yaml).toEqual([]);
+    }
   });
 });

@@ -10,6 +10,7 @@ import { registerFault } from './fault.ts';
 import { registerExporter } from './exporter.ts';
 import { registerExplain } from './explain.ts';
 import { registerPlan } from './plan.ts';
+import { registerRemediate } from './remediate.ts';
 import { packageVersion } from './version.ts';
 
 const program = new Command('xenha')
@@ -22,6 +23,7 @@ registerFault(program);
 registerExporter(program);
 registerExplain(program);
 registerPlan(program);
+registerRemediate(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -185,6 +185,8 @@ export const exporterConfig = z
       })
       .default('127.0.0.1:9945'),
     pools: z.array(pool).min(1),
+    /** The remediation service's section (remediation/config.ts): one file for both; the exporter does not read it. */
+    remediation: z.unknown().optional(),
   })
   .superRefine((c, ctx) => {
     const seen = new Set<string>();

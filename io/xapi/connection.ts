@@ -211,6 +211,18 @@ export class PoolConnection extends EventEmitter {
   }
 
   /**
+   * Fetches VMs and VBDs now, not at the next period (the remediation service plans on fresh records).
+   * Resolves true when they were fetched from the current connection.
+   */
+  async refreshVms(): Promise<boolean> {
+    const c = this.client;
+    if (!c || this.status !== 'connected') return false;
+    const before = this.vmsFetchedAt;
+    await this.fetchVms(c);
+    return this.client === c && this.vmsFetchedAt !== before;
+  }
+
+  /**
    * VMs and VBDs for the capacity figures, fetched every `vmRefreshMs` rather than mirrored: a pool
    * has thousands, their records are large, and capacity does not need them to the second. Templates
    * and snapshots are dropped, and only the fields xenha reads are kept.

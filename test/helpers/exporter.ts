@@ -41,44 +41,45 @@ export function healthyOnEvidence(sampler: PoolSampler, uuid: string): boolean {
 }
 
 export function fastPoolConfig(sim: Simulator, overrides: Record<string, unknown> = {}): ExporterConfig['pools'][number] {
+  return exporterConfig.parse({ pools: [fastPoolInput(sim, overrides)] }).pools[0]!;
+}
+
+/** The fast test pool as a config file says it (before validation: durations as strings). */
+export function fastPoolInput(sim: Simulator, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const info = sim.info();
-  return exporterConfig.parse({
-    pools: [
-      {
-        name: 'sim',
-        urls: info.hosts.flatMap((h) => h.urls),
-        passwordEnv: EXPORTER_PASSWORD_ENV,
-        probes: {
-          'network-tcp': {},
-          'network-xapi': {},
-          'storage-xapi': {},
-          // The simulator's xenha-heartbeat file when it runs the daemons, read with the probe's defaults
-          // (its windows follow the interval the slots say); else xhad's statefile.
-          'storage-statefile': info.heartbeat
-            ? { devices: [{ home: '0', path: info.heartbeat.file }], readMode: 'buffered' }
-            : {
-                devices: [{ home: '0', path: info.statefile }],
-                readMode: 'buffered',
-                // As the defaults are ordered (6 s and 11 s at T = 30 s): a slot stalls before the peers'
-                // word on a silent host runs out, so a crash never reads network_isolated on the way.
-                stallAfterMs: 600,
-                peerHeartbeatTimeoutMs: 800,
-              },
-        },
-        timing: {
-          sampleInterval: '100ms',
-          probeTimeout: '80ms',
-          xapiTimeout: '2s',
-          deadAfter: '1s',
-          flapWindow: '3s',
-          flapThreshold: 6,
-          confirmSamples: 2,
-          capacityInterval: '500ms',
-        },
-        ...overrides,
-      },
-    ],
-  }).pools[0]!;
+  return {
+    name: 'sim',
+    urls: info.hosts.flatMap((h) => h.urls),
+    passwordEnv: EXPORTER_PASSWORD_ENV,
+    probes: {
+      'network-tcp': {},
+      'network-xapi': {},
+      'storage-xapi': {},
+      // The simulator's xenha-heartbeat file when it runs the daemons, read with the probe's defaults
+      // (its windows follow the interval the slots say); else xhad's statefile.
+      'storage-statefile': info.heartbeat
+        ? { devices: [{ home: '0', path: info.heartbeat.file }], readMode: 'buffered' }
+        : {
+            devices: [{ home: '0', path: info.statefile }],
+            readMode: 'buffered',
+            // As the defaults are ordered (6 s and 11 s at T = 30 s): a slot stalls before the peers'
+            // word on a silent host runs out, so a crash never reads network_isolated on the way.
+            stallAfterMs: 600,
+            peerHeartbeatTimeoutMs: 800,
+          },
+    },
+    timing: {
+      sampleInterval: '100ms',
+      probeTimeout: '80ms',
+      xapiTimeout: '2s',
+      deadAfter: '1s',
+      flapWindow: '3s',
+      flapThreshold: 6,
+      confirmSamples: 2,
+      capacityInterval: '500ms',
+    },
+    ...overrides,
+  };
 }
 
 export async function startLoop(opts: Partial<SimulatorOptions> & { spec?: PoolSpec; pool?: Record<string, unknown> } = {}): Promise<Loop> {

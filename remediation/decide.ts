@@ -1,0 +1,72 @@
+/**
+ * The sceptical re-check and the plan for one incident, pure: the service's own view of the pool (its
+ * own sampler's snapshot and classification, never the exporter's word nor the alert's), the fence
+ * history from the journal, the policy and the time in; a refusal with its gate, or a plan, out.
+ *
+ * One incident is one host: other hosts that look dead now are left to their own incidents (shown to
+ * the planner as down and not to be touched: neither fenced nor given VMs by this plan).
+ */
+import type { HostMemory } from '../core/classify/state-machine.ts';
+import type { PoolSnapshot } from '../core/model/snapshot.ts';
+import type { FenceHistory, FencePolicy } from '../core/planner/fence-policy.ts';
+import { fromPoolSnapshot } from '../core/planner/model.ts';
+import { planRecovery, type RecoveryPlan } from '../core/planner/plan.ts';
+import type { RefusalGate } from './records.ts';
+
+export interface OwnView {
+  snapshot: PoolSnapshot;
+  /** The service's own classification by host UUID (its sampler's memory). */
+  hosts: Readonly<Record<string, Pick<HostMemory, 'state' | 'rule' | 'reason' | 'network' | 'storage'>>>;
+  observerIsolated: boolean;
+}
+
+export interface DecisionInput {
+  host: string;
+  view: OwnView;
+  history: FenceHistory;
+  policy: FencePolicy;
+  /** The host was confirmed off by an earlier plan of this incident. */
+  alreadyFenced: boolean;
+  now: number;
+}
+
+export type Decision =
+  | { kind: 'refused'; gate: RefusalGate; reason: string; ownState: string | null }
+  | { kind: 'plan'; plan: RecoveryPlan; names: Record<string, string> };
+
+const alive = (p: HostMemory['network']) => p === 'up' || p === 'degraded';
+
+export function decide(d: DecisionInput): Decision {
+  const own = d.view.hosts[d.host];
+  if (!own) return { kind: 'refused', gate: 'not-dead', reason: 'no verdict of its own on this host yet', ownState: null };
+  if (own.state !== 'dead')
+    return {
+      kind: 'refused',
+      gate: 'not-dead',
+      reason: `its own verdict is ${own.state} (${own.rule}: ${own.reason}), not dead: nothing is done on the alert's word`,
+      ownState: own.state,
+    };
+  const states = Object.fromEntries(
+    Object.entries(d.view.hosts).map(([uuid, h]) => [uuid, { state: h.state, anyPathUp: alive(h.network) || alive(h.storage) }]),
+  );
+  const full = fromPoolSnapshot(d.view.snapshot, states);
+  const snapshot = {
+    ...full,
+    hosts: full.hosts.map((h) =>
+      h.uuid === d.host
+        ? { ...h, fenced: d.alreadyFenced }
+        : h.state === 'dead'
+          ? // Another incident's host: neither fenced nor given VMs here.
+            { ...h, state: 'suspect' as const, live: false }
+          : h,
+    ),
+  };
+  const plan = planRecovery(snapshot, { observerIsolated: d.view.observerIsolated, history: d.history, fencePolicy: d.policy, now: d.now });
+  const refusal = plan.fences.refused.find((r) => r.host === d.host);
+  if (refusal) return { kind: 'refused', gate: refusal.gate, reason: refusal.reason, ownState: own.state };
+  const names = Object.fromEntries([
+    ...snapshot.hosts.map((h) => [h.uuid, h.name] as const),
+    ...snapshot.vms.map((v) => [v.uuid, v.name] as const),
+  ]);
+  return { kind: 'plan', plan, names };
+}

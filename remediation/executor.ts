@@ -1,0 +1,262 @@
+/**
+ * Runs a plan's steps in order against the pool. Each step is journaled before it runs (`running`) and
+ * after (`done`, `skipped`, `failed`), and each checks the pool first, so a plan resumed after a crash
+ * (a step found `running`) does nothing twice: a host already off is not powered off again (the fence
+ * asks the device's status first), a VM already running is not started again, a VM whose power state
+ * was already reset is not reset again, a VM whose disks are in use on another live host is not
+ * started at all. Nothing of a host restarts before its fence is confirmed by the device's status
+ * (or by a person's `xenha ack` after a failed fence).
+ */
+import type { Logger } from 'pino';
+import { trace, SpanStatusCode } from '@opentelemetry/api';
+import { fenceHost, sleepFor, type FenceLevel } from '../plugins/fence/fence.ts';
+import { isFenced } from '../plugins/fence/contract.ts';
+import { XapiCallError } from '../io/xapi/actions.ts';
+import type { PoolActions, HostNow } from './pool-actions.ts';
+import type { JournalEntry, NewEntry, PlanState, PlanStep } from './records.ts';
+import type { Plan, RemediationState } from './state.ts';
+
+export interface ExecutorDeps {
+  /** Journals a record and folds it into the state; resolves once it is on disk. */
+  record(e: NewEntry): Promise<JournalEntry>;
+  state: RemediationState;
+  actions(pool: string): PoolActions;
+  /** The host's fence levels, built for this incident (the manual level reads this plan's acks). */
+  fenceLevels(plan: Plan): FenceLevel[];
+  /** A host's management address as the service last saw it (for a slave's emergency calls when the master is dead). */
+  address(pool: string, host: string): string | null;
+  log: Logger;
+  powerTimeoutMs?: number;
+  pollMs?: number;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Counts an action by kind and result (metrics). */
+  onAction?: (kind: PlanStep['kind'], result: string, seconds: number) => void;
+}
+
+type StepResult = { state: 'done' | 'skipped' | 'failed'; outcome: string | null; detail: string; stop?: PlanState };
+
+const tracer = trace.getTracer('xenha-remediation');
+
+export class PlanExecutor {
+  constructor(private readonly d: ExecutorDeps) {}
+
+  /** Runs (or resumes) the plan from its first step not finished. Resolves when the plan stops. */
+  async run(plan: Plan, signal: AbortSignal): Promise<PlanState> {
+    return tracer.startActiveSpan('remediation.plan', async (span) => {
+      span.setAttributes({ 'xenha.pool': plan.pool, 'xenha.host': plan.host, 'xenha.plan': plan.id, 'xenha.mode': plan.mode });
+      try {
+        const end = await this.steps(plan, signal);
+        span.setAttribute('xenha.plan.state', end);
+        return end;
+      } catch (e) {
+        span.recordException(e as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        throw e;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async steps(plan: Plan, signal: AbortSignal): Promise<PlanState> {
+    if (plan.state !== 'running') await this.d.record({ type: 'plan-state', plan: plan.id, state: 'running', reason: 'started' });
+    const actions = this.d.actions(plan.pool);
+    for (const st of plan.steps) {
+      if (st.state === 'done' || st.state === 'skipped' || st.state === 'failed') continue;
+      if (signal.aborted) return plan.state; // stopping: resumed at the next start
+      const resumed = st.state === 'running';
+      await this.d.record({
+        type: 'step',
+        plan: plan.id,
+        index: st.index,
+        state: 'running',
+        outcome: null,
+        detail: resumed ? 'resumed' : '',
+      });
+      const started = performance.now();
+      const r = await tracer.startActiveSpan(`remediation.step.${st.step.kind}`, async (span) => {
+        span.setAttributes({ 'xenha.pool': plan.pool, 'xenha.plan': plan.id, 'xenha.step': st.index, ...stepAttributes(st.step) });
+        try {
+          const out = await this.step(plan, st.step, actions, signal, resumed);
+          span.setAttribute('xenha.result', out.outcome ?? out.state);
+          if (out.state === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: out.detail });
+          return out;
+        } catch (e) {
+          span.recordException(e as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          const code = e instanceof XapiCallError ? e.code : (e as Error).message;
+          return { state: 'failed', outcome: code, detail: `unexpected error: ${(e as Error).message}` } satisfies StepResult;
+        } finally {
+          span.end();
+        }
+      });
+      this.d.onAction?.(st.step.kind, r.outcome ?? r.state, (performance.now() - started) / 1000);
+      await this.d.record({ type: 'step', plan: plan.id, index: st.index, state: r.state, outcome: r.outcome, detail: r.detail });
+      if (r.stop) {
+        await this.d.record({ type: 'plan-state', plan: plan.id, state: r.stop, reason: r.detail });
+        return r.stop;
+      }
+      if (signal.aborted) return plan.state;
+    }
+    const failed = plan.steps.filter((s) => s.state === 'failed');
+    const reason =
+      failed.length === 0
+        ? 'every step done'
+        : `${failed.length} step(s) failed: ${failed.map((s) => `${s.step.kind}${'vm' in s.step ? ` ${plan.names[s.step.vm] ?? s.step.vm}` : ''} (${s.outcome})`).join(', ')}`;
+    await this.d.record({ type: 'plan-state', plan: plan.id, state: 'done', reason });
+    return 'done';
+  }
+
+  private async step(plan: Plan, step: PlanStep, actions: PoolActions, signal: AbortSignal, resumed: boolean): Promise<StepResult> {
+    const name = (uuid: string) => plan.names[uuid] ?? uuid;
+    switch (step.kind) {
+      case 'fence': {
+        if (!resumed) await this.d.record({ type: 'fence', pool: plan.pool, host: step.host, outcome: 'started' });
+        const levels = this.d.fenceLevels(plan);
+        if (levels.length === 0)
+          return { state: 'failed', outcome: 'failed', detail: `no fence level configured for ${name(step.host)}`, stop: 'needs-operator' };
+        const r = await fenceHost(levels, {
+          signal,
+          log: this.d.log,
+          ...(this.d.powerTimeoutMs !== undefined && { powerTimeoutMs: this.d.powerTimeoutMs }),
+          ...(this.d.pollMs !== undefined && { pollMs: this.d.pollMs }),
+          ...(this.d.sleep && { sleep: this.d.sleep }),
+        });
+        const tried = r.attempts.map((a) => `level ${a.level} ${a.label}: ${a.outcome} (${a.detail})`).join('; ');
+        if (isFenced(r.outcome)) return { state: 'done', outcome: r.outcome, detail: tried };
+        return {
+          state: 'failed',
+          outcome: r.outcome,
+          detail: `fence of ${name(step.host)} not confirmed on any level: ${tried || r.detail}. Check the host by hand; once it is off, \`xenha ack ${plan.id}\` restarts its VMs`,
+          stop: 'needs-operator',
+        };
+      }
+      case 'confirm-fenced': {
+        const fence = plan.steps.find((s) => s.step.kind === 'fence' && s.step.host === step.host);
+        if (fence?.outcome === 'operator-confirmed')
+          return { state: 'done', outcome: 'operator-confirmed', detail: 'confirmed off by an operator (xenha ack)' };
+        // The device's own word again, now: off, or nothing restarts.
+        for (const level of this.d.fenceLevels(plan)) {
+          const s = await level.device.status(signal);
+          if (s.state === 'off') return { state: 'done', outcome: 'off', detail: `${level.device.label}: ${s.detail}` };
+        }
+        return {
+          state: 'failed',
+          outcome: 'not-off',
+          detail: `no fence device says ${name(step.host)} is off now: nothing of it restarts; check it by hand, then \`xenha ack ${plan.id}\``,
+          stop: 'needs-operator',
+        };
+      }
+      case 'transition-master': {
+        const address = this.d.address(plan.pool, step.host);
+        if (address === null)
+          return { state: 'failed', outcome: 'no-address', detail: `no known address for ${name(step.host)}`, stop: 'needs-operator' };
+        try {
+          if ((await actions.master()) === step.host)
+            return { state: 'skipped', outcome: 'already-master', detail: `${name(step.host)} is the master already` };
+        } catch {
+          // No master answers (it is dead): transition.
+        }
+        try {
+          await actions.transitionToMaster(address);
+          return { state: 'done', outcome: 'transitioned', detail: `${name(step.host)} is the master (emergency_transition_to_master)` };
+        } catch (e) {
+          const code = e instanceof XapiCallError ? e.code : String(e);
+          return {
+            state: 'failed',
+            outcome: code,
+            detail: `emergency_transition_to_master on ${name(step.host)}: ${(e as Error).message}`,
+            stop: 'needs-operator',
+          };
+        }
+      }
+      case 'follow-master': {
+        const address = this.d.address(plan.pool, step.host);
+        const master = this.d.address(plan.pool, step.master);
+        if (address === null || master === null)
+          return { state: 'failed', outcome: 'no-address', detail: 'no known address for the slave or the new master' };
+        try {
+          await actions.resetMaster(address, master);
+          return { state: 'done', outcome: 'following', detail: `${name(step.host)} follows ${name(step.master)}` };
+        } catch (e) {
+          const code = e instanceof XapiCallError ? e.code : String(e);
+          // A slave that is down or already follows does not stop the recovery.
+          return { state: 'failed', outcome: code, detail: `emergency_reset_master on ${name(step.host)}: ${(e as Error).message}` };
+        }
+      }
+      case 'await-master-election':
+        return {
+          state: 'failed',
+          outcome: 'not-supported',
+          detail: 'with HA on xhad elects the master: the service does not act there',
+          stop: 'needs-operator',
+        };
+      case 'reset-power-state': {
+        const hosts = await actions.hosts();
+        const vm = await actions.vm(step.vm, hosts);
+        if (!vm) return { state: 'skipped', outcome: 'gone', detail: `${name(step.vm)} no longer exists` };
+        if (vm.powerState === 'Halted' || vm.residentOn !== step.host)
+          return {
+            state: 'skipped',
+            outcome: 'already-reset',
+            detail: `${vm.name} is ${vm.powerState}${vm.residentOn ? ` on ${name(vm.residentOn)}` : ''}: nothing to reset`,
+          };
+        try {
+          await actions.resetPowerState(vm.ref);
+          return { state: 'done', outcome: 'reset', detail: `${vm.name} marked Halted (its host is fenced)` };
+        } catch (e) {
+          const code = e instanceof XapiCallError ? e.code : String(e);
+          return { state: 'failed', outcome: code, detail: `VM.power_state_reset ${vm.name}: ${(e as Error).message}` };
+        }
+      }
+      case 'start-vm':
+        return this.startVm(plan, step, actions);
+      case 'wait':
+        await (this.d.sleep ?? sleepFor)(step.seconds * 1000, signal);
+        return { state: 'done', outcome: null, detail: step.reason };
+    }
+  }
+
+  private async startVm(plan: Plan, step: Extract<PlanStep, { kind: 'start-vm' }>, actions: PoolActions): Promise<StepResult> {
+    const name = (uuid: string) => plan.names[uuid] ?? uuid;
+    const hosts = await actions.hosts();
+    const vm = await actions.vm(step.vm, hosts);
+    if (!vm) return { state: 'skipped', outcome: 'gone', detail: `${name(step.vm)} no longer exists` };
+    const running = (v: typeof vm, h: Map<string, HostNow>) =>
+      v.powerState !== 'Halted' && v.residentOn !== null && h.get(v.residentOn)?.live === true && v.residentOn !== plan.host;
+    if (running(vm, hosts))
+      return { state: 'skipped', outcome: 'already-running', detail: `${vm.name} already runs on ${name(vm.residentOn!)}` };
+    if (vm.powerState !== 'Halted')
+      return {
+        state: 'failed',
+        outcome: 'not-halted',
+        detail: `${vm.name} is ${vm.powerState} on its fenced host: not reset, not started`,
+      };
+    if (vm.disksInUseOn.length > 0)
+      return {
+        state: 'failed',
+        outcome: 'disks-in-use',
+        detail: `${vm.name}'s disks are attached on ${vm.disksInUseOn.map(name).join(', ')} (live): not started`,
+      };
+    const target = hosts.get(step.host);
+    if (!target) return { state: 'failed', outcome: 'no-host', detail: `${name(step.host)} is no longer in the pool` };
+    try {
+      await actions.startOn(vm.ref, target.ref);
+      return { state: 'done', outcome: 'started', detail: `${vm.name} started on ${target.name}` };
+    } catch (e) {
+      const code = e instanceof XapiCallError ? e.code : String(e);
+      if (code === 'VM_BAD_POWER_STATE') {
+        const again = await actions.vm(step.vm, await actions.hosts());
+        if (again && running(again, hosts)) return { state: 'skipped', outcome: 'already-running', detail: `${vm.name} runs already` };
+      }
+      return { state: 'failed', outcome: code, detail: `VM.start_on ${vm.name} on ${target.name}: ${(e as Error).message}` };
+    }
+  }
+}
+
+function stepAttributes(s: PlanStep): Record<string, string> {
+  const a: Record<string, string> = { 'xenha.step.kind': s.kind };
+  if ('host' in s) a['xenha.host'] = s.host;
+  if ('vm' in s) a['xenha.vm'] = s.vm;
+  return a;
+}

@@ -1,0 +1,189 @@
+/**
+ * The remediation service's state, rebuilt from its journal: incidents (one per host death: pool, host
+ * UUID, boot), plans with each step's state, and the fence history the gates read. Pure: `apply` folds
+ * one record in; the service applies each record as it is journaled and, at start, every record replayed.
+ */
+import type { FenceHistory } from '../core/planner/fence-policy.ts';
+import type { JournalEntry, Mode, PlanState, PlanStep, RefusalGate, StepState } from './records.ts';
+
+export interface Incident {
+  id: string;
+  pool: string;
+  host: string;
+  hostName: string;
+  boot: string;
+  openedAt: string;
+  fingerprints: string[];
+  duplicates: number;
+  resolvedAt: string | null;
+  refusals: { at: string; gate: RefusalGate; reason: string; ownState: string | null }[];
+  plan: string | null;
+}
+
+export interface StepView {
+  index: number;
+  step: PlanStep;
+  state: StepState;
+  outcome: string | null;
+  detail: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface Plan {
+  id: string;
+  incident: string;
+  pool: string;
+  host: string;
+  hostName: string;
+  mode: Mode;
+  modeReason: string | null;
+  state: PlanState;
+  stateReason: string;
+  createdAt: string;
+  updatedAt: string;
+  steps: StepView[];
+  names: Record<string, string>;
+  unplaced: { vm: string; name: string; reason: string }[];
+  refused: { host: string; gate: string; reason: string }[];
+  acks: { at: string; by: string }[];
+}
+
+export interface RemediationState {
+  incidents: Map<string, Incident>;
+  plans: Map<string, Plan>;
+  /** Per pool: fences attempted (for cooldowns and storm windows). */
+  fences: Map<string, { host: string; at: number; outcome: string }[]>;
+  lastSeq: number;
+}
+
+export function emptyState(): RemediationState {
+  return { incidents: new Map(), plans: new Map(), fences: new Map(), lastSeq: 0 };
+}
+
+export const incidentId = (pool: string, host: string, boot: string) => `${pool}/${host}/${boot}`;
+
+/** Plans that were started and have not finished: a restarted service resumes them. */
+export function unfinishedPlans(s: RemediationState): Plan[] {
+  return [...s.plans.values()].filter((p) => p.state === 'running');
+}
+
+/** The fence history of a pool as the gates read it: fences started, and hosts whose fence is running. */
+export function fenceHistory(s: RemediationState, pool: string): FenceHistory {
+  const inFlight = new Set<string>();
+  for (const p of s.plans.values()) {
+    if (p.pool !== pool || p.state !== 'running') continue;
+    for (const st of p.steps) if (st.step.kind === 'fence' && st.state === 'running') inFlight.add(st.step.host);
+  }
+  return { fences: (s.fences.get(pool) ?? []).map((f) => ({ host: f.host, at: f.at })), inFlight: [...inFlight] };
+}
+
+/** Hosts of a pool a plan confirmed off (fenced), by host UUID: the planner's `fenced`. */
+export function confirmedFenced(s: RemediationState, pool: string, host: string, boot: string): boolean {
+  const inc = s.incidents.get(incidentId(pool, host, boot));
+  const plan = inc?.plan ? s.plans.get(inc.plan) : undefined;
+  return plan?.steps.some((st) => st.step.kind === 'confirm-fenced' && st.step.host === host && st.state === 'done') ?? false;
+}
+
+/** Folds one journal record into the state (mutates it: the service keeps one state). */
+export function apply(s: RemediationState, r: JournalEntry): RemediationState {
+  s.lastSeq = Math.max(s.lastSeq, r.seq);
+  switch (r.type) {
+    case 'notification':
+      break;
+    case 'incident':
+      s.incidents.set(r.incident, {
+        id: r.incident,
+        pool: r.pool,
+        host: r.host,
+        hostName: r.hostName,
+        boot: r.boot,
+        openedAt: r.at,
+        fingerprints: [r.fingerprint],
+        duplicates: 0,
+        resolvedAt: null,
+        refusals: [],
+        plan: null,
+      });
+      break;
+    case 'duplicate': {
+      const inc = s.incidents.get(r.incident);
+      if (inc) {
+        inc.duplicates++;
+        if (!inc.fingerprints.includes(r.fingerprint)) inc.fingerprints.push(r.fingerprint);
+      }
+      break;
+    }
+    case 'refusal':
+      s.incidents.get(r.incident)?.refusals.push({ at: r.at, gate: r.gate, reason: r.reason, ownState: r.ownState });
+      break;
+    case 'resolved': {
+      const inc = s.incidents.get(r.incident);
+      if (inc) inc.resolvedAt = r.at;
+      break;
+    }
+    case 'plan': {
+      s.plans.set(r.plan, {
+        id: r.plan,
+        incident: r.incident,
+        pool: r.pool,
+        host: r.host,
+        hostName: r.hostName,
+        mode: r.mode,
+        modeReason: r.modeReason,
+        state: r.state,
+        stateReason: 'planned',
+        createdAt: r.at,
+        updatedAt: r.at,
+        steps: r.steps.map((step, index) => ({
+          index,
+          step,
+          state: 'pending',
+          outcome: null,
+          detail: '',
+          startedAt: null,
+          finishedAt: null,
+        })),
+        names: r.names,
+        unplaced: r.unplaced,
+        refused: r.refused,
+        acks: [],
+      });
+      const inc = s.incidents.get(r.incident);
+      if (inc) inc.plan = r.plan;
+      break;
+    }
+    case 'step': {
+      const p = s.plans.get(r.plan);
+      const st = p?.steps[r.index];
+      if (p && st) {
+        st.state = r.state;
+        st.outcome = r.outcome;
+        st.detail = r.detail;
+        if (r.state === 'running') st.startedAt = r.at;
+        else st.finishedAt = r.at;
+        p.updatedAt = r.at;
+      }
+      break;
+    }
+    case 'plan-state': {
+      const p = s.plans.get(r.plan);
+      if (p) {
+        p.state = r.state;
+        p.stateReason = r.reason;
+        p.updatedAt = r.at;
+      }
+      break;
+    }
+    case 'ack':
+      s.plans.get(r.plan)?.acks.push({ at: r.at, by: r.by });
+      break;
+    case 'fence': {
+      const list = s.fences.get(r.pool) ?? [];
+      list.push({ host: r.host, at: Date.parse(r.at), outcome: r.outcome });
+      s.fences.set(r.pool, list);
+      break;
+    }
+  }
+  return s;
+}

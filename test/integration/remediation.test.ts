@@ -1,0 +1,290 @@
+/**
+ * The remediation service end to end against an HA-off simulated pool running xenha-heartbeat on every
+ * host, with Debian's real fence_dummy powering hosts off through the simulator's power files, and
+ * Alertmanager's notifications posted as Alertmanager posts them. What is checked is read from the
+ * simulator's own records (power state, VM records, its event log), never from the service's word:
+ * - a dead host is fenced (once), then its protected VMs run on survivors, in the planner's order;
+ *   a duplicate notification changes nothing;
+ * - a network-only fault is refused with its reason (its own verdict is not dead), nothing powered off;
+ * - dry-run plans and changes nothing in the pool;
+ * - a fence agent that fails stops the plan with nothing restarted; `ack` after the host is off by hand
+ *   restarts its VMs;
+ * - a dead master is replaced before any restart.
+ * Real time (the daemons run on the wall clock); every wait bounded; everything stopped in afterAll.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { remediationConfig } from '../../remediation/config.ts';
+import { startRemediation, type RunningRemediation } from '../../remediation/service.ts';
+import type { Plan } from '../../remediation/state.ts';
+import { applyFault } from '../../simulator/faults.ts';
+import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
+import type { Simulator } from '../../simulator/simulator.ts';
+import { notification } from '../helpers/alertmanager.ts';
+import { EXPORTER_PASSWORD_ENV, fastPoolInput } from '../helpers/exporter.ts';
+import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const FENCE_DUMMY = '/usr/sbin/fence_dummy';
+const TOKEN = 'e2e-webhook-token';
+
+let dir: string;
+let sim: Simulator;
+const services: RunningRemediation[] = [];
+
+/** One VM in three with a start delay of 1 s (the plan waits), the others none: the test stays short. */
+function spec(): PoolSpec {
+  const s = generatePoolSpec({ hosts: 4, vms: 16, seed: 41 });
+  return { ...s, haEnabled: false, vms: s.vms.map((v, i) => ({ ...v, startDelay: i % 3 === 0 ? 1 : 0 })) };
+}
+
+beforeAll(async () => {
+  requireFile(FENCE_DUMMY, 'apt-get install fence-agents');
+  dir = mkdtempSync(join(tmpdir(), 'xenha-remediation-'));
+  writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+  chmodSync(join(dir, 'token'), 0o600);
+  process.env[EXPORTER_PASSWORD_ENV] = PASSWORD;
+  sim = await startTestSim({ spec: spec(), addressBase: '127.0.64.1', heartbeat: { intervalMs: 100, peerWindowMs: 400 } });
+}, 30_000);
+
+afterAll(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  await sim?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** fence_dummy on the host's power file; `fail` makes every call fail. */
+function fenceLevels(fail: string[] = []): Record<string, unknown> {
+  return Object.fromEntries(
+    sim.info().hosts.map((h) => [
+      h.name,
+      {
+        levels: [
+          {
+            plugin: 'fence-agent',
+            options: {
+              agent: FENCE_DUMMY,
+              args: fail.includes(h.name) ? { type: 'fail', power_timeout: 1 } : { type: 'file', status_file: h.powerFile },
+            },
+          },
+        ],
+      },
+    ]),
+  );
+}
+
+/** Starts a service for one test; the previous test's is stopped first (each watches the pool: one at a time keeps the load down). */
+async function start(name: string, mode: 'enforce' | 'dry-run' | 'manual', fail: string[] = []): Promise<RunningRemediation> {
+  await Promise.all(services.splice(0).map((x) => x.stop()));
+  const config = remediationConfig.parse({
+    pools: [fastPoolInput(sim)],
+    remediation: {
+      listen: '127.0.0.1:0',
+      mode,
+      tokenFile: join(dir, 'token'),
+      journal: join(dir, `${name}.journal`),
+      quietPeriod: '0s',
+      powerTimeout: '5s',
+      powerPoll: '100ms',
+      pools: { sim: { fence: { hosts: fenceLevels(fail) } } },
+    },
+  });
+  const s = await startRemediation(config, pino({ level: 'silent' }));
+  services.push(s);
+  return s;
+}
+
+async function post(
+  s: RunningRemediation,
+  body: unknown,
+): Promise<{ status: number; body: { incidents?: { outcome: string; reason?: string; incident?: string }[] } }> {
+  const res = await fetch(`${s.url}/webhook/alertmanager`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as never };
+}
+
+const db = () => sim.pool.built.db;
+const hostRef = (name: string) => sim.pool.host(name).built.ref;
+const ownState = (s: RunningRemediation, name: string) => s.samplers[0]!.state.memory?.hosts[sim.pool.host(name).built.uuid]?.state;
+
+/** The protected (restart) VMs the database has running on the host now, by name. */
+function protectedOn(name: string): string[] {
+  return db()
+    .all('VM')
+    .filter(
+      ([, v]) =>
+        v.resident_on === hostRef(name) && !v.is_control_domain && v.power_state === 'Running' && v.ha_restart_priority === 'restart',
+    )
+    .map(([, v]) => v.name_label as string)
+    .sort();
+}
+
+function vmByName(name: string) {
+  return db()
+    .all('VM')
+    .find(([, v]) => v.name_label === name)![1];
+}
+
+const powerEvents = (name: string) => sim.pool.eventLog().filter((e) => e.kind === 'power' && e.host === name);
+
+async function planOf(s: RunningRemediation, incident: string, states: Plan['state'][], timeoutMs = 20_000): Promise<Plan> {
+  return waitFor(
+    `a plan for ${incident} in ${states.join('/')}`,
+    () => {
+      const inc = s.state.incidents.get(incident);
+      const p = inc?.plan ? s.state.plans.get(inc.plan) : undefined;
+      return p && states.includes(p.state) ? p : false;
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
+}
+
+describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy and real XAPI', () => {
+  it('a network-only fault is refused (its own verdict is not dead): nothing fenced', async () => {
+    const s = await start('refuse', 'enforce');
+    applyFault(sim.pool, { kind: 'network-down', host: 'host-02' });
+    try {
+      await waitFor('host-02 network_isolated in its own view', () => ownState(s, 'host-02') === 'network_isolated', { timeoutMs: 15_000 });
+      const r = await post(s, notification([{ labels: { pool: 'sim', host: 'host-02' } }]));
+      expect(r.status).toBe(200);
+      expect(r.body.incidents?.[0]?.outcome).toBe('new');
+      const inc = await waitFor('a refusal', () => s.state.incidents.get(r.body.incidents![0]!.incident!)?.refusals[0], {
+        timeoutMs: 10_000,
+      });
+      expect(inc).toMatchObject({ gate: 'not-dead', ownState: 'network_isolated' });
+      expect(s.state.plans.size).toBe(0);
+      expect(powerEvents('host-02')).toEqual([]);
+      const m = await (await fetch(`${s.url}/metrics`)).text();
+      expect(m).toMatch(/xenha_remediation_refusals_total\{pool="sim",gate="not-dead"\} 1/);
+    } finally {
+      applyFault(sim.pool, { kind: 'heal', host: 'host-02' });
+    }
+  });
+
+  it('dry-run: a plan is made and shown, nothing is done in the pool', async () => {
+    const s = await start('dry', 'dry-run');
+    const victim = 'host-04';
+    const before = structuredClone(db().all('VM'));
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    try {
+      await waitFor(`${victim} dead in its own view`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+      const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+      const plan = await planOf(s, r.body.incidents![0]!.incident!, ['dry-run']);
+      expect(plan.steps.map((x) => x.step.kind)).toContain('fence');
+      expect(plan.steps.every((x) => x.state === 'pending')).toBe(true);
+      expect(powerEvents(victim)).toEqual([]);
+      expect(db().all('VM')).toEqual(before);
+      const api = (await (await fetch(`${s.url}/api/v1/plans/${plan.id}`)).json()) as { state: string };
+      expect(api.state).toBe('dry-run');
+    } finally {
+      applyFault(sim.pool, { kind: 'heal', host: victim });
+    }
+    await waitFor(`${victim} back`, () => ownState(s, victim) === 'healthy', { timeoutMs: 15_000 });
+  });
+
+  it('a dead host is fenced once, then its protected VMs run on survivors in plan order; a duplicate changes nothing', async () => {
+    const s = await start('enforce', 'enforce');
+    const victim = 'host-03';
+    await waitFor(`${victim} healthy in its own view`, () => ownState(s, victim) === 'healthy', { timeoutMs: 15_000 });
+    const protectedVms = protectedOn(victim);
+    expect(protectedVms.length).toBeGreaterThan(0);
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    await waitFor(`${victim} dead in its own view`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    expect(r.status).toBe(200);
+    const incident = r.body.incidents![0]!.incident!;
+    const plan = await planOf(s, incident, ['done', 'needs-operator'], 40_000);
+    expect(plan.state, JSON.stringify(plan.steps.map((x) => [x.step.kind, x.state, x.outcome, x.detail]))).toBe('done');
+    // Fenced once, through fence_dummy's file: the simulator powered it off.
+    expect(readFileSync(sim.info().hosts.find((h) => h.name === victim)!.powerFile, 'utf8').trim()).toBe('off');
+    expect(powerEvents(victim).map((e) => e.detail.state)).toEqual(['off']);
+    // Every protected VM it ran runs now on a live survivor, once.
+    for (const name of protectedVms) {
+      const v = vmByName(name);
+      expect(v.power_state, name).toBe('Running');
+      expect(v.resident_on, name).not.toBe(hostRef(victim));
+    }
+    // In the planner's order: `order` ascending (negative last), as the VM starts happened in the simulator.
+    const starts = sim.pool
+      .eventLog()
+      .filter((e) => e.kind === 'vm' && e.detail.action === 'start')
+      .map((e) => e.detail.vm as string)
+      .filter((n) => protectedVms.includes(n));
+    const orderOf = (n: string) => {
+      const o = vmByName(n).order as number;
+      return o < 0 ? Number.MAX_SAFE_INTEGER + o : o;
+    };
+    expect(starts).toHaveLength(protectedVms.length);
+    expect(starts.map(orderOf)).toEqual([...starts.map(orderOf)].sort((a, b) => a - b));
+    // Nothing started before the fence was confirmed: the first start comes after the power-off.
+    const offAt = powerEvents(victim)[0]!.seq;
+    expect(sim.pool.eventLog().filter((e) => e.kind === 'vm' && e.detail.action === 'start' && e.seq < offAt)).toEqual([]);
+
+    // Alertmanager re-sends (and its peer sends its copy): one incident, nothing done twice.
+    const dup = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    expect(dup.body.incidents?.[0]).toMatchObject({ outcome: 'duplicate', incident });
+    const byUuid = await post(s, notification([{ labels: { pool: 'sim', host_uuid: sim.pool.host(victim).built.uuid } }]));
+    expect(byUuid.body.incidents?.[0]).toMatchObject({ outcome: 'duplicate', incident });
+    expect(s.state.plans.size).toBe(1);
+    expect(powerEvents(victim)).toHaveLength(1);
+    const m = await (await fetch(`${s.url}/metrics`)).text();
+    expect(m).toMatch(/xenha_remediation_duplicate_alerts_total\{pool="sim"\} 2/);
+  });
+
+  it('a fence agent that fails stops the plan with nothing restarted; ack once the host is off by hand restarts its VMs', async () => {
+    const s = await start('fail', 'enforce', ['host-04']);
+    const victim = 'host-04';
+    await waitFor(`${victim} healthy in its own view`, () => ownState(s, victim) === 'healthy', { timeoutMs: 20_000 });
+    const protectedVms = protectedOn(victim);
+    const before = new Map(protectedVms.map((n) => [n, structuredClone(vmByName(n))]));
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    await waitFor(`${victim} dead`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    const plan = await planOf(s, r.body.incidents![0]!.incident!, ['needs-operator', 'done'], 30_000);
+    expect(plan.state).toBe('needs-operator');
+    expect(plan.steps.find((x) => x.step.kind === 'fence')).toMatchObject({ state: 'failed', outcome: 'failed' });
+    for (const [n, v] of before) expect(vmByName(n), n).toEqual(v);
+    // A person powers it off by hand, then acknowledges.
+    writeFileSync(sim.info().hosts.find((h) => h.name === victim)!.powerFile, 'off');
+    sim.pool.pollPowerFiles();
+    const res = await fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ by: 'e2e' }),
+    });
+    expect(res.status).toBe(200);
+    const done = await planOf(s, plan.incident, ['done'], 30_000);
+    expect(done.steps.find((x) => x.step.kind === 'fence')).toMatchObject({ state: 'done', outcome: 'operator-confirmed' });
+    for (const n of protectedVms) expect(vmByName(n).power_state, n).toBe('Running');
+    // Without the token, no ack.
+    const anon = await fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, { method: 'POST' });
+    expect(anon.status).toBe(401);
+  });
+
+  it('a dead master is replaced before any restart', async () => {
+    const s = await start('master', 'enforce');
+    const master = sim.pool.master.built.name;
+    await waitFor(`${master} healthy`, () => ownState(s, master) === 'healthy', { timeoutMs: 20_000 });
+    const protectedVms = protectedOn(master);
+    const crashSeq = applyFault(sim.pool, { kind: 'master-crash' }).seq;
+    await waitFor(`${master} dead`, () => ownState(s, master) === 'dead', { timeoutMs: 20_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: master } }]));
+    const plan = await planOf(s, r.body.incidents![0]!.incident!, ['done', 'needs-operator'], 40_000);
+    expect(plan.state, JSON.stringify(plan.steps.map((x) => [x.step.kind, x.state, x.outcome, x.detail]))).toBe('done');
+    const kinds = plan.steps.map((x) => x.step.kind);
+    expect(kinds.indexOf('transition-master')).toBeGreaterThan(kinds.indexOf('confirm-fenced'));
+    expect(kinds.indexOf('transition-master')).toBeLessThan(kinds.indexOf('start-vm') === -1 ? Infinity : kinds.indexOf('start-vm'));
+    expect(sim.pool.master.built.name).not.toBe(master);
+    const masterAt = sim.pool.eventLog().find((e) => e.kind === 'master' && e.detail.previous === master)!.seq;
+    expect(
+      sim.pool.eventLog().filter((e) => e.kind === 'vm' && e.detail.action === 'start' && e.seq > crashSeq && e.seq < masterAt),
+    ).toEqual([]);
+    for (const n of protectedVms) expect(vmByName(n).power_state, n).toBe('Running');
+  });
+});

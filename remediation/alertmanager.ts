@@ -1,0 +1,209 @@
+/**
+ * Alertmanager's webhook payload, version "4" (prometheus/alertmanager notify/webhook/webhook.go: a
+ * `Message` is template.Data — receiver, status, alerts, groupLabels, commonLabels, commonAnnotations,
+ * externalURL — plus version, groupKey and truncatedAlerts), and what the remediation reads from it.
+ *
+ * Unknown keys are ignored (stripped): Alertmanager adds fields across releases. Every field we use is
+ * checked strictly — types, the two statuses, RFC 3339 timestamps as Go prints them, the 16-hex
+ * fingerprint — and every map and list is bounded, so that a notification that parses is one the
+ * service can hold and journal. Go's zero time "0001-01-01T00:00:00Z" is how Alertmanager says "unset"
+ * (a firing alert's endsAt is always that: types.Alerts hides an end that is not reached yet).
+ */
+import { z } from 'zod';
+
+/** Bounds of one notification (Alertmanager's own output stays far below them). */
+export const PAYLOAD_LIMITS = {
+  /** Alerts per notification (Alertmanager's `max_alerts` truncates above its own limit). */
+  alerts: 1000,
+  /** Entries of one label map (an alert's labels, groupLabels, commonLabels). */
+  labels: 64,
+  /** Bytes (UTF-8) of a label name. */
+  labelNameBytes: 256,
+  /** Bytes (UTF-8) of a label value. */
+  labelValueBytes: 1024,
+  /** Entries of one annotation map (annotations, commonAnnotations). */
+  annotations: 64,
+  /** Bytes (UTF-8) of an annotation value: descriptions and runbook texts are longer than labels. */
+  annotationValueBytes: 16 * 1024,
+  /** Bytes (UTF-8) of each other string (receiver, groupKey, URLs). */
+  stringBytes: 8 * 1024,
+} as const;
+
+/** Go's zero time.Time as encoding/json prints it: Alertmanager's "unset". */
+export const GO_ZERO_TIME = '0001-01-01T00:00:00Z';
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])(\d{2}):(\d{2}))$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
+
+/**
+ * Milliseconds since the epoch of an RFC 3339 timestamp as Go's time.Time marshals it (RFC3339Nano:
+ * "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.123456789+02:00"), sub-millisecond digits truncated;
+ * undefined when it is not one (a calendar date that does not exist, second 60, lowercase T/Z, no zone).
+ */
+export function alertTimeMs(s: string): number | undefined {
+  const m = RFC3339.exec(s);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  if (month < 1 || month > 12) return undefined;
+  const days = month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!;
+  if (day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return undefined;
+  let offsetMin = 0;
+  if (m[8] !== undefined) {
+    const oh = Number(m[9]);
+    const om = Number(m[10]);
+    if (oh > 23 || om > 59) return undefined;
+    offsetMin = (m[8] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  // Date.UTC maps years 0–99 to 1900–1999: set the full year explicitly (Go's zero time is year 1).
+  const d = new Date(0);
+  d.setUTCFullYear(year, month - 1, day);
+  d.setUTCHours(hour, minute, second, 0);
+  const frac = m[7] === undefined ? 0 : Number(m[7].padEnd(3, '0').slice(0, 3));
+  return d.getTime() + frac - offsetMin * 60_000;
+}
+
+const GO_ZERO_MS = alertTimeMs(GO_ZERO_TIME)!;
+
+/** True when the timestamp is Go's zero time (in any zone notation): "unset". */
+export function isUnsetTime(s: string): boolean {
+  return alertTimeMs(s) === GO_ZERO_MS;
+}
+
+const utf8Bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+/** A type error that says "missing" for an absent field and what was expected otherwise. */
+const expect = (what: string, expected: string) => ({
+  error: (iss: { input?: unknown }) => (iss.input === undefined ? `${what} is missing` : `${what} must be ${expected}`),
+});
+
+const boundedString = (what: string, maxBytes: number = PAYLOAD_LIMITS.stringBytes) =>
+  z.string(expect(what, 'a string')).refine((s) => utf8Bytes(s) <= maxBytes, `${what} is longer than ${maxBytes} bytes`);
+
+const timestamp = (what: string) =>
+  z.string(expect(what, 'an RFC 3339 timestamp string')).refine((s) => alertTimeMs(s) !== undefined, {
+    error: (iss) =>
+      `${what} must be an RFC 3339 timestamp such as "2024-05-01T12:00:00.123Z" (${GO_ZERO_TIME} for unset), not ${JSON.stringify(String(iss.input).slice(0, 64))}`,
+  });
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A map of strings (Go's template.KV) with bounded size, names and values. The entry count and the
+ * name "__proto__" (which a JavaScript object cannot hold as a plain key, and zod would silently drop)
+ * are checked on the raw object before zod walks it.
+ */
+function stringMap(what: string, maxEntries: number, maxValueBytes: number) {
+  return z
+    .unknown()
+    .superRefine((v, ctx) => {
+      if (!isRecord(v)) {
+        ctx.addIssue({ code: 'custom', message: v === undefined ? `${what} is missing` : `${what} must be an object of strings` });
+        return;
+      }
+      const keys = Object.keys(v);
+      if (keys.length > maxEntries) {
+        ctx.addIssue({ code: 'custom', message: `${what} has ${keys.length} entries, more than ${maxEntries}` });
+        return;
+      }
+      for (const k of keys) {
+        if (k === '') ctx.addIssue({ code: 'custom', message: `${what} has an empty name` });
+        else if (k === '__proto__') ctx.addIssue({ code: 'custom', message: `${what} may not have a name "__proto__"` });
+        else if (utf8Bytes(k) > PAYLOAD_LIMITS.labelNameBytes)
+          ctx.addIssue({ code: 'custom', message: `${what} has a name longer than ${PAYLOAD_LIMITS.labelNameBytes} bytes` });
+      }
+    })
+    .pipe(
+      z.record(
+        z.string(),
+        z
+          .string({ error: `${what} values must be strings` })
+          .refine((s) => utf8Bytes(s) <= maxValueBytes, `a value in ${what} is longer than ${maxValueBytes} bytes`),
+      ),
+    );
+}
+
+const labels = (what: string) => stringMap(what, PAYLOAD_LIMITS.labels, PAYLOAD_LIMITS.labelValueBytes);
+const annotations = (what: string) => stringMap(what, PAYLOAD_LIMITS.annotations, PAYLOAD_LIMITS.annotationValueBytes);
+
+const status = (what: string) => z.enum(['firing', 'resolved'], expect(what, '"firing" or "resolved"'));
+
+export const alertmanagerAlert = z.object(
+  {
+    status: status('status'),
+    labels: labels('labels'),
+    annotations: annotations('annotations'),
+    startsAt: timestamp('startsAt').refine((s) => !isUnsetTime(s), 'startsAt is unset (Alertmanager always sets it)'),
+    endsAt: timestamp('endsAt'),
+    generatorURL: boundedString('generatorURL'),
+    /** model.Fingerprint.String(): "%016x" of the label set's hash. */
+    fingerprint: z
+      .string(expect('fingerprint', 'a string'))
+      .regex(/^[0-9a-f]{16}$/, 'fingerprint must be 16 lowercase hex digits, as Alertmanager prints it'),
+  },
+  expect('an alert', 'an object'),
+);
+
+export const alertmanagerPayload = z.object(
+  {
+    version: z.literal('4', expect('version', '"4" (the only Alertmanager webhook payload version xenha reads)')),
+    groupKey: boundedString('groupKey').refine((s) => s.length > 0, 'groupKey is empty'),
+    truncatedAlerts: z
+      .number(expect('truncatedAlerts', 'a number'))
+      .int('truncatedAlerts must be a whole number')
+      .min(0, 'truncatedAlerts may not be negative'),
+    status: status('status'),
+    receiver: boundedString('receiver'),
+    groupLabels: labels('groupLabels'),
+    commonLabels: labels('commonLabels'),
+    commonAnnotations: annotations('commonAnnotations'),
+    externalURL: boundedString('externalURL'),
+    alerts: z
+      .array(alertmanagerAlert, expect('alerts', 'an array'))
+      .min(1, 'alerts is empty (Alertmanager never notifies without an alert)')
+      .max(PAYLOAD_LIMITS.alerts, `more than ${PAYLOAD_LIMITS.alerts} alerts in one notification`),
+  },
+  expect('the payload', 'a JSON object'),
+);
+
+export type AlertmanagerPayload = z.infer<typeof alertmanagerPayload>;
+export type AlertmanagerAlert = z.infer<typeof alertmanagerAlert>;
+export type AlertStatus = AlertmanagerAlert['status'];
+
+/** What the remediation reads from one alert. */
+export interface AlertTarget {
+  fingerprint: string;
+  status: AlertStatus;
+  /** As sent (RFC 3339); with fingerprint, the alert's identity across Alertmanager's resends. */
+  startsAt: string;
+  /** As sent, or null when unset (Go's zero time: always so for a firing alert). */
+  endsAt: string | null;
+  /** Labels `pool`, `host`, `host_uuid`, `alertname`; absent when missing or empty (Prometheus: an empty label is no label). */
+  pool?: string;
+  host?: string;
+  hostUuid?: string;
+  alertname?: string;
+}
+
+/** The alerts of a notification as targets, in the payload's order. Pure. */
+export function alertTargets(payload: AlertmanagerPayload): AlertTarget[] {
+  return payload.alerts.map((a) => {
+    const t: AlertTarget = {
+      fingerprint: a.fingerprint,
+      status: a.status,
+      startsAt: a.startsAt,
+      endsAt: isUnsetTime(a.endsAt) ? null : a.endsAt,
+    };
+    const label = (name: string): string | undefined =>
+      Object.hasOwn(a.labels, name) && a.labels[name] !== '' ? a.labels[name] : undefined;
+    const pool = label('pool');
+    const host = label('host');
+    const hostUuid = label('host_uuid');
+    const alertname = label('alertname');
+    if (pool !== undefined) t.pool = pool;
+    if (host !== undefined) t.host = host;
+    if (hostUuid !== undefined) t.hostUuid = hostUuid;
+    if (alertname !== undefined) t.alertname = alertname;
+    return t;
+  });
+}

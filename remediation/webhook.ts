@@ -1,0 +1,379 @@
+/**
+ * The Alertmanager webhook receiver: `POST /webhook/alertmanager`, an Express 5 router.
+ *
+ * Alertmanager retries a notification on a 5xx or a connection error and gives up on anything else
+ * (docs/research: "If you want the Alertmanager to retry, a 5xx will do it"). So:
+ * - bad input of any kind is a 4xx, never a 5xx — the same bytes will never be acceptable;
+ * - the intake (which resolves once the notification is durably journaled) failing is the only 5xx:
+ *   Alertmanager then sends the notification again, which the intake deduplicates;
+ * - a notification whose every alert the intake refused is a 422 with the reasons.
+ *
+ * The order of the checks is the order of the costs: the token before anything of the body is read
+ * (401), then the content type (415), the body's size (413, before it is read when Content-Length
+ * says so), JSON (400), the v4 schema (422). After an answer sent before the body was wholly read,
+ * the rest is read off and dropped up to DRAIN_LIMIT_BYTES, then the connection is cut.
+ *
+ * Every error body is JSON `{ error, message, details? }`. Paths under /webhook that are not the
+ * webhook answer a JSON 404; the app that mounts this router answers for every other path, and
+ * should end with `jsonNotFound` and `jsonErrorHandler` (below) to keep its own answers JSON. The
+ * router reads the body itself: mount it before any body parser (express.json()) of the app, or
+ * scope those to their own paths.
+ *
+ * Logs never carry the Authorization header or the token: the only request fields logged are the
+ * status, the remote address, the duration, the body's size and, once parsed, the group key and the
+ * number of alerts.
+ */
+import { Router, type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { alertmanagerPayload, type AlertmanagerPayload } from './alertmanager.ts';
+import { tokenMatches } from './token.ts';
+
+export const WEBHOOK_PATH = '/webhook/alertmanager';
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+/** Details listed in one error body at most (the message says how many more there were). */
+export const MAX_ERROR_DETAILS = 50;
+
+export type IntakeOutcome = 'new' | 'duplicate' | 'resolved' | 'refused';
+
+/** What the intake made of each alert of a notification, in any order. */
+export interface IntakeResult {
+  incidents: { fingerprint: string; outcome: IntakeOutcome; incident?: string; reason?: string }[];
+}
+
+export interface IntakeMeta {
+  /** Date.now() when the request arrived (before its body was read). */
+  receivedAt: number;
+  /** The client's address (req.ip: honours the app's `trust proxy`). */
+  remote: string;
+}
+
+/** Journals the notification and resolves once it is durable; throws when it could not be stored. */
+export type Intake = (payload: AlertmanagerPayload, meta: IntakeMeta) => Promise<IntakeResult>;
+
+export interface WebhookOptions {
+  /** The bearer token (remediation/token.ts loadToken). */
+  token: Buffer;
+  /** Largest body accepted; default 1 MiB. */
+  bodyLimitBytes?: number;
+  intake: Intake;
+  log: Logger;
+  /** Called once per request under /webhook with the status answered (499 when the client went away first). */
+  onRequest?: (status: number) => void;
+  /** Clock for receivedAt; default Date.now. */
+  now?: () => number;
+}
+
+/** Every error body. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+  details?: unknown[];
+}
+
+const intakeResultSchema = z.object({
+  incidents: z.array(
+    z.object({
+      fingerprint: z.string(),
+      outcome: z.enum(['new', 'duplicate', 'resolved', 'refused']),
+      incident: z.string().optional(),
+      reason: z.string().optional(),
+    }),
+  ),
+});
+
+/** Per-request facts the log line and onRequest report. */
+interface Observed {
+  bytes?: number;
+  groupKey?: string;
+  alerts?: number;
+}
+const observed = new WeakMap<Request, Observed>();
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Bytes of an unread body read off and dropped after an early answer, before the connection is cut instead. */
+export const DRAIN_LIMIT_BYTES = 4 * 1024 * 1024;
+/** Time allowed for that, after which the connection is cut. */
+export const DRAIN_TIMEOUT_MS = 5_000;
+
+/**
+ * After an answer sent before the body was wholly received (401, 415, 413, 404, 405): read the rest off
+ * and drop it, so that the client, still writing, reads the answer rather than a reset and the
+ * connection can serve the next request; but no more than DRAIN_LIMIT_BYTES and DRAIN_TIMEOUT_MS
+ * (Node alone would read any amount, for as long as the client sends), then cut the connection.
+ */
+function drainRest(req: Request): void {
+  if (req.complete || req.destroyed) return;
+  let drained = 0;
+  const cut = (): void => {
+    req.socket.destroy();
+  };
+  const timer = setTimeout(cut, DRAIN_TIMEOUT_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_LIMIT_BYTES) cut();
+  });
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
+}
+
+function sendError(req: Request, res: Response, status: number, error: string, message: string, details?: unknown[]): void {
+  drainRest(req);
+  const body: ErrorBody = { error, message };
+  if (details !== undefined) body.details = details;
+  res.status(status).json(body);
+}
+
+/** The media type is application/json, with no charset or UTF-8; undefined when so, else why not. */
+function contentTypeProblem(header: string | undefined): string | undefined {
+  if (header === undefined || header.trim() === '') return 'Content-Type is missing: send application/json';
+  const [type, ...params] = header.split(';');
+  if (type!.trim().toLowerCase() !== 'application/json')
+    return `Content-Type ${JSON.stringify(header.slice(0, 100))} is not application/json`;
+  for (const p of params) {
+    const eq = p.indexOf('=');
+    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+    const charset = p
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
+    if (charset !== 'utf-8' && charset !== 'utf8') return `charset ${JSON.stringify(charset.slice(0, 40))} is not supported: send UTF-8`;
+  }
+  return undefined;
+}
+
+/** The whole body, at most `limit` bytes; a HttpError 413 as soon as it is known to be larger. */
+function readBody(req: Request, limit: number): Promise<Buffer> {
+  if (req.readableEnded)
+    return Promise.reject(new Error('the request body was already read: mount the webhook router before body parsers'));
+  const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity')
+    return Promise.reject(
+      new HttpError(415, 'unsupported_media_type', `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported`),
+    );
+  const declared = req.get('content-length');
+  if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > limit)
+    return Promise.reject(new HttpError(413, 'payload_too_large', `the body is ${declared} bytes, more than the limit of ${limit}`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (err?: Error): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (err) {
+        req.pause();
+        reject(err);
+      } else resolve(Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) done(new HttpError(413, 'payload_too_large', `the body is more than the limit of ${limit} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = (): void => done();
+    const onError = (e: Error): void => done(new HttpError(400, 'bad_request', `the request body could not be read: ${e.message}`));
+    const onClose = (): void => done(new HttpError(400, 'bad_request', 'the client closed the request before its end'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The body as JSON, or a HttpError 400 that says why not. */
+function parseJson(body: Buffer): unknown {
+  if (body.length === 0) throw new HttpError(400, 'invalid_json', 'the body is empty: expected a JSON object');
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'the body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HttpError(400, 'invalid_json', `the body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const k of path) {
+    if (typeof k === 'number') s += `[${k}]`;
+    else if (typeof k === 'string' && /^[A-Za-z_$][\w$]*$/.test(k)) s += s === '' ? k : `.${k}`;
+    else s += `[${JSON.stringify(String(k))}]`;
+  }
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
+
+/** Zod's issues as `{ path, message }`, at most MAX_ERROR_DETAILS of them. */
+export function issueDetails(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.slice(0, MAX_ERROR_DETAILS).map((i) => ({ path: formatPath(i.path), message: i.message.slice(0, 300) }));
+}
+
+const more = (n: number): string => (n > MAX_ERROR_DETAILS ? ` (the first ${MAX_ERROR_DETAILS} of ${n} listed)` : '');
+
+function httpStatusOf(err: unknown): number {
+  const e = err as { status?: unknown; statusCode?: unknown } | null;
+  const s = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  return s !== undefined && Number.isInteger(s) && s >= 500 && s <= 599 ? s : 500;
+}
+
+export function webhookRouter(opts: WebhookOptions): Router {
+  const { token, intake, log, onRequest } = opts;
+  const limit = opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const now = opts.now ?? Date.now;
+  if (!Number.isInteger(limit) || limit <= 0) throw new RangeError(`bodyLimitBytes must be a positive integer, not ${limit}`);
+  if (token.length === 0) throw new RangeError('the webhook token is empty');
+  const router = Router();
+
+  // Under /webhook: one log line and one onRequest per request, once it is answered or abandoned.
+  router.use('/webhook', (req, res, next) => {
+    const start = performance.now();
+    const facts: Observed = {};
+    observed.set(req, facts);
+    res.once('close', () => {
+      const status = res.writableFinished ? res.statusCode : 499;
+      const line = {
+        status,
+        method: req.method,
+        remote: req.ip ?? req.socket.remoteAddress,
+        ms: Math.round((performance.now() - start) * 10) / 10,
+        ...facts,
+      };
+      if (status >= 500) log.error(line, 'alertmanager webhook');
+      else if (status >= 400) log.warn(line, 'alertmanager webhook');
+      else log.info(line, 'alertmanager webhook');
+      try {
+        onRequest?.(status);
+      } catch (e) {
+        log.error({ err: e }, 'webhook onRequest callback threw');
+      }
+    });
+    next();
+  });
+
+  const handle: RequestHandler = async (req, res) => {
+    const receivedAt = now();
+    const facts = observed.get(req) ?? {};
+    if (!tokenMatches(req.get('authorization'), token)) {
+      res.set('WWW-Authenticate', 'Bearer');
+      sendError(req, res, 401, 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required');
+      return;
+    }
+    const ctProblem = contentTypeProblem(req.get('content-type'));
+    if (ctProblem !== undefined) {
+      sendError(req, res, 415, 'unsupported_media_type', ctProblem);
+      return;
+    }
+    let raw: unknown;
+    try {
+      const body = await readBody(req, limit);
+      facts.bytes = body.length;
+      raw = parseJson(body);
+    } catch (e) {
+      if (e instanceof HttpError) {
+        sendError(req, res, e.status, e.code, e.message);
+        return;
+      }
+      throw e;
+    }
+    const parsed = alertmanagerPayload.safeParse(raw);
+    if (!parsed.success) {
+      sendError(
+        req,
+        res,
+        422,
+        'invalid_payload',
+        `not an Alertmanager webhook payload of version 4${more(parsed.error.issues.length)}`,
+        issueDetails(parsed.error),
+      );
+      return;
+    }
+    const payload = parsed.data;
+    facts.groupKey = payload.groupKey.slice(0, 200);
+    facts.alerts = payload.alerts.length;
+
+    let result: IntakeResult;
+    try {
+      const r = intakeResultSchema.safeParse(
+        await intake(payload, { receivedAt, remote: req.ip ?? req.socket.remoteAddress ?? 'unknown' }),
+      );
+      if (!r.success) throw new Error(`the intake answered an invalid result: ${z.prettifyError(r.error).slice(0, 500)}`);
+      result = r.data;
+    } catch (e) {
+      const status = httpStatusOf(e);
+      log.error(
+        { err: e, groupKey: facts.groupKey, alerts: facts.alerts },
+        'webhook intake failed: answering %d so that Alertmanager retries',
+        status,
+      );
+      sendError(req, res, status, 'intake_failed', 'the notification could not be stored; Alertmanager retries it');
+      return;
+    }
+    const refused = result.incidents.filter((i) => i.outcome === 'refused');
+    if (result.incidents.length > 0 && refused.length === result.incidents.length) {
+      sendError(
+        req,
+        res,
+        422,
+        'refused',
+        `every alert of the notification was refused${more(refused.length)}`,
+        refused.slice(0, MAX_ERROR_DETAILS).map((i) => ({ fingerprint: i.fingerprint, reason: (i.reason ?? 'refused').slice(0, 500) })),
+      );
+      return;
+    }
+    res.status(200).json(result);
+  };
+
+  router
+    .route(WEBHOOK_PATH)
+    .post(handle)
+    .all((req, res) => {
+      res.set('Allow', 'POST');
+      sendError(req, res, 405, 'method_not_allowed', `${req.method} is not allowed on ${WEBHOOK_PATH}: use POST`);
+    });
+  router.use('/webhook', jsonNotFound);
+  // Only a bug reaches this: bad input has its 4xx above.
+  router.use('/webhook', ((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    log.error({ err }, 'webhook internal error');
+    if (res.headersSent) return next(err);
+    sendError(req, res, 500, 'internal', 'internal error');
+  }) as ErrorRequestHandler);
+  return router;
+}
+
+/** A JSON 404 for the end of an app's stack. */
+export const jsonNotFound: RequestHandler = (req, res) => {
+  sendError(req, res, 404, 'not_found', `no route for ${req.method} ${req.originalUrl.slice(0, 200)}`);
+};
+
+/**
+ * A JSON error handler for the end of an app's stack: the error's own status when it is a 4xx (as
+ * express's body parsers set), else 500.
+ */
+export const jsonErrorHandler: ErrorRequestHandler = (err: unknown, req, res, next) => {
+  if (res.headersSent) {
+    next(err);
+    return;
+  }
+  const e = err as { status?: unknown; type?: unknown; message?: unknown } | null;
+  const status = typeof e?.status === 'number' && e.status >= 400 && e.status <= 599 ? e.status : 500;
+  const code = status < 500 && typeof e?.type === 'string' ? e.type : status < 500 ? 'bad_request' : 'internal';
+  sendError(req, res, status, code, status < 500 && typeof e?.message === 'string' ? e.message.slice(0, 300) : 'internal error');
+};

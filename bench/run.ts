@@ -5,6 +5,7 @@ import { benchExporter } from './exporter.ts';
 import { benchHaOffDetection } from './ha-off-detection.ts';
 import { benchHeartbeat } from './heartbeat.ts';
 import { benchHostile } from './hostile.ts';
+import { benchJournal } from './journal.ts';
 import { benchPlanner } from './planner.ts';
 
 const suites: Record<string, () => Promise<void>> = {
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<void>> = {
   detection: benchDetection,
   heartbeat: benchHeartbeat,
   'ha-off-detection': benchHaOffDetection,
+  journal: benchJournal,
 };
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {

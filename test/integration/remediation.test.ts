@@ -12,7 +12,7 @@
  * - a dead master is replaced before any restart.
  * Real time (the daemons run on the wall clock); every wait bounded; everything stopped in afterAll.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ import { applyFault } from '../../simulator/faults.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { notification } from '../helpers/alertmanager.ts';
-import { EXPORTER_PASSWORD_ENV, fastPoolInput } from '../helpers/exporter.ts';
+import { EXPORTER_PASSWORD_ENV, fastPoolInput, healthyOnEvidence } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -49,6 +49,14 @@ beforeAll(async () => {
   process.env[EXPORTER_PASSWORD_ENV] = PASSWORD;
   sim = await startTestSim({ spec: spec(), addressBase: '127.0.64.1', heartbeat: { intervalMs: 100, peerWindowMs: 400 } });
 }, 30_000);
+
+/** Every host back: faults healed, hosts powered on through their power files as a BMC would, all booted. */
+afterEach(async () => {
+  applyFault(sim.pool, { kind: 'heal' });
+  for (const h of sim.info().hosts) writeFileSync(h.powerFile, 'on');
+  sim.pool.pollPowerFiles();
+  await waitFor('every host up again', () => sim.pool.hosts.every((h) => sim.pool.isUp(h)), { timeoutMs: 5000 });
+});
 
 afterAll(async () => {
   await Promise.all(services.map((s) => s.stop()));
@@ -112,6 +120,8 @@ async function post(
 const db = () => sim.pool.built.db;
 const hostRef = (name: string) => sim.pool.host(name).built.ref;
 const ownState = (s: RunningRemediation, name: string) => s.samplers[0]!.state.memory?.hosts[sim.pool.host(name).built.uuid]?.state;
+/** Healthy on the evidence of both paths (not only by rule `initial` before any probe could tell). */
+const ownHealthy = (s: RunningRemediation, name: string) => healthyOnEvidence(s.samplers[0]!, sim.pool.host(name).built.uuid);
 
 /** The protected (restart) VMs the database has running on the host now, by name. */
 function protectedOn(name: string): string[] {
@@ -185,13 +195,13 @@ describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy a
     } finally {
       applyFault(sim.pool, { kind: 'heal', host: victim });
     }
-    await waitFor(`${victim} back`, () => ownState(s, victim) === 'healthy', { timeoutMs: 15_000 });
+    await waitFor(`${victim} back`, () => ownHealthy(s, victim), { timeoutMs: 15_000 });
   });
 
   it('a dead host is fenced once, then its protected VMs run on survivors in plan order; a duplicate changes nothing', async () => {
     const s = await start('enforce', 'enforce');
     const victim = 'host-03';
-    await waitFor(`${victim} healthy in its own view`, () => ownState(s, victim) === 'healthy', { timeoutMs: 15_000 });
+    await waitFor(`${victim} healthy in its own view`, () => ownHealthy(s, victim), { timeoutMs: 15_000 });
     const protectedVms = protectedOn(victim);
     expect(protectedVms.length).toBeGreaterThan(0);
     applyFault(sim.pool, { kind: 'host-crash', host: victim });
@@ -240,7 +250,7 @@ describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy a
   it('a fence agent that fails stops the plan with nothing restarted; ack once the host is off by hand restarts its VMs', async () => {
     const s = await start('fail', 'enforce', ['host-04']);
     const victim = 'host-04';
-    await waitFor(`${victim} healthy in its own view`, () => ownState(s, victim) === 'healthy', { timeoutMs: 20_000 });
+    await waitFor(`${victim} healthy in its own view`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
     const protectedVms = protectedOn(victim);
     const before = new Map(protectedVms.map((n) => [n, structuredClone(vmByName(n))]));
     applyFault(sim.pool, { kind: 'host-crash', host: victim });
@@ -270,7 +280,7 @@ describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy a
   it('a dead master is replaced before any restart', async () => {
     const s = await start('master', 'enforce');
     const master = sim.pool.master.built.name;
-    await waitFor(`${master} healthy`, () => ownState(s, master) === 'healthy', { timeoutMs: 20_000 });
+    await waitFor(`${master} healthy`, () => ownHealthy(s, master), { timeoutMs: 20_000 });
     const protectedVms = protectedOn(master);
     const crashSeq = applyFault(sim.pool, { kind: 'master-crash' }).seq;
     await waitFor(`${master} dead`, () => ownState(s, master) === 'dead', { timeoutMs: 20_000 });
@@ -286,5 +296,76 @@ describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy a
       sim.pool.eventLog().filter((e) => e.kind === 'vm' && e.detail.action === 'start' && e.seq > crashSeq && e.seq < masterAt),
     ).toEqual([]);
     for (const n of protectedVms) expect(vmByName(n).power_state, n).toBe('Running');
+  });
+});
+
+describe('modes, refusals and the quiet period', () => {
+  it('manual: the plan waits for ack; a resolved alert cancels it before it starts; nothing is done', async () => {
+    const s = await start('manual', 'manual');
+    const victim = 'host-02';
+    await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    const before = new Map(protectedOn(victim).map((n) => [n, structuredClone(vmByName(n))]));
+    const offsBefore = powerEvents(victim).length;
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    try {
+      await waitFor(`${victim} dead`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+      const labels = { pool: 'sim', host: victim };
+      const r = await post(s, notification([{ labels }]));
+      const plan = await planOf(s, r.body.incidents![0]!.incident!, ['awaiting-ack']);
+      expect(plan.mode).toBe('manual');
+      const resolved = await post(s, notification([{ labels, status: 'resolved' }]));
+      expect(resolved.body.incidents?.[0]).toMatchObject({ outcome: 'resolved', incident: plan.incident });
+      await planOf(s, plan.incident, ['cancelled']);
+      const late = await fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(late.status).toBe(409);
+      expect(powerEvents(victim)).toHaveLength(offsBefore);
+      for (const [n, v] of before) expect(vmByName(n), n).toEqual(v);
+    } finally {
+      applyFault(sim.pool, { kind: 'heal', host: victim });
+    }
+  });
+
+  it('an unknown pool or host is refused with its reason (422 when nothing of the notification is acceptable)', async () => {
+    const s = await start('unknown', 'enforce');
+    await waitFor('a view of the pool', () => s.samplers[0]!.state.snapshot !== null, { timeoutMs: 10_000 });
+    const r = await post(s, notification([{ labels: { pool: 'nowhere', host: 'host-01' } }, { labels: { pool: 'sim', host: 'host-99' } }]));
+    expect(r.status).toBe(422);
+    expect(JSON.stringify(r.body)).toMatch(/unknown pool nowhere/);
+    expect(JSON.stringify(r.body)).toMatch(/pool sim has no host host-99/);
+    expect(s.state.incidents.size).toBe(0);
+  });
+
+  it('the quiet period: an alert right after start waits, then is planned once the period is over and its own view says dead', async () => {
+    // Not the master: a service that starts while the master is dead has no view of the pool at all.
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    await Promise.all(services.splice(0).map((x) => x.stop()));
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    try {
+      const config = remediationConfig.parse({
+        pools: [fastPoolInput(sim)],
+        remediation: {
+          listen: '127.0.0.1:0',
+          mode: 'dry-run',
+          tokenFile: join(dir, 'token'),
+          journal: join(dir, 'quiet.journal'),
+          quietPeriod: '3s',
+          pools: { sim: { fence: { hosts: fenceLevels() } } },
+        },
+      });
+      const startedAt = Date.now();
+      const s = await startRemediation(config, pino({ level: 'silent' }));
+      services.push(s);
+      await waitFor('a view of the pool', () => s.samplers[0]!.state.snapshot !== null, { timeoutMs: 10_000 });
+      const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+      const incident = r.body.incidents![0]!.incident!;
+      const first = await waitFor('the first evaluation', () => s.state.incidents.get(incident)?.refusals[0], { timeoutMs: 5000 });
+      expect(first.gate).toBe('quiet-period');
+      const plan = await planOf(s, incident, ['dry-run'], 15_000).catch((e: Error) => {
+        throw new Error(`${e.message}; refusals ${JSON.stringify(s.state.incidents.get(incident)?.refusals)}`);
+      });
+      expect(Date.parse(plan.createdAt) - startedAt).toBeGreaterThanOrEqual(3000);
+    } finally {
+      applyFault(sim.pool, { kind: 'heal', host: victim });
+    }
   });
 });

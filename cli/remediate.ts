@@ -24,21 +24,31 @@ export function registerRemediate(program: Command): void {
         .default('info'),
     )
     .action(async (o) => {
-      const [{ pino }, { loadRemediationConfig }, { checkConfigPaths }, { startRemediation }, { routeLibraryLogs }, { guardProcess }] =
-        await Promise.all([
-          import('pino'),
-          import('../remediation/config.ts'),
-          import('../exporter/config.ts'),
-          import('../remediation/service.ts'),
-          import('../io/library-logs.ts'),
-          import('../exporter/process-guard.ts'),
-        ]);
+      const [
+        { pino },
+        { loadRemediationConfig },
+        { checkConfigPaths },
+        { startRemediation },
+        { routeLibraryLogs },
+        { guardProcess },
+        { startTelemetry },
+      ] = await Promise.all([
+        import('pino'),
+        import('../remediation/config.ts'),
+        import('../exporter/config.ts'),
+        import('../remediation/service.ts'),
+        import('../io/library-logs.ts'),
+        import('../exporter/process-guard.ts'),
+        import('../remediation/telemetry.ts'),
+      ]);
       if (!o.config) throw new Error('no config: pass --config <path> (or XENHA_CONFIG)');
       const log = pino({ level: o.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
       routeLibraryLogs(log);
       const config = loadRemediationConfig(o.config);
       checkConfigPaths(config);
       const guard = guardProcess(log);
+      // Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; no-op otherwise.
+      const telemetry = await startTelemetry(log);
       const service = await startRemediation(config, log);
       const mode = config.remediation.mode;
       process.stdout.write(
@@ -56,6 +66,7 @@ export function registerRemediate(program: Command): void {
           process.once('SIGTERM', () => process.exit(1));
           void service
             .stop()
+            .then(() => telemetry.shutdown())
             .then(() => guard.dispose())
             .then(done);
         };

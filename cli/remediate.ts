@@ -49,7 +49,13 @@ export function registerRemediate(program: Command): void {
       const guard = guardProcess(log);
       // Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; no-op otherwise.
       const telemetry = await startTelemetry(log);
-      const service = await startRemediation(config, log);
+      // Fault injection for the crash-safety test only: "before:N" or "after:N" (journal record N).
+      const crash = /^(before|after):([1-9]\d*)$/.exec(process.env.XENHA_REMEDIATION_CRASH_AT ?? '');
+      const service = await startRemediation(
+        config,
+        log,
+        crash ? { crashAt: { when: crash[1] as 'before' | 'after', seq: Number(crash[2]) } } : {},
+      );
       const mode = config.remediation.mode;
       process.stdout.write(
         [

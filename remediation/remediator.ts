@@ -66,6 +66,11 @@ export interface RemediatorOptions {
   monotonic?: () => number;
   /** Wall-clock ms (fence history, cooldowns: they survive restarts). */
   wallClock?: () => number;
+  /**
+   * Fault injection for the crash-safety test only (XENHA_REMEDIATION_CRASH_AT): the process kills
+   * itself with SIGKILL just before journal record `seq` is appended, or just after it is on disk.
+   */
+  crashAt?: { seq: number; when: 'before' | 'after' };
 }
 
 export class AckError extends Error {
@@ -119,9 +124,12 @@ export class Remediator {
 
   /** Journals a record and folds it into the state once it is on disk. */
   async record(e: NewEntry): Promise<JournalEntry> {
+    const crash = this.o.crashAt;
+    if (crash?.when === 'before' && this.o.state.lastSeq + 1 === crash.seq) process.kill(process.pid, 'SIGKILL');
     const written = await this.o.journal.append(e);
     const r = journalRecord.parse(written);
     apply(this.o.state, r);
+    if (crash?.when === 'after' && r.seq === crash.seq) process.kill(process.pid, 'SIGKILL');
     return r;
   }
 

@@ -41,6 +41,8 @@ export interface RemediationOptions {
   /** Monotonic clock for the quiet period (tests). */
   monotonic?: () => number;
   env?: NodeJS.ProcessEnv;
+  /** Fault injection for the crash-safety test (see RemediatorOptions.crashAt). */
+  crashAt?: { seq: number; when: 'before' | 'after' };
 }
 
 /** The journal's records replayed into a state; a record that does not parse stops the start, naming it. */
@@ -107,6 +109,7 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
     state,
     log,
     ...(opts.monotonic && { monotonic: opts.monotonic }),
+    ...(opts.crashAt && { crashAt: opts.crashAt }),
     events: {
       onRefusal: (pool, gate) => metrics.refusals.inc({ pool, gate }),
       onDuplicate: (pool) => metrics.duplicates.inc({ pool }),
@@ -146,6 +149,31 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
     const p = state.plans.get(req.params.id);
     if (!p) res.status(404).json({ error: 'not_found', message: `no plan ${req.params.id.slice(0, 100)}` });
     else res.json(showPlan(p));
+  });
+  // The service's own view: what its re-check decides on (its own classification of every host).
+  app.get('/api/v1/pools', (_req, res) => {
+    res.json({
+      pools: runtimes.map((r) => {
+        const s = r.sampler.state;
+        return {
+          pool: r.config.name,
+          connected: s.snapshot !== null,
+          haEnabled: s.snapshot?.haEnabled ?? null,
+          observerIsolated: s.memory?.observerIsolated ?? null,
+          hosts: (s.snapshot?.hosts ?? []).map((h) => {
+            const m = s.memory?.hosts[h.uuid];
+            return {
+              uuid: h.uuid,
+              name: h.name,
+              bootTime: h.bootTime,
+              state: m?.state ?? null,
+              rule: m?.rule ?? null,
+              reason: m?.reason ?? null,
+            };
+          }),
+        };
+      }),
+    });
   });
   app.get('/api/v1/incidents', (_req, res) => {
     res.json({ incidents: [...state.incidents.values()] });

@@ -92,19 +92,22 @@ export function registerRemediate(program: Command): void {
       process.stdout.write(await fetchPlans(o.url, planId, o.json === true));
     });
 
-  program
-    .command('ack')
-    .description('acknowledge a plan: run one waiting in manual mode, or confirm by hand that a host whose fence failed is off')
-    .argument('<plan>', 'plan id (xenha plans)')
-    .option('--url <url>', 'the remediation service', DEFAULT_URL)
-    .addOption(new Option('--token-file <path>', "file holding the service's bearer token").conflicts('tokenEnv'))
-    .addOption(new Option('--token-env <name>', "environment variable holding the service's bearer token"))
-    .option('--by <name>', 'who acknowledges (recorded in the journal)', process.env.USER ?? 'operator')
-    .action(async (planId, o) => {
-      const [{ ackPlan }] = await Promise.all([import('../remediation/plans-client.ts')]);
-      if (o.tokenFile === undefined && o.tokenEnv === undefined) throw new Error('pass --token-file <path> or --token-env <name>');
-      process.stdout.write(
-        await ackPlan(o.url, planId, o.tokenFile !== undefined ? { tokenFile: o.tokenFile } : { tokenEnv: o.tokenEnv! }, o.by),
-      );
-    });
+  for (const [action, what] of [
+    ['ack', 'acknowledge a plan: run one waiting in manual mode, or confirm by hand that a host whose fence failed is off'],
+    ['cancel', 'cancel a plan that has not started (manual mode) or waits for an operator; a running plan is never cancelled'],
+  ] as const)
+    program
+      .command(action)
+      .description(what)
+      .argument('<plan>', 'plan id (xenha plans)')
+      .option('--url <url>', 'the remediation service', DEFAULT_URL)
+      .addOption(new Option('--token-file <path>', "file holding the service's bearer token").conflicts('tokenEnv'))
+      .addOption(new Option('--token-env <name>', "environment variable holding the service's bearer token"))
+      .option('--by <name>', 'who it is (recorded in the journal)', process.env.USER ?? 'operator')
+      .action(async (planId, o) => {
+        const [{ operatorCall }] = await Promise.all([import('../remediation/plans-client.ts')]);
+        if (o.tokenFile === undefined && o.tokenEnv === undefined) throw new Error('pass --token-file <path> or --token-env <name>');
+        const source = o.tokenFile !== undefined ? { tokenFile: o.tokenFile } : { tokenEnv: o.tokenEnv! };
+        process.stdout.write(await operatorCall(action, o.url, planId, source, o.by));
+      });
 }

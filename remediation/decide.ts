@@ -3,12 +3,15 @@
  * own sampler's snapshot and classification, never the exporter's word nor the alert's), the fence
  * history from the journal, the policy and the time in; a refusal with its gate, or a plan, out.
  *
- * One incident is one host: other hosts that look dead now are left to their own incidents (shown to
- * the planner as down and not to be touched: neither fenced nor given VMs by this plan).
+ * One incident is one host. The fence gates see the whole pool (every host that looks dead counts for
+ * the quorum); the plan itself leaves other dead hosts to their own incidents (shown to the planner as
+ * down and not to be touched: neither fenced nor given VMs by this plan). While the master is dead and
+ * it is not this incident's host, nothing is planned (gate master-dead): its incident goes first.
  */
 import type { HostMemory } from '../core/classify/state-machine.ts';
 import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import type { FenceHistory, FencePolicy } from '../core/planner/fence-policy.ts';
+import { decideFences } from '../core/planner/fence-gates.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
 import { planRecovery, type RecoveryPlan } from '../core/planner/plan.ts';
 import type { RefusalGate } from './records.ts';
@@ -50,6 +53,22 @@ export function decide(d: DecisionInput): Decision {
     Object.entries(d.view.hosts).map(([uuid, h]) => [uuid, { state: h.state, anyPathUp: alive(h.network) || alive(h.storage) }]),
   );
   const full = fromPoolSnapshot(d.view.snapshot, states);
+  const fullWithFence = { ...full, hosts: full.hosts.map((h) => (h.uuid === d.host ? { ...h, fenced: d.alreadyFenced } : h)) };
+  // The gates see the whole pool as it is: every host that looks dead counts for the quorum, whichever
+  // incident it belongs to.
+  const gates = decideFences(fullWithFence, d.view.observerIsolated, d.history, d.policy, d.now);
+  const gated = gates.refused.find((r) => r.host === d.host);
+  if (gated) return { kind: 'refused', gate: gated.gate, reason: gated.reason, ownState: own.state };
+  // Another host's death is its own incident; but without a master nothing can be reset or started:
+  // the master's incident hands the role on first, and this one is checked again after it.
+  const master = full.pool.master;
+  if (master !== d.host && full.hosts.find((h) => h.uuid === master)?.state === 'dead')
+    return {
+      kind: 'refused',
+      gate: 'master-dead',
+      reason: 'the master is dead too: its own incident hands the master role on first; this host is checked again after',
+      ownState: own.state,
+    };
   const snapshot = {
     ...full,
     hosts: full.hosts.map((h) =>

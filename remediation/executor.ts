@@ -35,6 +35,15 @@ export interface ExecutorDeps {
 
 type StepResult = { state: 'done' | 'skipped' | 'failed'; outcome: string | null; detail: string; stop?: PlanState };
 
+/**
+ * Steps whose failure, even an unexpected one, stops the plan for a person: nothing of a host restarts
+ * unless its fence is confirmed, and nothing is reset or started without a master.
+ */
+const STOPPING_KINDS: ReadonlySet<PlanStep['kind']> = new Set(['fence', 'confirm-fenced', 'transition-master', 'await-master-election']);
+
+/** A fence or a status check is never cut short by the service stopping: each is bounded by its own timeouts. */
+const NEVER = new AbortController().signal;
+
 const tracer = trace.getTracer('xenha-remediation');
 
 export class PlanExecutor {
@@ -78,18 +87,23 @@ export class PlanExecutor {
         span.setAttributes({ 'xenha.pool': plan.pool, 'xenha.plan': plan.id, 'xenha.step': st.index, ...stepAttributes(st.step) });
         try {
           const out = await this.step(plan, st.step, actions, signal, resumed);
+          if (out === 'interrupted') return out;
           span.setAttribute('xenha.result', out.outcome ?? out.state);
           if (out.state === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: out.detail });
           return out;
         } catch (e) {
           span.recordException(e as Error);
           span.setStatus({ code: SpanStatusCode.ERROR });
-          const code = e instanceof XapiCallError ? e.code : (e as Error).message;
-          return { state: 'failed', outcome: code, detail: `unexpected error: ${(e as Error).message}` } satisfies StepResult;
+          const code = e instanceof XapiCallError ? e.code : 'error';
+          const r: StepResult = { state: 'failed', outcome: code, detail: `unexpected error: ${(e as Error).message}` };
+          if (STOPPING_KINDS.has(st.step.kind)) r.stop = 'needs-operator';
+          return r;
         } finally {
           span.end();
         }
       });
+      // The service is stopping in the middle of a wait: the step stays running, resumed at the next start.
+      if (r === 'interrupted') return plan.state;
       this.d.onAction?.(st.step.kind, r.outcome ?? r.state, (performance.now() - started) / 1000);
       await this.d.record({ type: 'step', plan: plan.id, index: st.index, state: r.state, outcome: r.outcome, detail: r.detail });
       if (r.stop) {
@@ -107,7 +121,13 @@ export class PlanExecutor {
     return 'done';
   }
 
-  private async step(plan: Plan, step: PlanStep, actions: PoolActions, signal: AbortSignal, resumed: boolean): Promise<StepResult> {
+  private async step(
+    plan: Plan,
+    step: PlanStep,
+    actions: PoolActions,
+    signal: AbortSignal,
+    resumed: boolean,
+  ): Promise<StepResult | 'interrupted'> {
     const name = (uuid: string) => plan.names[uuid] ?? uuid;
     switch (step.kind) {
       case 'fence': {
@@ -116,7 +136,7 @@ export class PlanExecutor {
         if (levels.length === 0)
           return { state: 'failed', outcome: 'failed', detail: `no fence level configured for ${name(step.host)}`, stop: 'needs-operator' };
         const r = await fenceHost(levels, {
-          signal,
+          signal: NEVER,
           log: this.d.log,
           ...(this.d.powerTimeoutMs !== undefined && { powerTimeoutMs: this.d.powerTimeoutMs }),
           ...(this.d.pollMs !== undefined && { pollMs: this.d.pollMs }),
@@ -137,8 +157,12 @@ export class PlanExecutor {
           return { state: 'done', outcome: 'operator-confirmed', detail: 'confirmed off by an operator (xenha ack)' };
         // The device's own word again, now: off, or nothing restarts.
         for (const level of this.d.fenceLevels(plan)) {
-          const s = await level.device.status(signal);
-          if (s.state === 'off') return { state: 'done', outcome: 'off', detail: `${level.device.label}: ${s.detail}` };
+          try {
+            const s = await level.device.status(NEVER);
+            if (s.state === 'off') return { state: 'done', outcome: 'off', detail: `${level.device.label}: ${s.detail}` };
+          } catch (e) {
+            this.d.log.warn({ err: e, plan: plan.id, device: level.device.label }, 'fence device status failed');
+          }
         }
         return {
           state: 'failed',
@@ -213,6 +237,7 @@ export class PlanExecutor {
         return this.startVm(plan, step, actions);
       case 'wait':
         await (this.d.sleep ?? sleepFor)(step.seconds * 1000, signal);
+        if (signal.aborted) return 'interrupted';
         return { state: 'done', outcome: null, detail: step.reason };
     }
   }

@@ -65,9 +65,16 @@ export async function fetchPlans(baseUrl: string, planId: string | undefined, js
   return plans.length === 0 ? 'no plans\n' : `${plans.map(formatPlan).join('\n\n')}\n`;
 }
 
-export async function ackPlan(baseUrl: string, planId: string, source: TokenSource, by: string): Promise<string> {
+/** `xenha ack` or `xenha cancel`: a person's word on a plan, with the service's bearer token. */
+export async function operatorCall(
+  action: 'ack' | 'cancel',
+  baseUrl: string,
+  planId: string,
+  source: TokenSource,
+  by: string,
+): Promise<string> {
   const token = await loadToken(source);
-  const res = await fetch(new URL(`/api/v1/plans/${encodeURIComponent(planId)}/ack`, baseUrl), {
+  const res = await fetch(new URL(`/api/v1/plans/${encodeURIComponent(planId)}/${action}`, baseUrl), {
     method: 'POST',
     headers: { authorization: `Bearer ${token.toString('utf8')}`, 'content-type': 'application/json' },
     body: JSON.stringify({ by }),

@@ -12,7 +12,16 @@ export const MODES = ['dry-run', 'enforce', 'manual'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** Why the service refused to act on an incident: a fence gate, or its own re-check. */
-export const REFUSAL_GATES = [...FENCE_GATES, 'not-dead', 'unknown-pool', 'unknown-host', 'quiet-period'] as const;
+export const REFUSAL_GATES = [...FENCE_GATES, 'not-dead', 'master-dead', 'unknown-pool', 'unknown-host', 'quiet-period'] as const;
+/** Gates that lift by themselves (a fence finishing, a window passing, the master's incident done): checked again after a while. */
+export const TRANSIENT_GATES: readonly RefusalGate[] = [
+  'in-flight',
+  'storm-concurrent',
+  'storm-window',
+  'cooldown',
+  'master-dead',
+  'quiet-period',
+];
 export type RefusalGate = (typeof REFUSAL_GATES)[number];
 
 const step = z.discriminatedUnion('kind', [
@@ -35,7 +44,7 @@ export const PLAN_STATES = [
   'done',
   /** A step failed in a way a person must look at (a fence failed on every level): the rest waits for `xenha ack`. */
   'needs-operator',
-  /** A resolved notification or an operator cancelled it before it started. */
+  /** A resolved notification, or an operator (`xenha cancel`), cancelled it before it started. */
   'cancelled',
 ] as const;
 export type PlanState = (typeof PLAN_STATES)[number];
@@ -126,7 +135,18 @@ export const journalRecord = z.discriminatedUnion('type', [
     state: z.enum(PLAN_STATES),
     reason: z.string(),
   }),
-  z.object({ type: z.literal('ack'), seq: z.number(), at: z.string(), plan: z.string(), by: z.string() }),
+  /**
+   * A person's word on a plan: `approve` runs a plan waiting in manual mode; `host-off` says the host of a
+   * plan that needs an operator is powered off (checked by hand), so its VMs may restart.
+   */
+  z.object({
+    type: z.literal('ack'),
+    seq: z.number(),
+    at: z.string(),
+    plan: z.string(),
+    by: z.string(),
+    kind: z.enum(['approve', 'host-off']),
+  }),
   /** A fence attempted (for the cooldown and storm gates, which are only real if they survive restarts). */
   z.object({ type: z.literal('fence'), seq: z.number(), at: z.string(), pool: z.string(), host: z.string(), outcome: z.string() }),
   /** A resolved notification for an incident. */

@@ -28,7 +28,7 @@ import { decide } from './decide.ts';
 import { PlanExecutor } from './executor.ts';
 import type { Journal } from './journal.ts';
 import type { PoolActions } from './pool-actions.ts';
-import { journalRecord, type JournalEntry, type NewEntry, type PlanState, type RefusalGate } from './records.ts';
+import { journalRecord, TRANSIENT_GATES, type JournalEntry, type NewEntry, type PlanState, type RefusalGate } from './records.ts';
 import {
   apply,
   confirmedFenced,
@@ -83,6 +83,9 @@ export class AckError extends Error {
 }
 
 const tracer = trace.getTracer('xenha-remediation');
+
+/** How soon an incident refused by a transient gate (a fence in flight, a storm window, a dead master) is checked again. */
+export const RECHECK_TRANSIENT_MS = 5000;
 
 export function planIdOf(incident: string): string {
   return `p-${createHash('sha256').update(incident).digest('hex').slice(0, 12)}`;
@@ -204,7 +207,8 @@ export class Remediator {
     if (t.pool === undefined) return refused('the alert has no pool label');
     const rt = this.pools.get(t.pool);
     if (!rt) {
-      this.o.events?.onRefusal?.(t.pool.slice(0, 64), 'unknown-pool');
+      // The label is not the alert's word (unbounded): every unknown pool counts under one value.
+      this.o.events?.onRefusal?.('(unknown)', 'unknown-pool');
       return refused(`unknown pool ${t.pool} (this service serves ${[...this.pools.keys()].join(', ')})`);
     }
     const snap = rt.sampler.state.snapshot;
@@ -222,7 +226,9 @@ export class Remediator {
     }
     if (t.hostUuid === undefined && snap.hosts.filter((h) => h.name === t.host).length > 1)
       return refused(`pool ${t.pool} has several hosts named ${t.host}: the alert must name it by host_uuid`);
-    const boot = host.bootTime ?? 'unknown-boot';
+    // Its boot tells one death from the next; without boot_time (an older xapi), the alert's own start
+    // does (Alertmanager keeps startsAt over its re-sends, and a new firing has a new one).
+    const boot = host.bootTime ?? `alert-${t.startsAt}`;
     const id = incidentId(t.pool, host.uuid, boot);
     const existing = this.o.state.incidents.get(id);
     if (t.status === 'resolved') {
@@ -324,7 +330,10 @@ export class Remediator {
         });
         if (d.kind === 'refused') {
           span.setAttributes({ 'xenha.result': 'refused', 'xenha.gate': d.gate });
-          await this.refuse(inc, d.gate, d.reason, d.ownState);
+          // The same transient refusal is journaled once, not at every re-check.
+          const transient = TRANSIENT_GATES.includes(d.gate);
+          if (!transient || inc.refusals.at(-1)?.gate !== d.gate) await this.refuse(inc, d.gate, d.reason, d.ownState);
+          if (transient) this.schedule(inc, RECHECK_TRANSIENT_MS);
           return;
         }
         const haOn = snapshot.haEnabled;
@@ -394,7 +403,11 @@ export class Remediator {
       // A person's word counts for this plan only (this incident): an older acknowledgement never does.
       {
         log: this.o.log,
-        acks: { isAcknowledged: (host) => host === plan.host && (this.o.state.plans.get(plan.id)?.acks.length ?? 0) > 0 },
+        // Only "the host is off" counts, never the approval of a manual-mode plan.
+        acks: {
+          isAcknowledged: (host) =>
+            host === plan.host && (this.o.state.plans.get(plan.id)?.acks.some((a) => a.kind === 'host-off') ?? false),
+        },
       },
     );
   }
@@ -407,6 +420,19 @@ export class Remediator {
 
   // ------------------------------------------------------------------ operator
 
+  /** `xenha cancel <plan>`: a plan that has not started (awaiting-ack) or waits for an operator is cancelled; one running is not. */
+  async cancel(planId: string, by: string): Promise<Plan> {
+    const plan = this.o.state.plans.get(planId);
+    if (!plan) throw new AckError(404, `no plan ${planId}`);
+    if (plan.state !== 'awaiting-ack' && plan.state !== 'needs-operator')
+      throw new AckError(
+        409,
+        `plan ${planId} is ${plan.state}: only a plan awaiting-ack or needs-operator can be cancelled (a running plan never is)`,
+      );
+    await this.record({ type: 'plan-state', plan: planId, state: 'cancelled', reason: `cancelled by ${by}` });
+    return this.o.state.plans.get(planId)!;
+  }
+
   /**
    * `xenha ack <plan>`: runs a plan waiting for acknowledgement (manual mode), or, after a fence no
    * device confirmed, records a person's word that the host is off and resumes the plan.
@@ -417,7 +443,7 @@ export class Remediator {
     if (plan.state !== 'awaiting-ack' && plan.state !== 'needs-operator')
       throw new AckError(409, `plan ${planId} is ${plan.state}: nothing to acknowledge (only awaiting-ack or needs-operator plans are)`);
     const wasNeedsOperator = plan.state === 'needs-operator';
-    await this.record({ type: 'ack', plan: planId, by });
+    await this.record({ type: 'ack', plan: planId, by, kind: wasNeedsOperator ? 'host-off' : 'approve' });
     if (wasNeedsOperator) {
       for (const st of plan.steps) {
         if (st.state !== 'failed' && st.state !== 'running') continue;

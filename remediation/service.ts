@@ -94,7 +94,13 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
     const password = account
       ? resolvePassword({ ...p, passwordEnv: account.passwordEnv, passwordFile: account.passwordFile }, env)
       : resolvePassword(p, env);
-    const xapi = new XapiActions({ urls: p.urls, user: account?.user ?? p.user, password, timeoutMs: p.timing.xapiTimeout });
+    const xapi = new XapiActions({
+      urls: p.urls,
+      user: account?.user ?? p.user,
+      password,
+      timeoutMs: p.timing.xapiTimeout,
+      allowUnauthorized: p.allowUnauthorized,
+    });
     return { config: p, remediation: rem, sampler: new PoolSampler(p, log.child({ pool: p.name })), actions: new PoolActions(xapi) };
   });
   const metrics = createRemediationMetrics(
@@ -178,21 +184,34 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
   app.get('/api/v1/incidents', (_req, res) => {
     res.json({ incidents: [...state.incidents.values()] });
   });
-  app.post('/api/v1/plans/:id/ack', express.json({ limit: '4kb' }), async (req, res) => {
-    if (!tokenMatches(req.get('authorization'), token)) {
-      res.set('www-authenticate', 'Bearer').status(401).json({ error: 'unauthorized', message: 'a bearer token is required' });
-      return;
-    }
-    const body = (req.body ?? {}) as { by?: unknown };
-    const by = typeof body.by === 'string' && body.by.length > 0 && body.by.length <= 100 ? body.by : 'operator';
-    try {
-      const p = await remediator.ack(req.params.id, by);
-      res.json(showPlan(state.plans.get(p.id) ?? p));
-    } catch (e) {
-      if (e instanceof AckError) res.status(e.status).json({ error: e.status === 404 ? 'not_found' : 'conflict', message: e.message });
-      else throw e;
-    }
-  });
+  // A person's word on a plan (xenha ack, xenha cancel): the bearer token, then the remediator decides.
+  const operatorRoute = (act: (id: string, by: string) => Promise<Plan>): express.RequestHandler => {
+    return async (req, res) => {
+      if (!tokenMatches(req.get('authorization'), token)) {
+        res.set('www-authenticate', 'Bearer').status(401).json({ error: 'unauthorized', message: 'a bearer token is required' });
+        return;
+      }
+      const body = (req.body ?? {}) as { by?: unknown };
+      const by = typeof body.by === 'string' && body.by.length > 0 && body.by.length <= 100 ? body.by : 'operator';
+      try {
+        const p = await act(String(req.params.id), by);
+        res.json(showPlan(state.plans.get(p.id) ?? p));
+      } catch (e) {
+        if (e instanceof AckError) res.status(e.status).json({ error: e.status === 404 ? 'not_found' : 'conflict', message: e.message });
+        else throw e;
+      }
+    };
+  };
+  app.post(
+    '/api/v1/plans/:id/ack',
+    express.json({ limit: '4kb' }),
+    operatorRoute((id, by) => remediator.ack(id, by)),
+  );
+  app.post(
+    '/api/v1/plans/:id/cancel',
+    express.json({ limit: '4kb' }),
+    operatorRoute((id, by) => remediator.cancel(id, by)),
+  );
   app.use(jsonNotFound);
   app.use(jsonErrorHandler);
 
@@ -209,6 +228,7 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
   }
   for (const r of runtimes) r.sampler.start();
   remediator.start();
+  let stopping: Promise<void> | undefined;
   const addr = server.address() as AddressInfo;
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   log.info({ url, mode: section.mode, pools: config.pools.map((p) => p.name) }, 'remediation service listening');
@@ -217,15 +237,21 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
     state,
     samplers: runtimes.map((r) => r.sampler),
     remediator,
-    async stop() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      await remediator.stop();
-      await Promise.all(runtimes.map((r) => r.sampler.stop()));
-      await Promise.all(runtimes.map((r) => r.actions.xapi.close()));
-      await journal.close();
+    stop() {
+      stopping ??= stopAll();
+      return stopping;
     },
   };
+
+  /** Once: the server closes, a step in progress finishes (a fence is never cut), then everything stops. */
+  async function stopAll(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    await remediator.stop();
+    await Promise.all(runtimes.map((r) => r.sampler.stop()));
+    await Promise.all(runtimes.map((r) => r.actions.xapi.close()));
+    await journal.close();
+  }
 }

@@ -46,7 +46,7 @@ export interface Plan {
   names: Record<string, string>;
   unplaced: { vm: string; name: string; reason: string }[];
   refused: { host: string; gate: string; reason: string }[];
-  acks: { at: string; by: string }[];
+  acks: { at: string; by: string; kind: 'approve' | 'host-off' }[];
 }
 
 export interface RemediationState {
@@ -111,6 +111,7 @@ export function apply(s: RemediationState, r: JournalEntry): RemediationState {
       if (inc) {
         inc.duplicates++;
         if (!inc.fingerprints.includes(r.fingerprint)) inc.fingerprints.push(r.fingerprint);
+        inc.resolvedAt = null; // firing again: the incident is open again
       }
       break;
     }
@@ -176,7 +177,7 @@ export function apply(s: RemediationState, r: JournalEntry): RemediationState {
       break;
     }
     case 'ack':
-      s.plans.get(r.plan)?.acks.push({ at: r.at, by: r.by });
+      s.plans.get(r.plan)?.acks.push({ at: r.at, by: r.by, kind: r.kind });
       break;
     case 'fence': {
       const list = s.fences.get(r.pool) ?? [];

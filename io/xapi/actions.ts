@@ -6,7 +6,7 @@
  * for a master transition when the master is dead. Every answer's envelope is checked with zod; an XAPI
  * failure is an XapiCallError carrying xapi's error code and parameters, as xapi returns them.
  */
-import { fetch } from 'undici';
+import { Agent, fetch } from 'undici';
 import { z } from 'zod';
 
 export class XapiCallError extends Error {
@@ -34,6 +34,8 @@ export interface XapiActionsOptions {
   user: string;
   password: string;
   timeoutMs: number;
+  /** Accept a self-signed certificate (XAPI's default one), as the pool config's allowUnauthorized says. */
+  allowUnauthorized?: boolean;
 }
 
 export class XapiActions {
@@ -41,7 +43,11 @@ export class XapiActions {
   /** The URL that last answered as master (tried first). */
   private masterUrl: string | null = null;
 
-  constructor(private readonly o: XapiActionsOptions) {}
+  private readonly dispatcher: Agent;
+
+  constructor(private readonly o: XapiActionsOptions) {
+    this.dispatcher = new Agent({ connect: { rejectUnauthorized: o.allowUnauthorized !== true } });
+  }
 
   /** A host's XAPI URL from its address, with the scheme and port of the configured URLs. */
   urlFor(address: string): string {
@@ -58,6 +64,7 @@ export class XapiActions {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
         signal: AbortSignal.timeout(this.o.timeoutMs),
+        dispatcher: this.dispatcher,
       });
     } catch (e) {
       const err = e as { name?: string; code?: string; cause?: { code?: string } };
@@ -145,5 +152,6 @@ export class XapiActions {
     const s = this.session;
     this.session = null;
     if (s) await this.rpc(s.url, 'session.logout', [s.id]).catch(() => undefined);
+    await this.dispatcher.close();
   }
 }

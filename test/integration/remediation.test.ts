@@ -369,3 +369,132 @@ describe('modes, refusals and the quiet period', () => {
     }
   });
 });
+
+describe('what the review found', () => {
+  it('quorum: with most of the pool looking dead at once, nothing is fenced (every dead host counts, whatever its incident)', async () => {
+    const s = await start('quorum', 'enforce');
+    const victims = sim.pool.hosts.filter((h) => h !== sim.pool.master).map((h) => h.built.name);
+    for (const v of victims) await waitFor(`${v} healthy`, () => ownHealthy(s, v), { timeoutMs: 20_000 });
+    const from = sim.pool.eventLog().at(-1)?.seq ?? 0;
+    for (const v of victims) applyFault(sim.pool, { kind: 'host-crash', host: v });
+    for (const v of victims) await waitFor(`${v} dead`, () => ownState(s, v) === 'dead', { timeoutMs: 15_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victims[0]! } }]));
+    const refusal = await waitFor('a refusal', () => s.state.incidents.get(r.body.incidents![0]!.incident!)?.refusals[0], {
+      timeoutMs: 10_000,
+    });
+    expect(refusal.gate).toBe('quorum');
+    expect(s.state.plans.size).toBe(0);
+    for (const v of victims) expect(powerEvents(v).filter((e) => e.seq > from && e.detail.state === 'off')).toEqual([]);
+  });
+
+  it('a resolved incident that fires again is checked again', async () => {
+    const s = await start('refire', 'enforce');
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    applyFault(sim.pool, { kind: 'network-down', host: victim });
+    await waitFor(`${victim} network_isolated`, () => ownState(s, victim) === 'network_isolated', { timeoutMs: 15_000 });
+    const labels = { pool: 'sim', host: victim };
+    const r = await post(s, notification([{ labels }]));
+    const id = r.body.incidents![0]!.incident!;
+    await waitFor('the first refusal', () => s.state.incidents.get(id)?.refusals.length === 1, { timeoutMs: 10_000 });
+    await post(s, notification([{ labels, status: 'resolved' }]));
+    expect(s.state.incidents.get(id)?.resolvedAt).not.toBeNull();
+    const again = await post(s, notification([{ labels }]));
+    expect(again.body.incidents?.[0]).toMatchObject({ outcome: 'duplicate', incident: id });
+    await waitFor('a second check, refused again', () => s.state.incidents.get(id)?.refusals.length === 2, { timeoutMs: 10_000 });
+    expect(s.state.incidents.get(id)?.resolvedAt).toBeNull();
+  });
+
+  it("manual mode with a manual fence level: approving the plan is not a person's word that the host is off", async () => {
+    await Promise.all(services.splice(0).map((x) => x.stop()));
+    const config = remediationConfig.parse({
+      pools: [fastPoolInput(sim)],
+      remediation: {
+        listen: '127.0.0.1:0',
+        mode: 'manual',
+        tokenFile: join(dir, 'token'),
+        journal: join(dir, 'manual-fence.journal'),
+        quietPeriod: '0s',
+        pools: { sim: { fence: { default: { levels: [{ plugin: 'manual' }] } } } },
+      },
+    });
+    const s = await startRemediation(config, pino({ level: 'silent' }));
+    services.push(s);
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    const protectedVms = protectedOn(victim);
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    await waitFor(`${victim} dead`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    const plan = await planOf(s, r.body.incidents![0]!.incident!, ['awaiting-ack']);
+    const ack = (by: string) =>
+      fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ by }),
+      });
+    expect((await ack('approver')).status).toBe(200);
+    // Approved: the manual level asks a person to power it off, and nothing restarts before they say so.
+    const waiting = await planOf(s, plan.incident, ['needs-operator', 'done'], 15_000);
+    expect(waiting.state).toBe('needs-operator');
+    expect(waiting.steps.find((x) => x.step.kind === 'fence')).toMatchObject({ state: 'failed', outcome: 'awaiting-operator' });
+    for (const n of protectedVms) expect(vmByName(n).resident_on, n).toBe(hostRef(victim));
+    // The person powers it off and says so.
+    writeFileSync(sim.info().hosts.find((h) => h.name === victim)!.powerFile, 'off');
+    sim.pool.pollPowerFiles();
+    expect((await ack('operator')).status).toBe(200);
+    const done = await planOf(s, plan.incident, ['done'], 30_000);
+    expect(done.acks.map((a) => a.kind)).toEqual(['approve', 'host-off']);
+    for (const n of protectedVms) expect(vmByName(n).power_state, n).toBe('Running');
+  });
+
+  it('stopping the service while a fence runs lets the fence finish: the step is journaled done, not cut', async () => {
+    // fence_dummy behind a wrapper that takes a second over `off`.
+    const agent = join(dir, 'slow-agent.sh');
+    writeFileSync(
+      agent,
+      `#!/bin/sh\ninput=$(cat)\ncase "$input" in *action=off*) sleep 1;; esac\nprintf '%s\\n' "$input" | exec ${FENCE_DUMMY}\n`,
+    );
+    chmodSync(agent, 0o755);
+    await Promise.all(services.splice(0).map((x) => x.stop()));
+    const hosts = Object.fromEntries(
+      sim
+        .info()
+        .hosts.map((h) => [
+          h.name,
+          { levels: [{ plugin: 'fence-agent', options: { agent, args: { type: 'file', status_file: h.powerFile } } }] },
+        ]),
+    );
+    const config = remediationConfig.parse({
+      pools: [fastPoolInput(sim)],
+      remediation: {
+        listen: '127.0.0.1:0',
+        mode: 'enforce',
+        tokenFile: join(dir, 'token'),
+        journal: join(dir, 'slow.journal'),
+        quietPeriod: '0s',
+        powerTimeout: '5s',
+        powerPoll: '100ms',
+        pools: { sim: { fence: { hosts } } },
+      },
+    });
+    const s = await startRemediation(config, pino({ level: 'silent' }));
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    try {
+      await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+      applyFault(sim.pool, { kind: 'host-crash', host: victim });
+      await waitFor(`${victim} dead`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+      const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+      const incident = r.body.incidents![0]!.incident!;
+      const fenceRunning = () => {
+        const p = [...s.state.plans.values()].find((x) => x.incident === incident);
+        return p?.steps[0]?.state === 'running' ? p : false;
+      };
+      const plan = await waitFor('the fence running', fenceRunning, { timeoutMs: 10_000, intervalMs: 10 });
+      await s.stop();
+      expect(plan.steps[0]).toMatchObject({ state: 'done', outcome: 'confirmed-off' });
+      expect(powerEvents(victim).at(-1)?.detail.state).toBe('off');
+    } finally {
+      await s.stop();
+    }
+  });
+});

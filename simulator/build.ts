@@ -284,6 +284,8 @@ export function buildPool(spec: PoolSpec, addressBase: string): BuiltPool {
       other_config: {},
     });
     db.update('VM', vmRef, { VBDs: [vbd] });
+    // VDI.VBDs is the set of VBDs that reference the VDI (xapi keeps it as the other end of VBD.VDI).
+    db.update('VDI', disk, { VBDs: [vbd] });
     if (host) db.update('host', host.ref, { resident_VMs: [...(db.peek('host', host.ref).resident_VMs as string[]), vmRef] });
   }
   for (const [sr] of db.all('SR')) {

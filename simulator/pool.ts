@@ -825,6 +825,7 @@ export class SimulatedPool extends EventEmitter {
     for (const [ref, vm] of db.all('VM')) {
       if (vm.resident_on !== h.built.ref || vm.is_control_domain) continue;
       db.update('VM', ref, { power_state: 'Halted', resident_on: NULL_REF, memory_target: 0, domid: -1 });
+      for (const vbd of vm.VBDs as string[]) if (db.has('VBD', vbd)) db.update('VBD', vbd, { currently_attached: false });
       halted.push(vm.name_label as string);
     }
     db.update('host', h.built.ref, { resident_VMs: [h.built.dom0Ref] });

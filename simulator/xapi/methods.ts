@@ -96,6 +96,11 @@ function requiredLocalSr(ctx: CallContext, vm: XapiRecordData): { sr: string; ho
   return null;
 }
 
+/** The VM's disks plugged (start) or unplugged (halt, power_state_reset: xapi's force_state_reset unplugs them). */
+function setVbdsAttached(db: XapiDatabase, vm: XapiRecordData, attached: boolean): void {
+  for (const vbd of vm.VBDs as string[]) if (db.has('VBD', vbd)) db.update('VBD', vbd, { currently_attached: attached });
+}
+
 function startOn(ctx: CallContext, vmRef: string, h: HostRuntime, paused: boolean): void {
   const db = ctx.pool.built.db;
   const vm = rec(ctx, 'VM', vmRef);
@@ -113,6 +118,7 @@ function startOn(ctx: CallContext, vmRef: string, h: HostRuntime, paused: boolea
     memory_target: vm.memory_dynamic_max as number,
     domid: 1,
   });
+  setVbdsAttached(db, vm, true);
   db.update('host', h.built.ref, { resident_VMs: [...(db.peek('host', h.built.ref).resident_VMs as string[]), vmRef] });
   db.update('host_metrics', h.built.metricsRef, { memory_free: ctx.pool.memoryFree(h) });
   ctx.pool.record('vm', h, { action: 'start', vm: vm.name_label as string });
@@ -123,6 +129,7 @@ function haltVm(ctx: CallContext, vmRef: string, action: string): void {
   const vm = rec(ctx, 'VM', vmRef);
   const host = vm.resident_on as string;
   db.update('VM', vmRef, { power_state: 'Halted', resident_on: NULL_REF, memory_target: 0, domid: -1 });
+  setVbdsAttached(db, vm, false);
   const h = ctx.pool.hostByRef(host);
   if (h) {
     db.update('host', host, { resident_VMs: (db.peek('host', host).resident_VMs as string[]).filter((r) => r !== vmRef) });

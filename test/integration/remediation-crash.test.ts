@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
@@ -166,10 +167,17 @@ async function recovery(index: number, crashAt?: string): Promise<Outcome> {
     const { config, agentLog } = writeConfig(name, sim);
     let svc = await startService(config, crashAt);
     // Its slot written and seen: a host that never wrote one cannot be called dead on the storage path.
-    await waitFor(`${victim} healthy on both paths`, async () => (await ownState(svc.url, victim)) === 'healthy:both-paths-up', {
-      timeoutMs: 15_000,
-      intervalMs: 50,
-    });
+    const uuid = sim.pool.host(victim).built.uuid;
+    const written = () =>
+      decodeStatefile(readFileSync(sim.info().heartbeat!.file), 'xenha').slots.some((x) => x.ok && x.value.hostUuid === uuid);
+    await waitFor(
+      `${victim} healthy on both paths`,
+      async () => written() && (await ownState(svc.url, victim)) === 'healthy:both-paths-up',
+      {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      },
+    );
     applyFault(sim.pool, { kind: 'host-crash', host: victim });
     await waitFor(`${victim} dead in the service's own view`, async () => (await ownState(svc.url, victim)) === 'dead', {
       timeoutMs: 15_000,

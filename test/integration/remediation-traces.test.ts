@@ -5,12 +5,13 @@
  * pool running xenha-heartbeat, fence_dummy fencing through the power files; real time, bounded waits.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
+import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { remediationConfig } from '../../remediation/config.ts';
 import { startRemediation, type RunningRemediation } from '../../remediation/service.ts';
 import { applyFault } from '../../simulator/faults.ts';
@@ -86,7 +87,12 @@ it('one trace per notification: the re-check, the plan and every step inside it,
   expect(protectedOn(victim.built.ref)).toBeGreaterThan(0);
   const uuid = victim.built.uuid;
   const own = () => service.samplers[0]!.state.memory?.hosts[uuid];
-  await waitFor('healthy on both paths', () => own()?.state === 'healthy' && own()?.rule === 'both-paths-up', { timeoutMs: 15_000 });
+  // Healthy on both paths and its heartbeat slot written (a never-written slot cannot show it dead).
+  const written = () =>
+    decodeStatefile(readFileSync(sim.info().heartbeat!.file), 'xenha').slots.some((x) => x.ok && x.value.hostUuid === uuid);
+  await waitFor('healthy on both paths', () => own()?.state === 'healthy' && own()?.rule === 'both-paths-up' && written(), {
+    timeoutMs: 15_000,
+  });
   applyFault(sim.pool, { kind: 'host-crash', host: victim.built.name });
   await waitFor('dead in its own view', () => own()?.state === 'dead', { timeoutMs: 15_000 });
   spans.reset();

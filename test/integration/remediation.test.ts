@@ -17,6 +17,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { remediationConfig } from '../../remediation/config.ts';
 import { startRemediation, type RunningRemediation } from '../../remediation/service.ts';
 import type { Plan } from '../../remediation/state.ts';
@@ -27,8 +28,10 @@ import { notification } from '../helpers/alertmanager.ts';
 import { EXPORTER_PASSWORD_ENV, fastPoolInput, healthyOnEvidence } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { run, xenha } from '../helpers/run.ts';
 
 const FENCE_DUMMY = '/usr/sbin/fence_dummy';
+const PROMTOOL = '/usr/bin/promtool';
 const TOKEN = 'e2e-webhook-token';
 
 let dir: string;
@@ -120,8 +123,18 @@ async function post(
 const db = () => sim.pool.built.db;
 const hostRef = (name: string) => sim.pool.host(name).built.ref;
 const ownState = (s: RunningRemediation, name: string) => s.samplers[0]!.state.memory?.hosts[sim.pool.host(name).built.uuid]?.state;
-/** Healthy on the evidence of both paths (not only by rule `initial` before any probe could tell). */
-const ownHealthy = (s: RunningRemediation, name: string) => healthyOnEvidence(s.samplers[0]!, sim.pool.host(name).built.uuid);
+/** The host's xenha-heartbeat slot is in the file (its daemon has written at least once since it started). */
+function slotWritten(name: string): boolean {
+  const uuid = sim.pool.host(name).built.uuid;
+  return decodeStatefile(readFileSync(sim.info().heartbeat!.file), 'xenha').slots.some((x) => x.ok && x.value.hostUuid === uuid);
+}
+/**
+ * Healthy on the evidence of both paths (not only by rule `initial` before any probe could tell), and
+ * its heartbeat slot written: a host whose daemon never wrote one cannot be called dead on the storage
+ * path (a never-written slot proves nothing), as xenha_heartbeat_written_all_hosts would say.
+ */
+const ownHealthy = (s: RunningRemediation, name: string) =>
+  healthyOnEvidence(s.samplers[0]!, sim.pool.host(name).built.uuid) && slotWritten(name);
 
 /** The protected (restart) VMs the database has running on the host now, by name. */
 function protectedOn(name: string): string[] {
@@ -495,6 +508,141 @@ describe('what the review found', () => {
       expect(powerEvents(victim).at(-1)?.detail.state).toBe('off');
     } finally {
       await s.stop();
+    }
+  });
+});
+
+describe('more of the executor and the service', () => {
+  it('a VM whose disk is attached on another live host is not started; the others are; xenha plans shows it', async () => {
+    // A pool of its own, as generated (earlier tests moved VMs around): the helpers read `sim`.
+    const shared = sim;
+    sim = await startTestSim({ spec: spec(), addressBase: '127.0.70.1', heartbeat: { intervalMs: 100, peerWindowMs: 400 } });
+    const own = sim;
+    const s = await start('disks', 'enforce');
+    // The non-master host running the most protected VMs.
+    const victim = sim.pool.hosts
+      .filter((h) => h !== sim.pool.master)
+      .map((h) => h.built.name)
+      .sort((a, b) => protectedOn(b).length - protectedOn(a).length)[0]!;
+    await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    const protectedVms = protectedOn(victim);
+    expect(protectedVms.length).toBeGreaterThan(1);
+    // Another VM, running on a live survivor, has the first protected VM's disk attached too.
+    const [blockedName, ...others] = protectedVms as [string, ...string[]];
+    const d = db();
+    const blocked = d.all('VM').find(([, v]) => v.name_label === blockedName)!;
+    const vdi = d.peek('VBD', (blocked[1].VBDs as string[])[0]!).VDI as string;
+    const survivor = sim.pool.hosts.find((h) => h.built.name !== victim && sim.pool.isUp(h))!;
+    const holder = d
+      .all('VM')
+      .find(([, v]) => v.resident_on === survivor.built.ref && !v.is_control_domain && v.power_state === 'Running')!;
+    const vbd = d.create('VBD', {
+      ...structuredClone(d.peek('VBD', (blocked[1].VBDs as string[])[0]!)),
+      uuid: crypto.randomUUID(),
+      VM: holder[0],
+      userdevice: '9',
+      device: 'xvdj',
+      currently_attached: true,
+    });
+    d.update('VM', holder[0], { VBDs: [...(holder[1].VBDs as string[]), vbd] });
+    d.update('VDI', vdi, { VBDs: [...(d.peek('VDI', vdi).VBDs as string[]), vbd] });
+    try {
+      applyFault(sim.pool, { kind: 'host-crash', host: victim });
+      await waitFor(`${victim} dead`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+      const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+      const plan = await planOf(s, r.body.incidents![0]!.incident!, ['done', 'needs-operator'], 40_000);
+      const step = plan.steps.find((x) => x.step.kind === 'start-vm' && plan.names[(x.step as { vm: string }).vm] === blockedName)!;
+      expect(step).toMatchObject({ state: 'failed', outcome: 'disks-in-use' });
+      expect(vmByName(blockedName).power_state).toBe('Halted');
+      for (const n of others) expect(vmByName(n).power_state, n).toBe('Running');
+      expect(plan.stateReason).toMatch(new RegExp(`start-vm ${blockedName} \\(disks-in-use\\)`));
+      // As a person reads it: the compiled CLI against the service.
+      const out = await xenha(['plans', plan.id, '--url', s.url]);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout).toMatch(new RegExp(`^plan ${plan.id} +pool sim +host ${victim} +done`));
+      expect(out.stdout).toMatch(new RegExp(`failed +start-vm +${blockedName} +disks-in-use`));
+    } finally {
+      await Promise.all(services.splice(0).map((x) => x.stop()));
+      sim = shared;
+      await own.stop();
+    }
+  });
+
+  it('a fence agent that hangs times out: the plan stops, nothing restarted; its metrics pass promtool', async () => {
+    const agent = join(dir, 'hung-agent.sh');
+    writeFileSync(agent, '#!/bin/sh\nexec sleep 1000\n');
+    chmodSync(agent, 0o755);
+    await Promise.all(services.splice(0).map((x) => x.stop()));
+    const hosts = Object.fromEntries(
+      sim.info().hosts.map((h) => [h.name, { levels: [{ plugin: 'fence-agent', options: { agent, timeoutMs: 500, killGraceMs: 100 } }] }]),
+    );
+    const s = await startRemediation(
+      remediationConfig.parse({
+        pools: [fastPoolInput(sim)],
+        remediation: {
+          listen: '127.0.0.1:0',
+          mode: 'enforce',
+          tokenFile: join(dir, 'token'),
+          journal: join(dir, 'hung.journal'),
+          quietPeriod: '0s',
+          pools: { sim: { fence: { hosts } } },
+        },
+      }),
+      pino({ level: 'silent' }),
+    );
+    services.push(s);
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    const before = new Map(protectedOn(victim).map((n) => [n, structuredClone(vmByName(n))]));
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    await waitFor(`${victim} dead`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    const plan = await planOf(s, r.body.incidents![0]!.incident!, ['needs-operator', 'done'], 30_000);
+    expect(plan.state).toBe('needs-operator');
+    expect(plan.steps[0]).toMatchObject({ state: 'failed', outcome: 'timeout' });
+    for (const [n, v] of before) expect(vmByName(n), n).toEqual(v);
+    requireFile(PROMTOOL, 'apt-get install prometheus');
+    const text = await (await fetch(`${s.url}/metrics`)).text();
+    expect(text).toMatch(/xenha_remediation_plans_waiting_for_operator 1/);
+    expect(text).toMatch(/xenha_remediation_actions_total\{kind="fence",result="timeout"\} 1/);
+    const check = await run(PROMTOOL, ['check', 'metrics'], { input: text });
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.code).toBe(0);
+  });
+
+  it('a pool whose own HA is on stays in dry-run whatever the mode, and says why', async () => {
+    const haSpec = generatePoolSpec({ hosts: 3, vms: 6, seed: 42 });
+    const haSim = await startTestSim({ spec: { ...haSpec, haEnabled: true }, addressBase: '127.0.66.1' });
+    try {
+      await Promise.all(services.splice(0).map((x) => x.stop()));
+      const s = await startRemediation(
+        remediationConfig.parse({
+          pools: [fastPoolInput(haSim)],
+          remediation: {
+            listen: '127.0.0.1:0',
+            mode: 'enforce',
+            tokenFile: join(dir, 'token'),
+            journal: join(dir, 'ha-on.journal'),
+            quietPeriod: '0s',
+          },
+        }),
+        pino({ level: 'silent' }),
+      );
+      services.push(s);
+      const victim = haSim.pool.hosts.find((h) => h !== haSim.pool.master)!;
+      const own = () => s.samplers[0]!.state.memory?.hosts[victim.built.uuid];
+      await waitFor('healthy', () => own()?.state === 'healthy' && own()?.rule === 'both-paths-up', { timeoutMs: 20_000 });
+      applyFault(haSim.pool, { kind: 'host-crash', host: victim.built.name });
+      await waitFor('dead', () => own()?.state === 'dead', { timeoutMs: 15_000 });
+      const r = await post(s, notification([{ labels: { pool: 'sim', host: victim.built.name } }]));
+      const plan = await planOf(s, r.body.incidents![0]!.incident!, ['dry-run', 'running', 'done', 'needs-operator']);
+      expect(plan).toMatchObject({ state: 'dry-run', mode: 'enforce', modeReason: expect.stringMatching(/own HA on/) });
+      expect(haSim.pool.eventLog().filter((e) => e.kind === 'power' || (e.kind === 'vm' && e.detail.action === 'start'))).toEqual([]);
+      const m = await (await fetch(`${s.url}/metrics`)).text();
+      expect(m).toMatch(/xenha_remediation_mode\{pool="sim",mode="enforce",dry_run_forced="1"\} 1/);
+    } finally {
+      await Promise.all(services.splice(0).map((x) => x.stop()));
+      await haSim.stop();
     }
   });
 });

@@ -171,19 +171,19 @@ const pool = z
     }
   });
 
+/** `host:port` or `[ipv6]:port`, as parseListen takes it (the exporter's and the remediation service's). */
+export const listenAddress = z.string().superRefine((l, ctx) => {
+  try {
+    parseListen(l);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
 export const exporterConfig = z
   .strictObject({
-    /** `host:port` or `[ipv6]:port` (parseListen); the exporter listens where parseListen says. */
-    listen: z
-      .string()
-      .superRefine((l, ctx) => {
-        try {
-          parseListen(l);
-        } catch (e) {
-          ctx.addIssue({ code: 'custom', message: (e as Error).message });
-        }
-      })
-      .default('127.0.0.1:9945'),
+    /** The exporter listens where parseListen says. */
+    listen: listenAddress.default('127.0.0.1:9945'),
     pools: z.array(pool).min(1),
     /** The remediation service's section (remediation/config.ts): one file for both; the exporter does not read it. */
     remediation: z.unknown().optional(),

@@ -8,8 +8,7 @@
 import { z } from 'zod';
 import { DEFAULT_FENCE_POLICY } from '../core/planner/fence-policy.ts';
 import { parseYaml } from '../core/config/yaml.ts';
-import { duration, exporterConfig, size } from '../exporter/config.ts';
-import { parseListen } from '../exporter/listen.ts';
+import { duration, exporterConfig, listenAddress, size } from '../exporter/config.ts';
 import { loadYamlFile } from '../io/config-file.ts';
 import { fenceConfig } from '../plugins/fence/index.ts';
 import { MODES } from './records.ts';
@@ -54,16 +53,7 @@ const fencePolicy = z
 
 export const remediationSection = z
   .strictObject({
-    listen: z
-      .string()
-      .superRefine((l, ctx) => {
-        try {
-          parseListen(l);
-        } catch (e) {
-          ctx.addIssue({ code: 'custom', message: (e as Error).message });
-        }
-      })
-      .default('127.0.0.1:9946'),
+    listen: listenAddress.default('127.0.0.1:9946'),
     /** dry-run (default): plans are made, journaled and shown; nothing is done. */
     mode: z.enum(MODES).default('dry-run'),
     /** The webhook's bearer token, from a file (chmod 600) or an environment variable; never inline. */

@@ -83,9 +83,17 @@ export function decide(d: DecisionInput): Decision {
   const plan = planRecovery(snapshot, { observerIsolated: d.view.observerIsolated, history: d.history, fencePolicy: d.policy, now: d.now });
   const refusal = plan.fences.refused.find((r) => r.host === d.host);
   if (refusal) return { kind: 'refused', gate: refusal.gate, reason: refusal.reason, ownState: own.state };
+  // The names of what the plan touches only: a pool's every VM would not fit a journal record.
+  const touched = new Set<string>([d.host]);
+  for (const st of plan.steps) {
+    if ('host' in st) touched.add(st.host);
+    if ('vm' in st) touched.add(st.vm);
+    if ('master' in st) touched.add(st.master);
+  }
+  for (const u of plan.unplaced) touched.add(u.vm);
   const names = Object.fromEntries([
-    ...snapshot.hosts.map((h) => [h.uuid, h.name] as const),
-    ...snapshot.vms.map((v) => [v.uuid, v.name] as const),
+    ...snapshot.hosts.filter((h) => touched.has(h.uuid)).map((h) => [h.uuid, h.name] as const),
+    ...snapshot.vms.filter((v) => touched.has(v.uuid)).map((v) => [v.uuid, v.name] as const),
   ]);
   return { kind: 'plan', plan, names };
 }

@@ -8,7 +8,8 @@
  * (or by a person's `xenha ack` after a failed fence).
  */
 import type { Logger } from 'pino';
-import { trace, SpanStatusCode } from '@opentelemetry/api';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { withSpan } from './telemetry.ts';
 import { fenceHost, sleepFor, type FenceLevel } from '../plugins/fence/fence.ts';
 import { isFenced } from '../plugins/fence/contract.ts';
 import { XapiCallError } from '../io/xapi/actions.ts';
@@ -31,7 +32,20 @@ export interface ExecutorDeps {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Counts an action by kind and result (metrics). */
   onAction?: (kind: PlanStep['kind'], result: string, seconds: number) => void;
+  /**
+   * The re-check right before a fence is sent (a plan approved or resumed later than it was made):
+   * null to go on, else why not — the plan is then cancelled, nothing done.
+   */
+  beforeFence?: (plan: Plan) => Promise<string | null>;
+  /** How many times, and how far apart, a reset or a start is tried again after a transport error (a master restarting). */
+  transportRetries?: number;
+  transportRetryMs?: number;
+  /** How long a new master may take to answer as one after its emergency transition (default 120 s). */
+  masterWaitMs?: number;
 }
+
+/** A call that did not reach a master: the master may be restarting (an emergency transition), try again. */
+const TRANSPORT = /^E[A-Z]+$|^UND_ERR|^TIMEOUT$|^FETCH_FAILED$|^HOST_IS_SLAVE$|^NO_MASTER$/;
 
 type StepResult = { state: 'done' | 'skipped' | 'failed'; outcome: string | null; detail: string; stop?: PlanState };
 
@@ -44,35 +58,42 @@ const STOPPING_KINDS: ReadonlySet<PlanStep['kind']> = new Set(['fence', 'confirm
 /** A fence or a status check is never cut short by the service stopping: each is bounded by its own timeouts. */
 const NEVER = new AbortController().signal;
 
-const tracer = trace.getTracer('xenha-remediation');
-
 export class PlanExecutor {
   constructor(private readonly d: ExecutorDeps) {}
 
   /** Runs (or resumes) the plan from its first step not finished. Resolves when the plan stops. */
   async run(plan: Plan, signal: AbortSignal): Promise<PlanState> {
-    return tracer.startActiveSpan('remediation.plan', async (span) => {
-      span.setAttributes({ 'xenha.pool': plan.pool, 'xenha.host': plan.host, 'xenha.plan': plan.id, 'xenha.mode': plan.mode });
-      try {
-        const end = await this.steps(plan, signal);
-        span.setAttribute('xenha.plan.state', end);
-        return end;
-      } catch (e) {
-        span.recordException(e as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        throw e;
-      } finally {
-        span.end();
-      }
+    const attributes = { 'xenha.pool': plan.pool, 'xenha.host': plan.host, 'xenha.plan': plan.id, 'xenha.mode': plan.mode };
+    return withSpan('remediation.plan', attributes, async (span) => {
+      const end = await this.steps(plan, signal);
+      span.setAttribute('xenha.plan.state', end);
+      return end;
     });
   }
 
   private async steps(plan: Plan, signal: AbortSignal): Promise<PlanState> {
-    if (plan.state !== 'running') await this.d.record({ type: 'plan-state', plan: plan.id, state: 'running', reason: 'started' });
+    // Only a plan journaled running runs (made in enforce, approved, resumed): never a second time concurrently.
+    if (plan.state !== 'running') return plan.state;
     const actions = this.d.actions(plan.pool);
     for (const st of plan.steps) {
-      if (st.state === 'done' || st.state === 'skipped' || st.state === 'failed') continue;
+      if (st.state === 'done' || st.state === 'skipped') continue;
+      if (st.state === 'failed') {
+        // A failed fence, confirmation or master step stops the plan again, whatever stopped it before
+        // (a crash between the step's record and the plan's): only a person's ack moves it on.
+        if (!STOPPING_KINDS.has(st.step.kind)) continue;
+        const reason = `step ${st.index + 1} (${st.step.kind}) failed: ${st.detail}`;
+        await this.d.record({ type: 'plan-state', plan: plan.id, state: 'needs-operator', reason });
+        return 'needs-operator';
+      }
       if (signal.aborted) return plan.state; // stopping: resumed at the next start
+      if (st.step.kind === 'fence' && st.state === 'pending' && this.d.beforeFence) {
+        const why = await this.d.beforeFence(plan);
+        if (signal.aborted) return plan.state;
+        if (why !== null) {
+          await this.d.record({ type: 'plan-state', plan: plan.id, state: 'cancelled', reason: `re-checked before fencing: ${why}` });
+          return 'cancelled';
+        }
+      }
       const resumed = st.state === 'running';
       await this.d.record({
         type: 'step',
@@ -83,24 +104,28 @@ export class PlanExecutor {
         detail: resumed ? 'resumed' : '',
       });
       const started = performance.now();
-      const r = await tracer.startActiveSpan(`remediation.step.${st.step.kind}`, async (span) => {
-        span.setAttributes({ 'xenha.pool': plan.pool, 'xenha.plan': plan.id, 'xenha.step': st.index, ...stepAttributes(st.step) });
+      const attributes = { 'xenha.pool': plan.pool, 'xenha.plan': plan.id, 'xenha.step': st.index, ...stepAttributes(st.step) };
+      const r = await withSpan(`remediation.step.${st.step.kind}`, attributes, async (span) => {
+        let out: StepResult | 'interrupted';
         try {
-          const out = await this.step(plan, st.step, actions, signal, resumed);
-          if (out === 'interrupted') return out;
-          span.setAttribute('xenha.result', out.outcome ?? out.state);
-          if (out.state === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: out.detail });
-          return out;
+          out = await this.step(plan, st.step, actions, signal);
+          // A reset or a start that found no master (one restarting after a transition): again, a few times.
+          for (let i = 0; i < (this.d.transportRetries ?? 6) && typeof out !== 'string' && out.state === 'failed'; i++) {
+            if (!(st.step.kind === 'reset-power-state' || st.step.kind === 'start-vm') || !TRANSPORT.test(out.outcome ?? '')) break;
+            await (this.d.sleep ?? sleepFor)(this.d.transportRetryMs ?? 5000, signal);
+            if (signal.aborted) return 'interrupted';
+            out = await this.step(plan, st.step, actions, signal);
+          }
         } catch (e) {
           span.recordException(e as Error);
-          span.setStatus({ code: SpanStatusCode.ERROR });
           const code = e instanceof XapiCallError ? e.code : 'error';
-          const r: StepResult = { state: 'failed', outcome: code, detail: `unexpected error: ${(e as Error).message}` };
-          if (STOPPING_KINDS.has(st.step.kind)) r.stop = 'needs-operator';
-          return r;
-        } finally {
-          span.end();
+          out = { state: 'failed', outcome: code, detail: `unexpected error: ${(e as Error).message}` };
+          if (STOPPING_KINDS.has(st.step.kind)) out.stop = 'needs-operator';
         }
+        if (out === 'interrupted') return out;
+        span.setAttribute('xenha.result', out.outcome ?? out.state);
+        if (out.state === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: out.detail });
+        return out;
       });
       // The service is stopping in the middle of a wait: the step stays running, resumed at the next start.
       if (r === 'interrupted') return plan.state;
@@ -121,17 +146,14 @@ export class PlanExecutor {
     return 'done';
   }
 
-  private async step(
-    plan: Plan,
-    step: PlanStep,
-    actions: PoolActions,
-    signal: AbortSignal,
-    resumed: boolean,
-  ): Promise<StepResult | 'interrupted'> {
+  private async step(plan: Plan, step: PlanStep, actions: PoolActions, signal: AbortSignal): Promise<StepResult | 'interrupted'> {
     const name = (uuid: string) => plan.names[uuid] ?? uuid;
     switch (step.kind) {
       case 'fence': {
-        if (!resumed) await this.d.record({ type: 'fence', pool: plan.pool, host: step.host, outcome: 'started' });
+        // The gates' history: one record per fence, written on resume too when the crash came before it.
+        const since = Date.parse(plan.createdAt);
+        if (!(this.d.state.fences.get(plan.pool) ?? []).some((f) => f.host === step.host && f.at >= since))
+          await this.d.record({ type: 'fence', pool: plan.pool, host: step.host, outcome: 'started' });
         const levels = this.d.fenceLevels(plan);
         if (levels.length === 0)
           return { state: 'failed', outcome: 'failed', detail: `no fence level configured for ${name(step.host)}`, stop: 'needs-operator' };
@@ -175,14 +197,31 @@ export class PlanExecutor {
         const address = this.d.address(plan.pool, step.host);
         if (address === null)
           return { state: 'failed', outcome: 'no-address', detail: `no known address for ${name(step.host)}`, stop: 'needs-operator' };
-        try {
-          if ((await actions.master()) === step.host)
-            return { state: 'skipped', outcome: 'already-master', detail: `${name(step.host)} is the master already` };
-        } catch {
-          // No master answers (it is dead): transition.
-        }
+        // No master answers (it is dead): null, transition.
+        const current = await actions.master().catch(() => null);
+        if (current === step.host)
+          return { state: 'skipped', outcome: 'already-master', detail: `${name(step.host)} is the master already` };
+        if (current !== null && current !== plan.host)
+          return {
+            state: 'failed',
+            outcome: 'other-master',
+            detail: `${name(current)} answers as the master already (made by hand?): no second master is made; check the pool, then xenha ack`,
+            stop: 'needs-operator',
+          };
         try {
           await actions.transitionToMaster(address);
+          // xapi takes the role when it restarts (a fuse of about 10 s): wait until it answers as master.
+          const deadline = Date.now() + (this.d.masterWaitMs ?? 120_000);
+          while (!(await actions.xapi.answersAsMaster(address))) {
+            if (Date.now() > deadline)
+              return {
+                state: 'failed',
+                outcome: 'not-master-yet',
+                detail: `${name(step.host)} did not answer as the master within ${(this.d.masterWaitMs ?? 120_000) / 1000} s of its emergency transition`,
+                stop: 'needs-operator',
+              };
+            await sleepFor(500, NEVER);
+          }
           return { state: 'done', outcome: 'transitioned', detail: `${name(step.host)} is the master (emergency_transition_to_master)` };
         } catch (e) {
           const code = e instanceof XapiCallError ? e.code : String(e);
@@ -216,6 +255,8 @@ export class PlanExecutor {
           stop: 'needs-operator',
         };
       case 'reset-power-state': {
+        const unmet = this.unmet(plan);
+        if (unmet) return { state: 'failed', outcome: 'not-fenced', detail: unmet, stop: 'needs-operator' };
         const hosts = await actions.hosts();
         const vm = await actions.vm(step.vm, hosts);
         if (!vm) return { state: 'skipped', outcome: 'gone', detail: `${name(step.vm)} no longer exists` };
@@ -233,13 +274,30 @@ export class PlanExecutor {
           return { state: 'failed', outcome: code, detail: `VM.power_state_reset ${vm.name}: ${(e as Error).message}` };
         }
       }
-      case 'start-vm':
+      case 'start-vm': {
+        const unmet = this.unmet(plan);
+        if (unmet) return { state: 'failed', outcome: 'not-fenced', detail: unmet, stop: 'needs-operator' };
         return this.startVm(plan, step, actions);
+      }
       case 'wait':
         await (this.d.sleep ?? sleepFor)(step.seconds * 1000, signal);
         if (signal.aborted) return 'interrupted';
         return { state: 'done', outcome: null, detail: step.reason };
     }
+  }
+
+  /**
+   * Why nothing of the host may be reset or started yet: its fence not confirmed, or the master step not
+   * done. A second guard behind the order of the steps (a step skipped by a bug or a crash never lets a VM start).
+   */
+  private unmet(plan: Plan): string | null {
+    for (const s of plan.steps) {
+      if (s.step.kind === 'confirm-fenced' && s.step.host === plan.host && s.state !== 'done')
+        return `${plan.hostName}'s fence is not confirmed (confirm-fenced ${s.state}): nothing of it is reset or started`;
+      if (s.step.kind === 'transition-master' && s.state !== 'done' && s.state !== 'skipped')
+        return `the master transition is not done (${s.state}): nothing is reset or started without a master`;
+    }
+    return null;
   }
 
   private async startVm(plan: Plan, step: Extract<PlanStep, { kind: 'start-vm' }>, actions: PoolActions): Promise<StepResult> {

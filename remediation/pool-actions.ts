@@ -119,11 +119,11 @@ export class PoolActions {
   }
 
   async resetPowerState(vmRef: string): Promise<void> {
-    await this.xapi.call('VM.power_state_reset', vmRef);
+    await this.xapi.act('VM.power_state_reset', vmRef);
   }
 
   async startOn(vmRef: string, hostRef: string): Promise<void> {
-    await this.xapi.call('VM.start_on', vmRef, hostRef, false, false);
+    await this.xapi.act('VM.start_on', vmRef, hostRef, false, false);
   }
 
   /** On the chosen slave itself: it becomes the master (HA off only; xapi refuses with HA on). */

@@ -15,11 +15,11 @@
  *   the journal, each step checking the pool before it acts.
  */
 import { createHash } from 'node:crypto';
-import { context, trace, SpanStatusCode } from '@opentelemetry/api';
+import { context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { PoolConfig } from '../exporter/config.ts';
 import type { PoolSampler } from '../exporter/sampler.ts';
-import { createFenceLevels } from '../plugins/fence/index.ts';
+import { createFenceLevels, sleepFor } from '../plugins/fence/index.ts';
 import type { FenceLevel } from '../plugins/fence/fence.ts';
 import type { FencePolicy } from '../core/planner/fence-policy.ts';
 import { alertTargets, type AlertTarget } from './alertmanager.ts';
@@ -28,6 +28,7 @@ import { decide } from './decide.ts';
 import { PlanExecutor } from './executor.ts';
 import type { Journal } from './journal.ts';
 import type { PoolActions } from './pool-actions.ts';
+import { withSpan } from './telemetry.ts';
 import { journalRecord, TRANSIENT_GATES, type JournalEntry, type NewEntry, type PlanState, type RefusalGate } from './records.ts';
 import {
   apply,
@@ -82,8 +83,6 @@ export class AckError extends Error {
   }
 }
 
-const tracer = trace.getTracer('xenha-remediation');
-
 /** How soon an incident refused by a transient gate (a fence in flight, a storm window, a dead master) is checked again. */
 export const RECHECK_TRANSIENT_MS = 5000;
 
@@ -118,6 +117,7 @@ export class Remediator {
       powerTimeoutMs: o.section.powerTimeout,
       pollMs: o.section.powerPoll,
       onAction: (kind, result, seconds) => o.events?.onAction?.(kind, result, seconds),
+      beforeFence: (plan) => this.beforeFence(plan),
     });
   }
 
@@ -139,12 +139,35 @@ export class Remediator {
   /** Resumes the plans that were running when the service stopped. */
   start(): void {
     for (const p of unfinishedPlans(this.o.state)) {
+      if (this.o.section.mode === 'dry-run') {
+        // An operator's kill switch: a service restarted in dry-run resumes nothing; a person decides.
+        this.enqueue(p.pool, async () => {
+          await this.record({
+            type: 'plan-state',
+            plan: p.id,
+            state: 'needs-operator',
+            reason:
+              'the service restarted in dry-run mode: this plan, left running, is not resumed (xenha ack once the mode allows, or xenha cancel)',
+          });
+        });
+        continue;
+      }
       this.o.log.info({ plan: p.id, pool: p.pool, host: p.hostName }, 'resuming a plan left running');
       this.enqueue(p.pool, () => this.execute(p));
     }
-    // Incidents without a plan and still firing are evaluated again (after the quiet period).
-    for (const inc of this.o.state.incidents.values()) if (inc.plan === null && inc.resolvedAt === null) this.schedule(inc, 0);
+    // Incidents still firing whose plan is missing or cancelled are evaluated again (after the quiet period).
+    for (const inc of this.o.state.incidents.values()) if (this.replannable(inc) && inc.resolvedAt === null) this.schedule(inc, 0);
   }
+
+  /** No plan yet, or only a cancelled one: a (new) plan may be made. */
+  private replannable(inc: Incident): boolean {
+    return inc.plan === null || this.o.state.plans.get(inc.plan)?.state === 'cancelled';
+  }
+
+  /** One landing per incident at a time: two copies of one new alert make one incident, not two. */
+  private readonly landing = new Map<string, Promise<unknown>>();
+  /** Plans an operator call is changing now: a second concurrent call is refused (409). */
+  private readonly claims = new Set<string>();
 
   async stop(): Promise<void> {
     this.stopping.abort();
@@ -172,34 +195,25 @@ export class Remediator {
 
   /** The webhook's intake: journals the notification, then lands each alert on its incident. */
   readonly intake: Intake = async (payload) =>
-    tracer.startActiveSpan('remediation.notification', async (span) => {
-      try {
-        const targets = alertTargets(payload);
-        span.setAttributes({ 'xenha.alerts': targets.length, 'xenha.status': payload.status });
-        await this.record({
-          type: 'notification',
-          groupKey: payload.groupKey,
-          status: payload.status,
-          alerts: targets.map((t) => ({
-            fingerprint: t.fingerprint,
-            status: t.status,
-            startsAt: t.startsAt,
-            ...(t.pool !== undefined && { pool: t.pool }),
-            ...(t.host !== undefined && { host: t.host }),
-            ...(t.hostUuid !== undefined && { hostUuid: t.hostUuid }),
-          })),
-        });
-        const out: IntakeResult = { incidents: [] };
-        for (const t of targets) out.incidents.push(await this.land(t));
-        span.setAttribute('xenha.outcomes', out.incidents.map((i) => i.outcome).join(','));
-        return out;
-      } catch (e) {
-        span.recordException(e as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        throw e;
-      } finally {
-        span.end();
-      }
+    withSpan('remediation.notification', { 'xenha.alerts': payload.alerts.length, 'xenha.status': payload.status }, async (span) => {
+      const targets = alertTargets(payload);
+      await this.record({
+        type: 'notification',
+        groupKey: payload.groupKey,
+        status: payload.status,
+        alerts: targets.map((t) => ({
+          fingerprint: t.fingerprint,
+          status: t.status,
+          startsAt: t.startsAt,
+          ...(t.pool !== undefined && { pool: t.pool }),
+          ...(t.host !== undefined && { host: t.host }),
+          ...(t.hostUuid !== undefined && { hostUuid: t.hostUuid }),
+        })),
+      });
+      const out: IntakeResult = { incidents: [] };
+      for (const t of targets) out.incidents.push(await this.land(t));
+      span.setAttribute('xenha.outcomes', out.incidents.map((i) => i.outcome).join(','));
+      return out;
     });
 
   private async land(t: AlertTarget): Promise<IntakeResult['incidents'][number]> {
@@ -230,26 +244,50 @@ export class Remediator {
     // does (Alertmanager keeps startsAt over its re-sends, and a new firing has a new one).
     const boot = host.bootTime ?? `alert-${t.startsAt}`;
     const id = incidentId(t.pool, host.uuid, boot);
+    const before = this.landing.get(id) ?? Promise.resolve();
+    const mine = before.then(() => this.landOn(t, id, host.uuid, host.name, boot));
+    const settled = mine.catch(() => undefined);
+    this.landing.set(id, settled);
+    void settled.then(() => {
+      if (this.landing.get(id) === settled) this.landing.delete(id);
+    });
+    return mine;
+  }
+
+  private async landOn(
+    t: AlertTarget,
+    id: string,
+    hostUuid: string,
+    hostName: string,
+    boot: string,
+  ): Promise<IntakeResult['incidents'][number]> {
+    const pool = t.pool!;
     const existing = this.o.state.incidents.get(id);
     if (t.status === 'resolved') {
-      if (!existing) return { fingerprint: t.fingerprint, outcome: 'resolved', reason: 'no incident for this host' };
-      await this.record({ type: 'resolved', incident: id, fingerprint: t.fingerprint });
-      await this.cancelUnstarted(existing);
-      return { fingerprint: t.fingerprint, outcome: 'resolved', incident: id };
+      // The open incidents this alert fired for, whatever the host's boot is now (it may have rebooted).
+      const open = [...this.o.state.incidents.values()].filter(
+        (i) => i.pool === pool && i.host === hostUuid && i.resolvedAt === null && (i.id === id || i.fingerprints.includes(t.fingerprint)),
+      );
+      if (open.length === 0) return { fingerprint: t.fingerprint, outcome: 'resolved', reason: 'no open incident for this host' };
+      for (const inc of open) {
+        await this.record({ type: 'resolved', incident: inc.id, fingerprint: t.fingerprint });
+        await this.cancelUnstarted(inc);
+      }
+      return { fingerprint: t.fingerprint, outcome: 'resolved', incident: open[0]!.id };
     }
     if (existing) {
       await this.record({ type: 'duplicate', incident: id, fingerprint: t.fingerprint });
-      this.o.events?.onDuplicate?.(t.pool);
-      // Nothing was planned yet (refused, or waiting): this notification is evaluated again.
-      if (existing.plan === null && !this.deferred.has(id)) this.schedule(existing, 0);
+      this.o.events?.onDuplicate?.(pool);
+      // Nothing planned yet (refused, or waiting), or only a cancelled plan: this notification is evaluated again.
+      if (this.replannable(existing) && !this.deferred.has(id)) this.schedule(existing, 0);
       return { fingerprint: t.fingerprint, outcome: 'duplicate', incident: id };
     }
     await this.record({
       type: 'incident',
       incident: id,
-      pool: t.pool,
-      host: host.uuid,
-      hostName: host.name,
+      pool,
+      host: hostUuid,
+      hostName,
       boot,
       fingerprint: t.fingerprint,
     });
@@ -265,13 +303,18 @@ export class Remediator {
       this.deferred.delete(inc.id);
     }
     const plan = inc.plan ? this.o.state.plans.get(inc.plan) : undefined;
-    if (plan?.state === 'awaiting-ack')
+    if (plan?.state !== 'awaiting-ack' || this.claims.has(plan.id)) return;
+    this.claims.add(plan.id);
+    try {
       await this.record({
         type: 'plan-state',
         plan: plan.id,
         state: 'cancelled',
         reason: 'the alert resolved before the plan was acknowledged',
       });
+    } finally {
+      this.claims.delete(plan.id);
+    }
   }
 
   // ------------------------------------------------------------------ evaluation
@@ -297,79 +340,83 @@ export class Remediator {
 
   private async evaluate(id: string): Promise<void> {
     const inc = this.o.state.incidents.get(id);
-    if (!inc || inc.plan !== null || inc.resolvedAt !== null) return;
+    if (!inc || !this.replannable(inc) || inc.resolvedAt !== null) return;
     const rt = this.pools.get(inc.pool)!;
-    await tracer.startActiveSpan('remediation.recheck', async (span) => {
-      span.setAttributes({ 'xenha.pool': inc.pool, 'xenha.host': inc.host, 'xenha.incident': id });
-      try {
-        const quiet = this.quietLeftMs(rt);
-        if (quiet > 0) {
-          if (inc.refusals.at(-1)?.gate !== 'quiet-period') {
-            await this.refuse(
-              inc,
-              'quiet-period',
-              `the service started ${((this.monotonic() - this.startedAt) / 1000).toFixed(0)} s ago: it acts on nothing until its own view of the pool is confirmed (quiet period ${this.o.section.quietPeriod / 1000} s)`,
-              null,
-            );
-          }
-          span.setAttribute('xenha.result', 'deferred');
-          this.schedule(inc, quiet);
-          return;
+    await withSpan('remediation.recheck', { 'xenha.pool': inc.pool, 'xenha.host': inc.host, 'xenha.incident': id }, async (span) => {
+      const quiet = this.quietLeftMs(rt);
+      if (quiet > 0) {
+        if (inc.refusals.at(-1)?.gate !== 'quiet-period') {
+          await this.refuse(
+            inc,
+            'quiet-period',
+            `the service started ${((this.monotonic() - this.startedAt) / 1000).toFixed(0)} s ago: it acts on nothing until its own view of the pool is confirmed (quiet period ${this.o.section.quietPeriod / 1000} s)`,
+            null,
+          );
         }
-        // Plans are made on fresh VM records, not the last periodic fetch.
-        await rt.sampler.connection.refreshVms();
-        const snapshot = rt.sampler.state.snapshot!;
+        span.setAttribute('xenha.result', 'deferred');
+        this.schedule(inc, quiet);
+        return;
+      }
+      const decideNow = () => {
         const mem = rt.sampler.state.memory!;
-        const d = decide({
+        return decide({
           host: inc.host,
-          view: { snapshot: rt.sampler.connection.snapshot() ?? snapshot, hosts: mem.hosts, observerIsolated: mem.observerIsolated },
+          view: {
+            snapshot: rt.sampler.connection.snapshot() ?? rt.sampler.state.snapshot!,
+            hosts: mem.hosts,
+            observerIsolated: mem.observerIsolated,
+          },
           history: fenceHistory(this.o.state, inc.pool),
           policy: this.policy(),
           alreadyFenced: confirmedFenced(this.o.state, inc.pool, inc.host, inc.boot),
           now: this.wallClock(),
         });
-        if (d.kind === 'refused') {
-          span.setAttributes({ 'xenha.result': 'refused', 'xenha.gate': d.gate });
-          // The same transient refusal is journaled once, not at every re-check.
-          const transient = TRANSIENT_GATES.includes(d.gate);
-          if (!transient || inc.refusals.at(-1)?.gate !== d.gate) await this.refuse(inc, d.gate, d.reason, d.ownState);
-          if (transient) this.schedule(inc, RECHECK_TRANSIENT_MS);
-          return;
-        }
-        const haOn = snapshot.haEnabled;
-        const mode = this.o.section.mode;
-        const modeReason =
-          haOn && mode !== 'dry-run'
-            ? `pool ${inc.pool} has its own HA on: xhad fences and xapi restarts there, so the service only shows its plan (dry-run)`
-            : null;
-        const effective = modeReason !== null ? 'dry-run' : mode;
-        const state: PlanState = effective === 'dry-run' ? 'dry-run' : effective === 'manual' ? 'awaiting-ack' : 'running';
-        const planId = planIdOf(id);
-        await this.record({
-          type: 'plan',
-          incident: id,
-          plan: planId,
-          pool: inc.pool,
-          host: inc.host,
-          hostName: inc.hostName,
-          mode,
-          modeReason,
-          // Enforce: journaled as running before the first step, so a crash right after resumes it.
-          state,
-          steps: d.plan.steps,
-          names: d.names,
-          unplaced: d.plan.unplaced,
-          refused: d.plan.fences.refused,
-        });
-        span.setAttributes({ 'xenha.result': 'planned', 'xenha.plan': planId, 'xenha.plan.state': state });
-        this.o.log.info(
-          { plan: planId, pool: inc.pool, host: inc.hostName, state, steps: d.plan.steps.length },
-          `plan made (${effective})`,
-        );
-        if (state === 'running') await this.execute(this.o.state.plans.get(planId)!);
-      } finally {
-        span.end();
+      };
+      // The gates first, on what the service holds; a plan is then made on fresh VM records.
+      let d = decideNow();
+      if (d.kind === 'plan') {
+        await rt.sampler.connection.refreshVms();
+        if (inc.resolvedAt !== null) return; // resolved meanwhile
+        d = decideNow();
       }
+      const snapshot = rt.sampler.state.snapshot!;
+      if (d.kind === 'refused') {
+        span.setAttributes({ 'xenha.result': 'refused', 'xenha.gate': d.gate });
+        // The same transient refusal is journaled once, not at every re-check.
+        const transient = TRANSIENT_GATES.includes(d.gate);
+        if (!transient || inc.refusals.at(-1)?.gate !== d.gate) await this.refuse(inc, d.gate, d.reason, d.ownState);
+        if (transient) this.schedule(inc, RECHECK_TRANSIENT_MS);
+        return;
+      }
+      const haOn = snapshot.haEnabled;
+      const mode = this.o.section.mode;
+      const modeReason =
+        haOn && mode !== 'dry-run'
+          ? `pool ${inc.pool} has its own HA on: xhad fences and xapi restarts there, so the service only shows its plan (dry-run)`
+          : null;
+      const effective = modeReason !== null ? 'dry-run' : mode;
+      const state: PlanState = effective === 'dry-run' ? 'dry-run' : effective === 'manual' ? 'awaiting-ack' : 'running';
+      // A second plan for one death only after the first was cancelled (the incident fired again).
+      const planId = planIdOf(inc.plan === null ? id : `${id}#${inc.plan}`);
+      await this.record({
+        type: 'plan',
+        incident: id,
+        plan: planId,
+        pool: inc.pool,
+        host: inc.host,
+        hostName: inc.hostName,
+        mode,
+        modeReason,
+        // Enforce: journaled as running before the first step, so a crash right after resumes it.
+        state,
+        steps: d.plan.steps,
+        names: d.names,
+        unplaced: d.plan.unplaced,
+        refused: d.plan.fences.refused,
+      });
+      span.setAttributes({ 'xenha.result': 'planned', 'xenha.plan': planId, 'xenha.plan.state': state });
+      this.o.log.info({ plan: planId, pool: inc.pool, host: inc.hostName, state, steps: d.plan.steps.length }, `plan made (${effective})`);
+      if (state === 'running') await this.execute(this.o.state.plans.get(planId)!);
     });
   }
 
@@ -395,7 +442,9 @@ export class Remediator {
   private fenceLevels(plan: Plan): FenceLevel[] {
     const rt = this.pools.get(plan.pool);
     const f = rt?.remediation.fence;
-    const config = f?.hosts[plan.hostName] ?? f?.hosts[plan.host] ?? f?.default;
+    // By UUID; by name only when one host of the pool has that name now (names repeat and change).
+    const sameName = rt?.sampler.state.snapshot?.hosts.filter((h) => h.name === plan.hostName).length ?? 0;
+    const config = f?.hosts[plan.host] ?? (sameName === 1 ? f?.hosts[plan.hostName] : undefined) ?? f?.default;
     if (!config) return [];
     return createFenceLevels(
       config,
@@ -412,7 +461,35 @@ export class Remediator {
     );
   }
 
+  /**
+   * The re-check right before a fence is sent, whenever the plan was made: the mode still allows it,
+   * the quiet period is over, the pool's own HA is still off, its own verdict is still dead, and the
+   * host has not booted since the incident. Null to go on (also when the service is stopping: the
+   * executor then stops before the step).
+   */
+  private async beforeFence(plan: Plan): Promise<string | null> {
+    if (this.o.section.mode === 'dry-run') return 'the service runs in dry-run mode';
+    const rt = this.pools.get(plan.pool)!;
+    for (let left = this.quietLeftMs(rt); left > 0 && !this.stopping.signal.aborted; left = this.quietLeftMs(rt))
+      await sleepFor(left, this.stopping.signal);
+    if (this.stopping.signal.aborted) return null;
+    const snap = rt.sampler.state.snapshot;
+    const own = rt.sampler.state.memory?.hosts[plan.host];
+    if (!snap || !own) return 'the service has no view of the pool';
+    if (snap.haEnabled) return "the pool's own HA is on now: xhad fences and xapi restarts there";
+    if (own.state !== 'dead') return `its own verdict of ${plan.hostName} is ${own.state} now (${own.rule}), not dead`;
+    const inc = this.o.state.incidents.get(plan.incident);
+    const now = snap.hosts.find((h) => h.uuid === plan.host)?.bootTime;
+    if (inc && now && !inc.boot.startsWith('alert-') && now !== inc.boot) return `${plan.hostName} has booted again since the incident`;
+    return null;
+  }
+
   private async execute(plan: Plan): Promise<void> {
+    // A plan resumed at start needs the pool's addresses (a master transition): its first view.
+    const rt = this.pools.get(plan.pool)!;
+    while (!rt.sampler.state.snapshot && !this.stopping.signal.aborted)
+      await sleepFor(rt.config.timing.sampleInterval, this.stopping.signal);
+    if (this.stopping.signal.aborted) return;
     const started = this.monotonic();
     const end = await this.executor.run(plan, this.stopping.signal);
     if (end !== 'running') this.o.events?.onPlanFinished?.(end, (this.monotonic() - started) / 1000);
@@ -422,15 +499,27 @@ export class Remediator {
 
   /** `xenha cancel <plan>`: a plan that has not started (awaiting-ack) or waits for an operator is cancelled; one running is not. */
   async cancel(planId: string, by: string): Promise<Plan> {
+    this.claim(planId);
+    try {
+      await this.record({ type: 'plan-state', plan: planId, state: 'cancelled', reason: `cancelled by ${by}` });
+      return this.o.state.plans.get(planId)!;
+    } finally {
+      this.claims.delete(planId);
+    }
+  }
+
+  /** Takes a plan waiting for a person (synchronously: a second concurrent call gets 409), or says why not. */
+  private claim(planId: string): Plan {
     const plan = this.o.state.plans.get(planId);
     if (!plan) throw new AckError(404, `no plan ${planId}`);
+    if (this.claims.has(planId)) throw new AckError(409, `plan ${planId} is being changed by another call`);
     if (plan.state !== 'awaiting-ack' && plan.state !== 'needs-operator')
       throw new AckError(
         409,
-        `plan ${planId} is ${plan.state}: only a plan awaiting-ack or needs-operator can be cancelled (a running plan never is)`,
+        `plan ${planId} is ${plan.state}: only a plan awaiting-ack or needs-operator can be acknowledged or cancelled (a running plan never is)`,
       );
-    await this.record({ type: 'plan-state', plan: planId, state: 'cancelled', reason: `cancelled by ${by}` });
-    return this.o.state.plans.get(planId)!;
+    this.claims.add(planId);
+    return plan;
   }
 
   /**
@@ -438,37 +527,44 @@ export class Remediator {
    * device confirmed, records a person's word that the host is off and resumes the plan.
    */
   async ack(planId: string, by: string): Promise<Plan> {
-    const plan = this.o.state.plans.get(planId);
-    if (!plan) throw new AckError(404, `no plan ${planId}`);
-    if (plan.state !== 'awaiting-ack' && plan.state !== 'needs-operator')
-      throw new AckError(409, `plan ${planId} is ${plan.state}: nothing to acknowledge (only awaiting-ack or needs-operator plans are)`);
-    const wasNeedsOperator = plan.state === 'needs-operator';
-    await this.record({ type: 'ack', plan: planId, by, kind: wasNeedsOperator ? 'host-off' : 'approve' });
-    if (wasNeedsOperator) {
-      for (const st of plan.steps) {
-        if (st.state !== 'failed' && st.state !== 'running') continue;
-        if (st.step.kind === 'fence' || st.step.kind === 'confirm-fenced')
-          await this.record({
-            type: 'step',
-            plan: planId,
-            index: st.index,
-            state: 'done',
-            outcome: 'operator-confirmed',
-            detail: `${by} confirmed the host is off (xenha ack)`,
-          });
-        else if (st.step.kind === 'transition-master' || st.step.kind === 'await-master-election')
-          await this.record({
-            type: 'step',
-            plan: planId,
-            index: st.index,
-            state: 'skipped',
-            outcome: 'operator-acknowledged',
-            detail: `${by} acknowledged: handled by hand`,
-          });
+    const plan = this.claim(planId);
+    try {
+      if (plan.state === 'awaiting-ack' && this.o.section.mode === 'dry-run')
+        throw new AckError(409, `the service runs in dry-run mode: plan ${planId} is not run`);
+      // After a failed fence or confirmation the person's word is that the host is off; else an approval.
+      const fenceFailed = plan.steps.some(
+        (st) => (st.step.kind === 'fence' || st.step.kind === 'confirm-fenced') && (st.state === 'failed' || st.state === 'running'),
+      );
+      const kind = plan.state === 'needs-operator' && fenceFailed ? 'host-off' : 'approve';
+      await this.record({ type: 'ack', plan: planId, by, kind });
+      if (plan.state === 'needs-operator') {
+        for (const st of plan.steps) {
+          if (st.state !== 'failed' && st.state !== 'running') continue;
+          if (st.step.kind === 'fence' || st.step.kind === 'confirm-fenced')
+            await this.record({
+              type: 'step',
+              plan: planId,
+              index: st.index,
+              state: 'done',
+              outcome: 'operator-confirmed',
+              detail: `${by} confirmed the host is off (xenha ack)`,
+            });
+          else if (st.step.kind === 'transition-master' || st.step.kind === 'await-master-election')
+            await this.record({
+              type: 'step',
+              plan: planId,
+              index: st.index,
+              state: 'skipped',
+              outcome: 'operator-acknowledged',
+              detail: `${by} acknowledged: handled by hand`,
+            });
+        }
       }
+      await this.record({ type: 'plan-state', plan: planId, state: 'running', reason: `acknowledged by ${by}` });
+      this.enqueue(plan.pool, () => this.execute(this.o.state.plans.get(planId)!));
+      return plan;
+    } finally {
+      this.claims.delete(planId);
     }
-    await this.record({ type: 'plan-state', plan: planId, state: 'running', reason: `acknowledged by ${by}` });
-    this.enqueue(plan.pool, () => this.execute(this.o.state.plans.get(planId)!));
-    return plan;
   }
 }

@@ -92,6 +92,8 @@ export function apply(s: RemediationState, r: JournalEntry): RemediationState {
     case 'notification':
       break;
     case 'incident':
+      // A second record for one incident (two copies landing at once, before the lock) changes nothing.
+      if (s.incidents.has(r.incident)) break;
       s.incidents.set(r.incident, {
         id: r.incident,
         pool: r.pool,

@@ -9,6 +9,7 @@
  * variables configure it) with the service name `xenha-remediation` unless OTEL_SERVICE_NAME says
  * otherwise. Unset, nothing is started and nothing is sent anywhere.
  */
+import { SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 
 export interface Telemetry {
@@ -42,4 +43,22 @@ export async function startTelemetry(log: Logger, env: NodeJS.ProcessEnv = proce
       }
     },
   };
+}
+
+const tracer = trace.getTracer('xenha-remediation');
+
+/** Runs `work` in an active span: an exception is recorded on it (status error) and rethrown; the span always ends. */
+export function withSpan<T>(name: string, attributes: Record<string, string | number>, work: (span: Span) => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, async (span) => {
+    span.setAttributes(attributes);
+    try {
+      return await work(span);
+    } catch (e) {
+      span.recordException(e as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw e;
+    } finally {
+      span.end();
+    }
+  });
 }

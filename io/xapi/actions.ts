@@ -83,10 +83,8 @@ export class XapiActions {
     }
     const e = envelope.safeParse(body);
     if (!e.success) throw new XapiCallError(method, 'BAD_ANSWER', ['not a JSON-RPC answer']);
-    if ('error' in e.data) {
-      const data = (e.data.error.data ?? []).map(String);
-      throw new XapiCallError(method, data[0] ?? e.data.error.message, data.slice(1));
-    }
+    // xapi's JSON-RPC error: the code in `message`, its parameters in `data` (api_server.ml).
+    if ('error' in e.data) throw new XapiCallError(method, e.data.error.message, (e.data.error.data ?? []).map(String));
     return e.data.result;
   }
 
@@ -113,20 +111,45 @@ export class XapiActions {
     throw last instanceof Error ? last : new XapiCallError('session.login_with_password', 'NO_MASTER');
   }
 
-  /** A call on the master with the session (logged in on demand, once more after SESSION_INVALID or a lost master). */
-  async call(method: string, ...params: unknown[]): Promise<unknown> {
+  /** A read (or an idempotent call) on the master: tried once more after SESSION_INVALID, a lost master or a transport error. */
+  call(method: string, ...params: unknown[]): Promise<unknown> {
+    return this.invoke(method, params, true);
+  }
+
+  /**
+   * A call that acts (VM.start_on, VM.power_state_reset): tried again only when it surely did not run
+   * (the session was refused, the host answered it is a slave, the connection was refused). A timeout or
+   * a connection lost after sending is not retried: the call may be running inside xapi.
+   */
+  act(method: string, ...params: unknown[]): Promise<unknown> {
+    return this.invoke(method, params, false);
+  }
+
+  private async invoke(method: string, params: unknown[], idempotent: boolean): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
       this.session ??= await this.login();
       try {
         return await this.rpc(this.session.url, method, [this.session.id, ...params]);
       } catch (e) {
-        const retry =
-          e instanceof XapiCallError &&
-          (e.code === 'SESSION_INVALID' || e.code === 'HOST_IS_SLAVE' || /^E[A-Z]+$|^UND_ERR|^TIMEOUT$/.test(e.code));
-        if (!retry || attempt >= 1) throw e;
+        if (!(e instanceof XapiCallError) || attempt >= 1) throw e;
+        const notRun = e.code === 'SESSION_INVALID' || e.code === 'HOST_IS_SLAVE' || e.code === 'ECONNREFUSED';
+        const transport = /^E[A-Z]+$|^UND_ERR|^TIMEOUT$|^FETCH_FAILED$/.test(e.code);
+        if (!notRun && !(idempotent && transport)) throw e;
         this.session = null;
-        if (e.code === 'HOST_IS_SLAVE' || /^E/.test(e.code)) this.masterUrl = null;
+        if (e.code !== 'SESSION_INVALID') this.masterUrl = null;
       }
+    }
+  }
+
+  /** Whether the host at `address` answers as the master now (a login there succeeds, not HOST_IS_SLAVE). */
+  async answersAsMaster(address: string): Promise<boolean> {
+    const url = this.urlFor(address);
+    try {
+      const id = await this.rpc(url, 'session.login_with_password', [this.o.user, this.o.password, '1.0', 'xenha-remediation']);
+      if (typeof id === 'string') await this.rpc(url, 'session.logout', [id]).catch(() => undefined);
+      return typeof id === 'string';
+    } catch {
+      return false;
     }
   }
 

@@ -18,19 +18,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { decodeStatefile } from '../../core/statefile/layout.ts';
-import { remediationConfig } from '../../remediation/config.ts';
 import { startRemediation, type RunningRemediation } from '../../remediation/service.ts';
 import type { Plan } from '../../remediation/state.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { notification } from '../helpers/alertmanager.ts';
-import { EXPORTER_PASSWORD_ENV, fastPoolInput, healthyOnEvidence } from '../helpers/exporter.ts';
+import { EXPORTER_PASSWORD_ENV, healthyOnEvidence } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { FENCE_DUMMY, fenceAgentHosts, serviceConfig } from '../helpers/remediation.ts';
 import { run, xenha } from '../helpers/run.ts';
 
-const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 const PROMTOOL = '/usr/bin/promtool';
 const TOKEN = 'e2e-webhook-token';
 
@@ -67,42 +66,16 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** fence_dummy on the host's power file; `fail` makes every call fail. */
-function fenceLevels(fail: string[] = []): Record<string, unknown> {
-  return Object.fromEntries(
-    sim.info().hosts.map((h) => [
-      h.name,
-      {
-        levels: [
-          {
-            plugin: 'fence-agent',
-            options: {
-              agent: FENCE_DUMMY,
-              args: fail.includes(h.name) ? { type: 'fail', power_timeout: 1 } : { type: 'file', status_file: h.powerFile },
-            },
-          },
-        ],
-      },
-    ]),
+/** fence_dummy on each host's power file; on the hosts in `fail`, its `fail` type (every call fails, after 1 s). */
+const fenceLevels = (fail: string[] = []) =>
+  fenceAgentHosts(sim, FENCE_DUMMY, (h) =>
+    fail.includes(h.name) ? { type: 'fail', power_timeout: 1 } : { type: 'file', status_file: h.powerFile },
   );
-}
 
 /** Starts a service for one test; the previous test's is stopped first (each watches the pool: one at a time keeps the load down). */
 async function start(name: string, mode: 'enforce' | 'dry-run' | 'manual', fail: string[] = []): Promise<RunningRemediation> {
   await Promise.all(services.splice(0).map((x) => x.stop()));
-  const config = remediationConfig.parse({
-    pools: [fastPoolInput(sim)],
-    remediation: {
-      listen: '127.0.0.1:0',
-      mode,
-      tokenFile: join(dir, 'token'),
-      journal: join(dir, `${name}.journal`),
-      quietPeriod: '0s',
-      powerTimeout: '5s',
-      powerPoll: '100ms',
-      pools: { sim: { fence: { hosts: fenceLevels(fail) } } },
-    },
-  });
+  const config = serviceConfig(sim, dir, name, { mode, pools: { sim: { fence: { hosts: fenceLevels(fail) } } } });
   const s = await startRemediation(config, pino({ level: 'silent' }));
   services.push(s);
   return s;
@@ -276,14 +249,19 @@ describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy a
     // A person powers it off by hand, then acknowledges.
     writeFileSync(sim.info().hosts.find((h) => h.name === victim)!.powerFile, 'off');
     sim.pool.pollPowerFiles();
-    const res = await fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ by: 'e2e' }),
-    });
-    expect(res.status).toBe(200);
+    // Two operators (or a retried CLI) at once: one ack takes the plan, the other is refused.
+    const ack = () =>
+      fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ by: 'e2e' }),
+      });
+    const statuses = (await Promise.all([ack(), ack()])).map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 409]);
     const done = await planOf(s, plan.incident, ['done'], 30_000);
     expect(done.steps.find((x) => x.step.kind === 'fence')).toMatchObject({ state: 'done', outcome: 'operator-confirmed' });
+    expect(done.acks.map((a) => a.kind)).toEqual(['host-off']);
+    expect(sim.shared.callCounts.get('VM.start_on') ?? 0).toBeGreaterThan(0);
     for (const n of protectedVms) expect(vmByName(n).power_state, n).toBe('Running');
     // Without the token, no ack.
     const anon = await fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, { method: 'POST' });
@@ -354,16 +332,10 @@ describe('modes, refusals and the quiet period', () => {
     await Promise.all(services.splice(0).map((x) => x.stop()));
     applyFault(sim.pool, { kind: 'host-crash', host: victim });
     try {
-      const config = remediationConfig.parse({
-        pools: [fastPoolInput(sim)],
-        remediation: {
-          listen: '127.0.0.1:0',
-          mode: 'dry-run',
-          tokenFile: join(dir, 'token'),
-          journal: join(dir, 'quiet.journal'),
-          quietPeriod: '3s',
-          pools: { sim: { fence: { hosts: fenceLevels() } } },
-        },
+      const config = serviceConfig(sim, dir, 'quiet', {
+        mode: 'dry-run',
+        quietPeriod: '3s',
+        pools: { sim: { fence: { hosts: fenceLevels() } } },
       });
       const startedAt = Date.now();
       const s = await startRemediation(config, pino({ level: 'silent' }));
@@ -419,16 +391,9 @@ describe('what the review found', () => {
 
   it("manual mode with a manual fence level: approving the plan is not a person's word that the host is off", async () => {
     await Promise.all(services.splice(0).map((x) => x.stop()));
-    const config = remediationConfig.parse({
-      pools: [fastPoolInput(sim)],
-      remediation: {
-        listen: '127.0.0.1:0',
-        mode: 'manual',
-        tokenFile: join(dir, 'token'),
-        journal: join(dir, 'manual-fence.journal'),
-        quietPeriod: '0s',
-        pools: { sim: { fence: { default: { levels: [{ plugin: 'manual' }] } } } },
-      },
+    const config = serviceConfig(sim, dir, 'manual-fence', {
+      mode: 'manual',
+      pools: { sim: { fence: { default: { levels: [{ plugin: 'manual' }] } } } },
     });
     const s = await startRemediation(config, pino({ level: 'silent' }));
     services.push(s);
@@ -469,27 +434,7 @@ describe('what the review found', () => {
     );
     chmodSync(agent, 0o755);
     await Promise.all(services.splice(0).map((x) => x.stop()));
-    const hosts = Object.fromEntries(
-      sim
-        .info()
-        .hosts.map((h) => [
-          h.name,
-          { levels: [{ plugin: 'fence-agent', options: { agent, args: { type: 'file', status_file: h.powerFile } } }] },
-        ]),
-    );
-    const config = remediationConfig.parse({
-      pools: [fastPoolInput(sim)],
-      remediation: {
-        listen: '127.0.0.1:0',
-        mode: 'enforce',
-        tokenFile: join(dir, 'token'),
-        journal: join(dir, 'slow.journal'),
-        quietPeriod: '0s',
-        powerTimeout: '5s',
-        powerPoll: '100ms',
-        pools: { sim: { fence: { hosts } } },
-      },
-    });
+    const config = serviceConfig(sim, dir, 'slow', { pools: { sim: { fence: { hosts: fenceAgentHosts(sim, agent) } } } });
     const s = await startRemediation(config, pino({ level: 'silent' }));
     const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
     try {
@@ -573,23 +518,8 @@ describe('more of the executor and the service', () => {
     writeFileSync(agent, '#!/bin/sh\nexec sleep 1000\n');
     chmodSync(agent, 0o755);
     await Promise.all(services.splice(0).map((x) => x.stop()));
-    const hosts = Object.fromEntries(
-      sim.info().hosts.map((h) => [h.name, { levels: [{ plugin: 'fence-agent', options: { agent, timeoutMs: 500, killGraceMs: 100 } }] }]),
-    );
-    const s = await startRemediation(
-      remediationConfig.parse({
-        pools: [fastPoolInput(sim)],
-        remediation: {
-          listen: '127.0.0.1:0',
-          mode: 'enforce',
-          tokenFile: join(dir, 'token'),
-          journal: join(dir, 'hung.journal'),
-          quietPeriod: '0s',
-          pools: { sim: { fence: { hosts } } },
-        },
-      }),
-      pino({ level: 'silent' }),
-    );
+    const hosts = fenceAgentHosts(sim, agent, () => ({}), { timeoutMs: 500, killGraceMs: 100 });
+    const s = await startRemediation(serviceConfig(sim, dir, 'hung', { pools: { sim: { fence: { hosts } } } }), pino({ level: 'silent' }));
     services.push(s);
     const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
     await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
@@ -615,19 +545,7 @@ describe('more of the executor and the service', () => {
     const haSim = await startTestSim({ spec: { ...haSpec, haEnabled: true }, addressBase: '127.0.66.1' });
     try {
       await Promise.all(services.splice(0).map((x) => x.stop()));
-      const s = await startRemediation(
-        remediationConfig.parse({
-          pools: [fastPoolInput(haSim)],
-          remediation: {
-            listen: '127.0.0.1:0',
-            mode: 'enforce',
-            tokenFile: join(dir, 'token'),
-            journal: join(dir, 'ha-on.journal'),
-            quietPeriod: '0s',
-          },
-        }),
-        pino({ level: 'silent' }),
-      );
+      const s = await startRemediation(serviceConfig(haSim, dir, 'ha-on'), pino({ level: 'silent' }));
       services.push(s);
       const victim = haSim.pool.hosts.find((h) => h !== haSim.pool.master)!;
       const own = () => s.samplers[0]!.state.memory?.hosts[victim.built.uuid];

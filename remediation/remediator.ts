@@ -128,7 +128,9 @@ export class Remediator {
   /** Journals a record and folds it into the state once it is on disk. */
   async record(e: NewEntry): Promise<JournalEntry> {
     const crash = this.o.crashAt;
-    if (crash?.when === 'before' && this.o.state.lastSeq + 1 === crash.seq) process.kill(process.pid, 'SIGKILL');
+    // Appends are numbered as the journal numbers them (records of one tick are appended before any is applied).
+    this.appended = Math.max(this.appended, this.o.state.lastSeq) + 1;
+    if (crash?.when === 'before' && this.appended === crash.seq) process.kill(process.pid, 'SIGKILL');
     const written = await this.o.journal.append(e);
     const r = journalRecord.parse(written);
     apply(this.o.state, r);
@@ -164,8 +166,8 @@ export class Remediator {
     return inc.plan === null || this.o.state.plans.get(inc.plan)?.state === 'cancelled';
   }
 
-  /** One landing per incident at a time: two copies of one new alert make one incident, not two. */
-  private readonly landing = new Map<string, Promise<unknown>>();
+  /** The seq of the last record appended (for the crash hook). */
+  private appended = 0;
   /** Plans an operator call is changing now: a second concurrent call is refused (409). */
   private readonly claims = new Set<string>();
 
@@ -194,39 +196,55 @@ export class Remediator {
   // ------------------------------------------------------------------ intake
 
   /** The webhook's intake: journals the notification, then lands each alert on its incident. */
+  /**
+   * The webhook's intake: the notification and what each of its alerts makes (a new incident, a
+   * duplicate, a resolution) are decided and appended at once, in one tick, so they reach the disk in
+   * one group-commit batch; the answer comes once all are durable, and what follows (an evaluation, a
+   * cancellation) only then. Deciding and appending in one tick is also what makes two copies of one
+   * new alert arriving together one incident: the second sees the first as pending.
+   */
   readonly intake: Intake = async (payload) =>
     withSpan('remediation.notification', { 'xenha.alerts': payload.alerts.length, 'xenha.status': payload.status }, async (span) => {
       const targets = alertTargets(payload);
-      await this.record({
-        type: 'notification',
-        groupKey: payload.groupKey,
-        status: payload.status,
-        alerts: targets.map((t) => ({
-          fingerprint: t.fingerprint,
-          status: t.status,
-          startsAt: t.startsAt,
-          ...(t.pool !== undefined && { pool: t.pool }),
-          ...(t.host !== undefined && { host: t.host }),
-          ...(t.hostUuid !== undefined && { hostUuid: t.hostUuid }),
-        })),
-      });
-      const out: IntakeResult = { incidents: [] };
-      for (const t of targets) out.incidents.push(await this.land(t));
+      const appends: Promise<JournalEntry>[] = [
+        this.record({
+          type: 'notification',
+          groupKey: payload.groupKey,
+          status: payload.status,
+          alerts: targets.map((t) => ({
+            fingerprint: t.fingerprint,
+            status: t.status,
+            startsAt: t.startsAt,
+            ...(t.pool !== undefined && { pool: t.pool }),
+            ...(t.host !== undefined && { host: t.host }),
+            ...(t.hostUuid !== undefined && { hostUuid: t.hostUuid }),
+          })),
+        }),
+      ];
+      const after: (() => Promise<void> | void)[] = [];
+      const out: IntakeResult = { incidents: targets.map((t) => this.land(t, appends, after)) };
+      await Promise.all(appends);
+      for (const f of after) await f();
       span.setAttribute('xenha.outcomes', out.incidents.map((i) => i.outcome).join(','));
       return out;
     });
 
-  private async land(t: AlertTarget): Promise<IntakeResult['incidents'][number]> {
+  /** Incidents whose record is appended but not yet on disk (so not yet in the state). */
+  private readonly pendingIncidents = new Set<string>();
+
+  /** One alert: decided now, its records appended to `appends`, what follows their durability pushed to `after`. */
+  private land(t: AlertTarget, appends: Promise<JournalEntry>[], after: (() => Promise<void> | void)[]): IntakeResult['incidents'][number] {
     const refused = (reason: string) => ({ fingerprint: t.fingerprint, outcome: 'refused' as const, reason });
     if (t.pool === undefined) return refused('the alert has no pool label');
-    const rt = this.pools.get(t.pool);
+    const pool = t.pool;
+    const rt = this.pools.get(pool);
     if (!rt) {
       // The label is not the alert's word (unbounded): every unknown pool counts under one value.
       this.o.events?.onRefusal?.('(unknown)', 'unknown-pool');
-      return refused(`unknown pool ${t.pool} (this service serves ${[...this.pools.keys()].join(', ')})`);
+      return refused(`unknown pool ${pool} (this service serves ${[...this.pools.keys()].join(', ')})`);
     }
     const snap = rt.sampler.state.snapshot;
-    if (!snap) return refused(`no view of pool ${t.pool} yet (XAPI not reached): cannot tell which host the alert names`);
+    if (!snap) return refused(`no view of pool ${pool} yet (XAPI not reached): cannot tell which host the alert names`);
     const host =
       t.hostUuid !== undefined
         ? snap.hosts.find((h) => h.uuid === t.hostUuid)
@@ -234,64 +252,55 @@ export class Remediator {
           ? (snap.hosts.find((h) => h.name === t.host) ?? snap.hosts.find((h) => `${h.name} (${h.uuid.slice(0, 8)})` === t.host))
           : undefined;
     if (!host) {
-      this.o.events?.onRefusal?.(t.pool, 'unknown-host');
+      this.o.events?.onRefusal?.(pool, 'unknown-host');
       const named = t.hostUuid ?? t.host;
-      return refused(named === undefined ? 'the alert names no host (label host_uuid or host)' : `pool ${t.pool} has no host ${named}`);
+      return refused(named === undefined ? 'the alert names no host (label host_uuid or host)' : `pool ${pool} has no host ${named}`);
     }
     if (t.hostUuid === undefined && snap.hosts.filter((h) => h.name === t.host).length > 1)
-      return refused(`pool ${t.pool} has several hosts named ${t.host}: the alert must name it by host_uuid`);
+      return refused(`pool ${pool} has several hosts named ${t.host}: the alert must name it by host_uuid`);
     // Its boot tells one death from the next; without boot_time (an older xapi), the alert's own start
     // does (Alertmanager keeps startsAt over its re-sends, and a new firing has a new one).
     const boot = host.bootTime ?? `alert-${t.startsAt}`;
-    const id = incidentId(t.pool, host.uuid, boot);
-    const before = this.landing.get(id) ?? Promise.resolve();
-    const mine = before.then(() => this.landOn(t, id, host.uuid, host.name, boot));
-    const settled = mine.catch(() => undefined);
-    this.landing.set(id, settled);
-    void settled.then(() => {
-      if (this.landing.get(id) === settled) this.landing.delete(id);
-    });
-    return mine;
-  }
-
-  private async landOn(
-    t: AlertTarget,
-    id: string,
-    hostUuid: string,
-    hostName: string,
-    boot: string,
-  ): Promise<IntakeResult['incidents'][number]> {
-    const pool = t.pool!;
+    const id = incidentId(pool, host.uuid, boot);
     const existing = this.o.state.incidents.get(id);
     if (t.status === 'resolved') {
       // The open incidents this alert fired for, whatever the host's boot is now (it may have rebooted).
       const open = [...this.o.state.incidents.values()].filter(
-        (i) => i.pool === pool && i.host === hostUuid && i.resolvedAt === null && (i.id === id || i.fingerprints.includes(t.fingerprint)),
+        (i) => i.pool === pool && i.host === host.uuid && i.resolvedAt === null && (i.id === id || i.fingerprints.includes(t.fingerprint)),
       );
       if (open.length === 0) return { fingerprint: t.fingerprint, outcome: 'resolved', reason: 'no open incident for this host' };
       for (const inc of open) {
-        await this.record({ type: 'resolved', incident: inc.id, fingerprint: t.fingerprint });
-        await this.cancelUnstarted(inc);
+        appends.push(this.record({ type: 'resolved', incident: inc.id, fingerprint: t.fingerprint }));
+        after.push(() => this.cancelUnstarted(inc));
       }
       return { fingerprint: t.fingerprint, outcome: 'resolved', incident: open[0]!.id };
     }
-    if (existing) {
-      await this.record({ type: 'duplicate', incident: id, fingerprint: t.fingerprint });
+    if (existing || this.pendingIncidents.has(id)) {
+      appends.push(this.record({ type: 'duplicate', incident: id, fingerprint: t.fingerprint }));
       this.o.events?.onDuplicate?.(pool);
       // Nothing planned yet (refused, or waiting), or only a cancelled plan: this notification is evaluated again.
-      if (this.replannable(existing) && !this.deferred.has(id)) this.schedule(existing, 0);
+      after.push(() => {
+        const inc = this.o.state.incidents.get(id);
+        if (inc && this.replannable(inc) && !this.deferred.has(id)) this.schedule(inc, 0);
+      });
       return { fingerprint: t.fingerprint, outcome: 'duplicate', incident: id };
     }
-    await this.record({
+    this.pendingIncidents.add(id);
+    const written = this.record({
       type: 'incident',
       incident: id,
       pool,
-      host: hostUuid,
-      hostName,
+      host: host.uuid,
+      hostName: host.name,
       boot,
       fingerprint: t.fingerprint,
     });
-    this.schedule(this.o.state.incidents.get(id)!, 0);
+    void written.then(
+      () => this.pendingIncidents.delete(id),
+      () => this.pendingIncidents.delete(id),
+    );
+    appends.push(written);
+    after.push(() => this.schedule(this.o.state.incidents.get(id)!, 0));
     return { fingerprint: t.fingerprint, outcome: 'new', incident: id };
   }
 
@@ -473,8 +482,17 @@ export class Remediator {
     for (let left = this.quietLeftMs(rt); left > 0 && !this.stopping.signal.aborted; left = this.quietLeftMs(rt))
       await sleepFor(left, this.stopping.signal);
     if (this.stopping.signal.aborted) return null;
+    // Its own verdict must be dead. A view just formed (a restart) may not have reached it yet: wait for
+    // dead or a sign of life, at most twice dead-after; whatever else, no fence.
+    const alive = (p: string) => p === 'up' || p === 'degraded';
+    const deadline = this.monotonic() + 2 * rt.sampler.state.deadAfter.ms;
+    let own = rt.sampler.state.memory?.hosts[plan.host];
+    while (own?.state !== 'dead' && !(own && (alive(own.network) || alive(own.storage))) && this.monotonic() < deadline) {
+      await sleepFor(rt.config.timing.sampleInterval, this.stopping.signal);
+      if (this.stopping.signal.aborted) return null;
+      own = rt.sampler.state.memory?.hosts[plan.host];
+    }
     const snap = rt.sampler.state.snapshot;
-    const own = rt.sampler.state.memory?.hosts[plan.host];
     if (!snap || !own) return 'the service has no view of the pool';
     if (snap.haEnabled) return "the pool's own HA is on now: xhad fences and xapi restarts there";
     if (own.state !== 'dead') return `its own verdict of ${plan.hostName} is ${own.state} now (${own.rule}), not dead`;

@@ -564,3 +564,28 @@ describe('more of the executor and the service', () => {
     }
   });
 });
+
+describe('the re-check right before a fence', () => {
+  it('a manual-mode plan approved after its host came back is cancelled, nothing fenced', async () => {
+    const s = await start('late-approval', 'manual');
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    const from = sim.pool.eventLog().at(-1)?.seq ?? 0;
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    await waitFor(`${victim} dead`, () => ownState(s, victim) === 'dead', { timeoutMs: 15_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    const plan = await planOf(s, r.body.incidents![0]!.incident!, ['awaiting-ack']);
+    // It comes back (rebooted) before anyone approves.
+    applyFault(sim.pool, { kind: 'heal', host: victim });
+    await waitFor(`${victim} healthy again`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    const res = await fetch(`${s.url}/api/v1/plans/${plan.id}/ack`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ by: 'late' }),
+    });
+    expect(res.status).toBe(200);
+    const end = await planOf(s, plan.incident, ['cancelled', 'done', 'needs-operator'], 15_000);
+    expect(end).toMatchObject({ state: 'cancelled', stateReason: expect.stringMatching(/^re-checked before fencing: /) });
+    expect(powerEvents(victim).filter((e) => e.seq > from && e.detail.state === 'off')).toEqual([]);
+  });
+});

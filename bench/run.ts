@@ -7,6 +7,7 @@ import { benchHeartbeat } from './heartbeat.ts';
 import { benchHostile } from './hostile.ts';
 import { benchJournal } from './journal.ts';
 import { benchPlanner } from './planner.ts';
+import { benchRemediation } from './remediation.ts';
 
 const suites: Record<string, () => Promise<void>> = {
   planner: benchPlanner,
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<void>> = {
   heartbeat: benchHeartbeat,
   'ha-off-detection': benchHaOffDetection,
   journal: benchJournal,
+  remediation: benchRemediation,
 };
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {

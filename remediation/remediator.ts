@@ -29,7 +29,7 @@ import { PlanExecutor } from './executor.ts';
 import type { Journal } from './journal.ts';
 import type { PoolActions } from './pool-actions.ts';
 import { withSpan } from './telemetry.ts';
-import { journalRecord, TRANSIENT_GATES, type JournalEntry, type NewEntry, type PlanState, type RefusalGate } from './records.ts';
+import { TRANSIENT_GATES, type JournalEntry, type NewEntry, type PlanState, type RefusalGate } from './records.ts';
 import {
   apply,
   confirmedFenced,
@@ -132,7 +132,9 @@ export class Remediator {
     this.appended = Math.max(this.appended, this.o.state.lastSeq) + 1;
     if (crash?.when === 'before' && this.appended === crash.seq) process.kill(process.pid, 'SIGKILL');
     const written = await this.o.journal.append(e);
-    const r = journalRecord.parse(written);
+    // What was written is what `e` says (typed as a journal record), with the journal's seq and time:
+    // no second validation of our own record (replay validates every line).
+    const r: JournalEntry = { ...e, seq: written.seq, at: written.at };
     apply(this.o.state, r);
     if (crash?.when === 'after' && r.seq === crash.seq) process.kill(process.pid, 'SIGKILL');
     return r;

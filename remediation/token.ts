@@ -111,5 +111,16 @@ export function tokenMatches(header: string | undefined, token: Buffer): boolean
   const m = /^bearer (.+)$/is.exec(header);
   if (!m) return false;
   // Node gives header values as latin1: this is the header's bytes as they came.
-  return timingSafeEqual(sha256(Buffer.from(m[1]!, 'latin1')), sha256(token));
+  return timingSafeEqual(sha256(Buffer.from(m[1]!, 'latin1')), tokenDigest(token));
+}
+
+/** The token's digest, computed once per token (it does not change while the service runs). */
+const digests = new WeakMap<Buffer, Buffer>();
+function tokenDigest(token: Buffer): Buffer {
+  let d = digests.get(token);
+  if (!d) {
+    d = sha256(token);
+    digests.set(token, d);
+  }
+  return d;
 }

@@ -258,7 +258,9 @@ export function webhookRouter(opts: WebhookOptions): Router {
       };
       if (status >= 500) log.error(line, 'alertmanager webhook');
       else if (status >= 400) log.warn(line, 'alertmanager webhook');
-      else log.info(line, 'alertmanager webhook');
+      // An accepted notification at debug: its incident, plan or refusal is logged at info by the service,
+      // and every request is counted (xenha_remediation_webhook_requests_total).
+      else log.debug(line, 'alertmanager webhook');
       try {
         onRequest?.(status);
       } catch (e) {

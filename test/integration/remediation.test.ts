@@ -163,6 +163,23 @@ describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy a
     }
   });
 
+  it('a storage-only fault is refused too (its own verdict is storage_lost): nothing fenced', async () => {
+    const s = await start('refuse-storage', 'enforce');
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    const from = sim.pool.eventLog().at(-1)?.seq ?? 0;
+    applyFault(sim.pool, { kind: 'storage-down', host: victim });
+    await waitFor(`${victim} storage_lost in its own view`, () => ownState(s, victim) === 'storage_lost', { timeoutMs: 15_000 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    expect(r.status).toBe(200);
+    const refusal = await waitFor('a refusal', () => s.state.incidents.get(r.body.incidents![0]!.incident!)?.refusals[0], {
+      timeoutMs: 10_000,
+    });
+    expect(refusal).toMatchObject({ gate: 'not-dead', ownState: 'storage_lost' });
+    expect(s.state.plans.size).toBe(0);
+    expect(powerEvents(victim).filter((e) => e.seq > from)).toEqual([]);
+  });
+
   it('dry-run: a plan is made and shown, nothing is done in the pool', async () => {
     const s = await start('dry', 'dry-run');
     const victim = 'host-04';

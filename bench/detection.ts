@@ -41,6 +41,7 @@ import { generatePoolSpec } from '../simulator/pool-spec.ts';
 import type { HostRuntime } from '../simulator/pool.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
 import { machine, tree, writeSection } from './report.ts';
+import { benchPoolInput } from './pool-config.ts';
 
 const PASSWORD_ENV = 'XENHA_BENCH_PASSWORD';
 const PASSWORD = 'bench';
@@ -232,22 +233,7 @@ async function oneRun(haTimeoutS: number, run: number): Promise<RunResult> {
       now,
       log: pino({ level: 'silent' }),
     });
-    const info = sim.info();
-    const config = exporterConfig.parse({
-      pools: [
-        {
-          name: 'sim',
-          urls: info.hosts.flatMap((h) => h.urls),
-          passwordEnv: PASSWORD_ENV,
-          probes: {
-            'network-tcp': {},
-            'network-xapi': {},
-            'storage-xapi': {},
-            'storage-statefile': { devices: [{ home: '0', path: info.statefile }] },
-          },
-        },
-      ],
-    }).pools[0]!;
+    const config = exporterConfig.parse({ pools: [benchPoolInput(sim, 'sim', PASSWORD_ENV)] }).pools[0]!;
     sampler = new PoolSampler(config, pino({ level: 'silent' }), now);
     const p = new SteppedPool(clock, sim, sampler);
     stepped = p;

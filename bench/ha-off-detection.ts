@@ -22,6 +22,7 @@ import { routeLibraryLogs } from '../io/library-logs.ts';
 import { generatePoolSpec } from '../simulator/pool-spec.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
 import { machine, tree, writeSection } from './report.ts';
+import { benchPoolInput } from './pool-config.ts';
 
 const PASSWORD_ENV = 'XENHA_BENCH_PASSWORD';
 const PASSWORD = 'bench';
@@ -71,20 +72,7 @@ async function oneRun(run: number): Promise<RunResult> {
         password: PASSWORD,
         ...(side === 'off' && { heartbeat: {} }),
       });
-    const pool = (side: Side) => {
-      const info = sims[side]!.info();
-      return {
-        name: `ha-${side}`,
-        urls: info.hosts.flatMap((h) => h.urls),
-        passwordEnv: PASSWORD_ENV,
-        probes: {
-          'network-tcp': {},
-          'network-xapi': {},
-          'storage-xapi': {},
-          'storage-statefile': { devices: [{ home: '0', path: info.heartbeat?.file ?? info.statefile }] },
-        },
-      };
-    };
+    const pool = (side: Side) => benchPoolInput(sims[side]!, `ha-${side}`, PASSWORD_ENV);
     const config = exporterConfig.parse({ listen: '127.0.0.1:0', pools: SIDES.map(pool) });
     exporter = await startExporter(config, pino({ level: 'silent' }));
     const samplers = Object.fromEntries(SIDES.map((s, i) => [s, exporter!.samplers[i]!])) as Record<

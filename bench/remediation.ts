@@ -58,6 +58,7 @@ import type { Plan } from '../remediation/state.ts';
 import { generatePoolSpec, type PoolSpec } from '../simulator/pool-spec.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
 import { machine, tree, writeSection } from './report.ts';
+import { benchPoolInput } from './pool-config.ts';
 
 const PASSWORD_ENV = 'XENHA_BENCH_PASSWORD';
 const PASSWORD = 'bench';
@@ -115,18 +116,7 @@ function quantile(sorted: ArrayLike<number>, q: number): number {
 
 /** The pool as the exporter's config says it: all four probes, the heartbeat file, the default timing. */
 function poolInput(sim: Simulator): Record<string, unknown> {
-  const info = sim.info();
-  return {
-    name: POOL,
-    urls: info.hosts.flatMap((h) => h.urls),
-    passwordEnv: PASSWORD_ENV,
-    probes: {
-      'network-tcp': {},
-      'network-xapi': {},
-      'storage-xapi': {},
-      'storage-statefile': { devices: [{ home: '0', path: info.heartbeat?.file ?? info.statefile }] },
-    },
-  };
+  return benchPoolInput(sim, POOL, PASSWORD_ENV);
 }
 
 function haOffSpec(seed: number): PoolSpec {

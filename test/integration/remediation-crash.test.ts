@@ -18,12 +18,12 @@ import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { notification } from '../helpers/alertmanager.ts';
-import { EXPORTER_PASSWORD_ENV, fastPoolInput } from '../helpers/exporter.ts';
+import { EXPORTER_PASSWORD_ENV } from '../helpers/exporter.ts';
+import { FENCE_DUMMY, fenceAgentHosts, serviceConfigInput } from '../helpers/remediation.ts';
 import { XENHA_BIN } from '../helpers/run.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 const TOKEN = 'crash-token';
 /** Journal records of one recovery of a host with one protected VM and no start delay (found by a first, uncrashed run). */
 let RECORDS = 0;
@@ -74,28 +74,8 @@ function writeConfig(name: string, sim: Simulator): { config: string; agentLog: 
     `#!/bin/sh\ninput=$(cat)\nprintf '%s\\n' "$input" | grep '^action=' >> '${agentLog}'\nprintf '%s\\n' "$input" | exec ${FENCE_DUMMY}\n`,
   );
   chmodSync(agent, 0o755);
-  const hosts = Object.fromEntries(
-    sim
-      .info()
-      .hosts.map((h) => [
-        h.name,
-        { levels: [{ plugin: 'fence-agent', options: { agent, args: { type: 'file', status_file: h.powerFile } } }] },
-      ]),
-  );
   const config = join(dir, `${name}.yaml`);
-  const body = {
-    pools: [fastPoolInput(sim)],
-    remediation: {
-      listen: '127.0.0.1:0',
-      mode: 'enforce',
-      tokenFile: join(dir, 'token'),
-      journal: join(dir, `${name}.journal`),
-      quietPeriod: '0s',
-      powerTimeout: '5s',
-      powerPoll: '100ms',
-      pools: { sim: { fence: { hosts } } },
-    },
-  };
+  const body = serviceConfigInput(sim, dir, name, { pools: { sim: { fence: { hosts: fenceAgentHosts(sim, agent) } } } });
   writeFileSync(config, JSON.stringify(body));
   return { config, agentLog };
 }

@@ -18,6 +18,23 @@ const steps: PlanStep[] = [
   { kind: 'start-vm', vm: 'vm-1', host: 'h-ok', reason: 'start' },
 ];
 
+/** The plan as the remediator journals it, in the given state. */
+const planRecord = (state: 'running' | 'needs-operator'): NewEntry => ({
+  type: 'plan',
+  incident: 'i',
+  plan: 'p',
+  pool: 'sim',
+  host: HOST,
+  hostName: 'dead',
+  mode: 'enforce',
+  modeReason: null,
+  state,
+  steps,
+  names: {},
+  unplaced: [],
+  refused: [],
+});
+
 function setup(failedKind: 'confirm-fenced' | 'fence') {
   const state = emptyState();
   let seq = 0;
@@ -37,21 +54,7 @@ function setup(failedKind: 'confirm-fenced' | 'fence') {
 for (const failedKind of ['fence', 'confirm-fenced'] as const) {
   it(`a ${failedKind} step journaled failed, the plan still running (a crash in between): stopped again, nothing reset or started`, async () => {
     const { state, record, calls, actions } = setup(failedKind);
-    await record({
-      type: 'plan',
-      incident: 'i',
-      plan: 'p',
-      pool: 'sim',
-      host: HOST,
-      hostName: 'dead',
-      mode: 'enforce',
-      modeReason: null,
-      state: 'running',
-      steps,
-      names: {},
-      unplaced: [],
-      refused: [],
-    });
+    await record(planRecord('running'));
     if (failedKind === 'confirm-fenced')
       await record({ type: 'step', plan: 'p', index: 0, state: 'done', outcome: 'confirmed-off', detail: '' });
     const idx = failedKind === 'fence' ? 0 : 1;
@@ -83,21 +86,7 @@ for (const failedKind of ['fence', 'confirm-fenced'] as const) {
 
 it('a plan that is not running is not run (a second execution queued behind the first does nothing)', async () => {
   const { state, record, calls, actions } = setup('fence');
-  await record({
-    type: 'plan',
-    incident: 'i',
-    plan: 'p',
-    pool: 'sim',
-    host: HOST,
-    hostName: 'dead',
-    mode: 'enforce',
-    modeReason: null,
-    state: 'needs-operator',
-    steps,
-    names: {},
-    unplaced: [],
-    refused: [],
-  });
+  await record(planRecord('needs-operator'));
   const ex = new PlanExecutor({
     record,
     state,

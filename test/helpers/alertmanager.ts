@@ -33,9 +33,7 @@ export function notification(
       fingerprint: fingerprintOf(labels),
     };
   });
-  const common = Object.fromEntries(
-    Object.entries(full[0]?.labels ?? {}).filter(([k, v]) => full.every((a) => (a.labels)[k] === v)),
-  );
+  const common = Object.fromEntries(Object.entries(full[0]?.labels ?? {}).filter(([k, v]) => full.every((a) => a.labels[k] === v)));
   return {
     receiver: 'xenha-remediation',
     status: full.some((a) => a.status === 'firing') ? 'firing' : 'resolved',

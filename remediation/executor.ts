@@ -258,7 +258,7 @@ export class PlanExecutor {
         const unmet = this.unmet(plan);
         if (unmet) return { state: 'failed', outcome: 'not-fenced', detail: unmet, stop: 'needs-operator' };
         const hosts = await actions.hosts();
-        const vm = await actions.vm(step.vm, hosts);
+        const vm = await actions.vm(step.vm, hosts, false);
         if (!vm) return { state: 'skipped', outcome: 'gone', detail: `${name(step.vm)} no longer exists` };
         if (vm.powerState === 'Halted' || vm.residentOn !== step.host)
           return {
@@ -329,7 +329,7 @@ export class PlanExecutor {
     } catch (e) {
       const code = e instanceof XapiCallError ? e.code : String(e);
       if (code === 'VM_BAD_POWER_STATE') {
-        const again = await actions.vm(step.vm, await actions.hosts());
+        const again = await actions.vm(step.vm, await actions.hosts(), false);
         if (again && running(again, hosts)) return { state: 'skipped', outcome: 'already-running', detail: `${vm.name} runs already` };
       }
       return { state: 'failed', outcome: code, detail: `VM.start_on ${vm.name} on ${target.name}: ${(e as Error).message}` };

@@ -38,7 +38,7 @@ export interface VmNow {
   powerState: z.output<typeof vmRec>['power_state'];
   /** Host UUID, null when not resident. */
   residentOn: string | null;
-  /** Live hosts (UUIDs) where another running VM has one of this VM's disks attached. */
+  /** Live hosts (UUIDs) where another running VM has one of this VM's disks attached (empty when not asked). */
   disksInUseOn: string[];
 }
 
@@ -88,14 +88,17 @@ export class PoolActions {
     }
   }
 
-  /** The VM as it is now, and where else its disks are in use. */
-  async vm(uuid: string, hosts: Map<string, HostNow>): Promise<VmNow | null> {
+  /**
+   * The VM as it is now, and — when `disks` (before a start) — where else its disks are in use: that
+   * takes a few calls per disk, which a reset does not need.
+   */
+  async vm(uuid: string, hosts: Map<string, HostNow>, disks = true): Promise<VmNow | null> {
     const r = await this.vmRef(uuid);
     if (r === null) return null;
     const v = parse(vmRec, 'VM.get_record', await this.xapi.call('VM.get_record', r));
     const hostByRef = new Map([...hosts.values()].map((h) => [h.ref, h]));
     const inUse = new Set<string>();
-    for (const vbdRef of v.VBDs) {
+    for (const vbdRef of disks ? v.VBDs : []) {
       const vbd = parse(vbdRec, 'VBD.get_record', await this.xapi.call('VBD.get_record', vbdRef));
       if (vbd.type === 'CD' || vbd.VDI === NULL_REF) continue;
       const others = parse(z.array(ref), 'VDI.get_VBDs', await this.xapi.call('VDI.get_VBDs', vbd.VDI));

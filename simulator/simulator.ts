@@ -266,6 +266,7 @@ export class Simulator {
     const p = this.pool;
     const now = p.now();
     const db = p.built.db;
+    const daemons = this.heartbeat?.state();
     return {
       ...this.info(),
       observerIsolated: p.observerIsolated,
@@ -283,7 +284,7 @@ export class Simulator {
         flaps: h.flaps,
         latencyMs: h.latencyMs,
         statefileSequence: h.sequence,
-        heartbeatDaemon: this.heartbeat?.state()[h.built.name] ?? null,
+        heartbeatDaemon: daemons?.[h.built.name] ?? null,
       })),
     };
   }

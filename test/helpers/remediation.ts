@@ -1,5 +1,7 @@
 /** The remediation service in tests: its config on a simulated pool, fence_dummy levels per host. */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { remediationConfig, type RemediationConfig } from '../../remediation/config.ts';
 import type { SimulatorInfo, Simulator } from '../../simulator/simulator.ts';
 import { fastPoolInput } from './exporter.ts';
@@ -45,4 +47,12 @@ export function serviceConfigInput(
 
 export function serviceConfig(sim: Simulator, dir: string, name: string, remediation: Record<string, unknown> = {}): RemediationConfig {
   return remediationConfig.parse(serviceConfigInput(sim, dir, name, remediation));
+}
+
+/**
+ * The host's xenha-heartbeat slot is in the simulator's heartbeat file (its daemon has written since it
+ * started): a host that never wrote one cannot be called dead on the storage path.
+ */
+export function slotWritten(sim: Simulator, hostUuid: string): boolean {
+  return decodeStatefile(readFileSync(sim.info().heartbeat!.file), 'xenha').slots.some((x) => x.ok && x.value.hostUuid === hostUuid);
 }

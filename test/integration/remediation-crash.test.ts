@@ -13,13 +13,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import type { Simulator } from '../../simulator/simulator.ts';
 import { notification } from '../helpers/alertmanager.ts';
 import { EXPORTER_PASSWORD_ENV } from '../helpers/exporter.ts';
-import { FENCE_DUMMY, fenceAgentHosts, serviceConfigInput } from '../helpers/remediation.ts';
+import { FENCE_DUMMY, fenceAgentHosts, serviceConfigInput, slotWritten } from '../helpers/remediation.ts';
 import { XENHA_BIN } from '../helpers/run.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -148,8 +147,7 @@ async function recovery(index: number, crashAt?: string): Promise<Outcome> {
     let svc = await startService(config, crashAt);
     // Its slot written and seen: a host that never wrote one cannot be called dead on the storage path.
     const uuid = sim.pool.host(victim).built.uuid;
-    const written = () =>
-      decodeStatefile(readFileSync(sim.info().heartbeat!.file), 'xenha').slots.some((x) => x.ok && x.value.hostUuid === uuid);
+    const written = () => slotWritten(sim, uuid);
     await waitFor(
       `${victim} healthy on both paths`,
       async () => written() && (await ownState(svc.url, victim)) === 'healthy:both-paths-up',

@@ -5,13 +5,12 @@
  * pool running xenha-heartbeat, fence_dummy fencing through the power files; real time, bounded waits.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
-import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { remediationConfig } from '../../remediation/config.ts';
 import { startRemediation, type RunningRemediation } from '../../remediation/service.ts';
 import { applyFault } from '../../simulator/faults.ts';
@@ -21,6 +20,7 @@ import { notification } from '../helpers/alertmanager.ts';
 import { EXPORTER_PASSWORD_ENV, fastPoolInput } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { slotWritten } from '../helpers/remediation.ts';
 
 const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 const spans = new InMemorySpanExporter();
@@ -88,8 +88,7 @@ it('one trace per notification: the re-check, the plan and every step inside it,
   const uuid = victim.built.uuid;
   const own = () => service.samplers[0]!.state.memory?.hosts[uuid];
   // Healthy on both paths and its heartbeat slot written (a never-written slot cannot show it dead).
-  const written = () =>
-    decodeStatefile(readFileSync(sim.info().heartbeat!.file), 'xenha').slots.some((x) => x.ok && x.value.hostUuid === uuid);
+  const written = () => slotWritten(sim, uuid);
   await waitFor('healthy on both paths', () => own()?.state === 'healthy' && own()?.rule === 'both-paths-up' && written(), {
     timeoutMs: 15_000,
   });

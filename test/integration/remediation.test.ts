@@ -17,7 +17,6 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { startRemediation, type RunningRemediation } from '../../remediation/service.ts';
 import type { Plan } from '../../remediation/state.ts';
 import { applyFault } from '../../simulator/faults.ts';
@@ -27,7 +26,7 @@ import { notification } from '../helpers/alertmanager.ts';
 import { EXPORTER_PASSWORD_ENV, healthyOnEvidence } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { FENCE_DUMMY, fenceAgentHosts, serviceConfig } from '../helpers/remediation.ts';
+import { FENCE_DUMMY, fenceAgentHosts, serviceConfig, slotWritten } from '../helpers/remediation.ts';
 import { run, xenha } from '../helpers/run.ts';
 
 const PROMTOOL = '/usr/bin/promtool';
@@ -96,18 +95,13 @@ async function post(
 const db = () => sim.pool.built.db;
 const hostRef = (name: string) => sim.pool.host(name).built.ref;
 const ownState = (s: RunningRemediation, name: string) => s.samplers[0]!.state.memory?.hosts[sim.pool.host(name).built.uuid]?.state;
-/** The host's xenha-heartbeat slot is in the file (its daemon has written at least once since it started). */
-function slotWritten(name: string): boolean {
-  const uuid = sim.pool.host(name).built.uuid;
-  return decodeStatefile(readFileSync(sim.info().heartbeat!.file), 'xenha').slots.some((x) => x.ok && x.value.hostUuid === uuid);
-}
 /**
  * Healthy on the evidence of both paths (not only by rule `initial` before any probe could tell), and
  * its heartbeat slot written: a host whose daemon never wrote one cannot be called dead on the storage
  * path (a never-written slot proves nothing), as xenha_heartbeat_written_all_hosts would say.
  */
 const ownHealthy = (s: RunningRemediation, name: string) =>
-  healthyOnEvidence(s.samplers[0]!, sim.pool.host(name).built.uuid) && slotWritten(name);
+  healthyOnEvidence(s.samplers[0]!, sim.pool.host(name).built.uuid) && slotWritten(sim, sim.pool.host(name).built.uuid);
 
 /** The protected (restart) VMs the database has running on the host now, by name. */
 function protectedOn(name: string): string[] {

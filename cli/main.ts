@@ -11,6 +11,7 @@ import { registerExporter } from './exporter.ts';
 import { registerExplain } from './explain.ts';
 import { registerPlan } from './plan.ts';
 import { registerRemediate } from './remediate.ts';
+import { registerDashboards } from './dashboards.ts';
 import { packageVersion } from './version.ts';
 
 const program = new Command('xenha')
@@ -24,6 +25,7 @@ registerExporter(program);
 registerExplain(program);
 registerPlan(program);
 registerRemediate(program);
+registerDashboards(program);
 
 try {
   await program.parseAsync(process.argv);

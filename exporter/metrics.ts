@@ -106,6 +106,20 @@ export function createRegistry(
     },
   });
 
+  // The same hosts as xenha_host_state, with the XAPI UUID: alert rules join it on (pool, host) to
+  // carry host_uuid (`* on(pool, host) group_left(host_uuid) xenha_host_info`), which the remediation
+  // service prefers to a name (names repeat and change).
+  new Gauge({
+    name: 'xenha_host_info',
+    help: "A host of the pool (always 1) with its XAPI UUID in host_uuid; join it on (pool, host) to carry the UUID into an alert's labels.",
+    labelNames: ['pool', 'host', 'host_uuid'] as const,
+    registers: [reg],
+    collect() {
+      this.reset();
+      forHosts((h, pool, host) => this.set({ pool, host, host_uuid: h.host }, 1));
+    },
+  });
+
   new Gauge({
     name: 'xenha_host_state_seconds',
     help: 'Seconds the host has been in its current state.',

@@ -38,6 +38,7 @@
  *   XENHA_BENCH_REMEDIATION_REQUESTS  measured requests per round and side (default 20000)
  *   XENHA_BENCH_REMEDIATION_ROUNDS    rounds of baseline + webhook (default 3)
  *   XENHA_BENCH_REMEDIATION_RUNS      recovery runs (default 10)
+ *   XENHA_BENCH_REMEDIATION_PROFILE   a directory: write a V8 CPU profile of the main thread per webhook round there
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -91,6 +92,24 @@ function positiveInt(name: string, dflt: number): number {
 const REQUESTS = positiveInt('XENHA_BENCH_REMEDIATION_REQUESTS', 20_000);
 const ROUNDS = positiveInt('XENHA_BENCH_REMEDIATION_ROUNDS', 3);
 const RUNS = positiveInt('XENHA_BENCH_REMEDIATION_RUNS', 10);
+const PROFILE_DIR = process.env.XENHA_BENCH_REMEDIATION_PROFILE;
+
+/** Runs `f` under the V8 CPU profiler when PROFILE_DIR is set, writing `<name>.cpuprofile` there. */
+async function profiled<T>(name: string, f: () => Promise<T>): Promise<T> {
+  if (!PROFILE_DIR) return f();
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await f();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(PROFILE_DIR, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -446,7 +465,9 @@ async function throughput(dir: string, log: Logger): Promise<ThroughputResult> {
         const r =
           side === 'baseline'
             ? await load(baseline.url, { 'content-type': 'application/json' }, b.bodies, WARMUP)
-            : await load(s.url, { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, b.bodies, WARMUP);
+            : await profiled(`webhook-${round + 1}`, () =>
+                load(s.url, { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, b.bodies, WARMUP),
+              );
         const t = totals[side];
         const m = r.measured;
         t.requests += m.latencies.length;

@@ -129,6 +129,8 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
 
   const app = express();
   app.disable('x-powered-by');
+  // No ETag: nothing here is cached or fetched conditionally, and hashing every answer costs the webhook's hot path.
+  app.set('etag', false);
   app.use(
     webhookRouter({
       token,

@@ -71,19 +71,10 @@ export interface ErrorBody {
   details?: unknown[];
 }
 
-const intakeResultSchema = z.object({
-  incidents: z.array(
-    z.object({
-      fingerprint: z.string(),
-      outcome: z.enum(['new', 'duplicate', 'resolved', 'refused']),
-      incident: z.string().optional(),
-      reason: z.string().optional(),
-    }),
-  ),
-});
-
 /** Per-request facts the log line and onRequest report. */
 interface Observed {
+  /** The client's address (req.ip, computed once: it walks X-Forwarded-For under `trust proxy`). */
+  remote?: string;
   bytes?: number;
   groupKey?: string;
   alerts?: number;
@@ -242,37 +233,33 @@ export function webhookRouter(opts: WebhookOptions): Router {
   if (token.length === 0) throw new RangeError('the webhook token is empty');
   const router = Router();
 
-  // Under /webhook: one log line and one onRequest per request, once it is answered or abandoned.
-  router.use('/webhook', (req, res, next) => {
+  // Under /webhook: one log line and one onRequest per request, once it is answered or abandoned. Each
+  // handler below starts with it (rather than a router.use middleware: one layer less on the hot path).
+  const observe = (req: Request, res: Response): Observed => {
+    const seen = observed.get(req);
+    if (seen) return seen;
     const start = performance.now();
-    const facts: Observed = {};
+    const facts: Observed = { remote: req.ip ?? req.socket.remoteAddress };
     observed.set(req, facts);
     res.once('close', () => {
       const status = res.writableFinished ? res.statusCode : 499;
-      const line = {
-        status,
-        method: req.method,
-        remote: req.ip ?? req.socket.remoteAddress,
-        ms: Math.round((performance.now() - start) * 10) / 10,
-        ...facts,
-      };
-      if (status >= 500) log.error(line, 'alertmanager webhook');
-      else if (status >= 400) log.warn(line, 'alertmanager webhook');
       // An accepted notification at debug: its incident, plan or refusal is logged at info by the service,
       // and every request is counted (xenha_remediation_webhook_requests_total).
-      else log.debug(line, 'alertmanager webhook');
+      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug';
+      if (log.isLevelEnabled(level))
+        log[level]({ status, method: req.method, ...facts, ms: Math.round((performance.now() - start) * 10) / 10 }, 'alertmanager webhook');
       try {
         onRequest?.(status);
       } catch (e) {
         log.error({ err: e }, 'webhook onRequest callback threw');
       }
     });
-    next();
-  });
+    return facts;
+  };
 
   const handle: RequestHandler = async (req, res) => {
     const receivedAt = now();
-    const facts = observed.get(req) ?? {};
+    const facts = observe(req, res);
     if (!tokenMatches(req.get('authorization'), token)) {
       res.set('WWW-Authenticate', 'Bearer');
       sendError(req, res, 401, 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required');
@@ -313,11 +300,8 @@ export function webhookRouter(opts: WebhookOptions): Router {
 
     let result: IntakeResult;
     try {
-      const r = intakeResultSchema.safeParse(
-        await intake(payload, { receivedAt, remote: req.ip ?? req.socket.remoteAddress ?? 'unknown' }),
-      );
-      if (!r.success) throw new Error(`the intake answered an invalid result: ${z.prettifyError(r.error).slice(0, 500)}`);
-      result = r.data;
+      // The intake is the service's own typed code, not input: its answer is not validated again.
+      result = await intake(payload, { receivedAt, remote: facts.remote ?? 'unknown' });
     } catch (e) {
       const status = httpStatusOf(e);
       log.error(
@@ -347,12 +331,17 @@ export function webhookRouter(opts: WebhookOptions): Router {
     .route(WEBHOOK_PATH)
     .post(handle)
     .all((req, res) => {
+      observe(req, res);
       res.set('Allow', 'POST');
       sendError(req, res, 405, 'method_not_allowed', `${req.method} is not allowed on ${WEBHOOK_PATH}: use POST`);
     });
-  router.use('/webhook', jsonNotFound);
+  router.use('/webhook', (req, res) => {
+    observe(req, res);
+    jsonNotFound(req, res, () => {});
+  });
   // Only a bug reaches this: bad input has its 4xx above.
   router.use('/webhook', ((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    observe(req, res);
     log.error({ err }, 'webhook internal error');
     if (res.headersSent) return next(err);
     sendError(req, res, 500, 'internal', 'internal error');

@@ -12,6 +12,7 @@ import { registerExplain } from './explain.ts';
 import { registerPlan } from './plan.ts';
 import { registerRemediate } from './remediate.ts';
 import { registerDashboards } from './dashboards.ts';
+import { registerStart } from './start.ts';
 import { packageVersion } from './version.ts';
 
 const program = new Command('xenha')
@@ -26,6 +27,7 @@ registerExplain(program);
 registerPlan(program);
 registerRemediate(program);
 registerDashboards(program);
+registerStart(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -2,8 +2,9 @@
  * The whole loop on one machine (loop/loop.ts, `xenha start`): every part answers where the loop says,
  * Prometheus scrapes both xenha jobs and loads xenha's rules, Alertmanager carries an alert to the
  * remediation webhook with its token (the service takes it, re-checks, and refuses it: the host is
- * alive), and stopping leaves no process and no port behind — in-process, and as the compiled CLI a
- * user runs (SIGINT → exit 0). Free ports and each loop on its own loopback addresses; every wait bounded.
+ * alive), Alertmanager restarts on its port, and stopping leaves no process and no port behind — in-process,
+ * and as the compiled CLI a user runs (SIGINT → exit 0). Free ports and each loop on its own loopback
+ * addresses; every wait bounded.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -189,6 +190,13 @@ describe('the whole loop (startLoop)', () => {
     );
     expect(incident.plan ?? null).toBeNull();
     expect(l.sim.pool.eventLog().filter((e) => e.kind === 'power')).toEqual([]);
+
+    // Alertmanager restarts on the same port (end-to-end tests restart it mid-incident).
+    const first = l.alertmanager!.pid;
+    await l.alertmanager!.restart();
+    expect(l.alertmanager!.pid).not.toBe(first);
+    expect(alive(first)).toBe(false);
+    expect((await fetch(`${l.urls.alertmanager}/-/ready`)).status).toBe(200);
 
     // Stop: no process, no port, no directory left.
     const pids = l.childPids();

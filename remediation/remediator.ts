@@ -86,6 +86,16 @@ export class AckError extends Error {
 /** How soon an incident refused by a transient gate (a fence in flight, a storm window, a dead master) is checked again. */
 export const RECHECK_TRANSIENT_MS = 5000;
 
+/**
+ * An alert that finds the service's own verdict `suspect` (no sign of life on any path yet, but not
+ * for dead-after) is checked again this often while that verdict settles: the exporter and the service
+ * sample on their own, so the alert may come a sampling round before the service's own view says dead.
+ * It settles for at most SETTLE_DEAD_AFTERS × the pool's dead-after from the incident's opening; after
+ * that the refusal stands (as for any other own verdict) until Alertmanager sends the alert again.
+ */
+export const RECHECK_SETTLING_MS = 250;
+export const SETTLE_DEAD_AFTERS = 2;
+
 export function planIdOf(incident: string): string {
   return `p-${createHash('sha256').update(incident).digest('hex').slice(0, 12)}`;
 }
@@ -393,10 +403,14 @@ export class Remediator {
       const snapshot = rt.sampler.state.snapshot!;
       if (d.kind === 'refused') {
         span.setAttributes({ 'xenha.result': 'refused', 'xenha.gate': d.gate });
+        const settling =
+          d.gate === 'not-dead' &&
+          d.ownState === 'suspect' &&
+          this.wallClock() < Date.parse(inc.openedAt) + SETTLE_DEAD_AFTERS * rt.sampler.state.deadAfter.ms;
         // The same transient refusal is journaled once, not at every re-check.
-        const transient = TRANSIENT_GATES.includes(d.gate);
+        const transient = TRANSIENT_GATES.includes(d.gate) || settling;
         if (!transient || inc.refusals.at(-1)?.gate !== d.gate) await this.refuse(inc, d.gate, d.reason, d.ownState);
-        if (transient) this.schedule(inc, RECHECK_TRANSIENT_MS);
+        if (transient) this.schedule(inc, settling ? RECHECK_SETTLING_MS : RECHECK_TRANSIENT_MS);
         return;
       }
       const haOn = snapshot.haEnabled;

@@ -576,6 +576,26 @@ describe('more of the executor and the service', () => {
   });
 });
 
+describe('an alert ahead of its own verdict', () => {
+  it('an alert that finds its own verdict suspect waits for it to settle: dead, then the plan, with no second notification', async () => {
+    const s = await start('settling', 'dry-run');
+    const victim = sim.pool.hosts.find((h) => h !== sim.pool.master)!.built.name;
+    await waitFor(`${victim} healthy`, () => ownHealthy(s, victim), { timeoutMs: 20_000 });
+    applyFault(sim.pool, { kind: 'host-crash', host: victim });
+    // The exporter may say dead a sampling round before the service's own sampler does: the alert comes while it says suspect.
+    await waitFor(`${victim} suspect in its own view`, () => ownState(s, victim) === 'suspect', { timeoutMs: 15_000, intervalMs: 5 });
+    const r = await post(s, notification([{ labels: { pool: 'sim', host: victim } }]));
+    expect(r.status).toBe(200);
+    const incident = r.body.incidents![0]!.incident!;
+    const plan = await planOf(s, incident, ['dry-run'], 15_000);
+    const inc = s.state.incidents.get(incident)!;
+    // Refused once while suspect (journaled once, not at every re-check), then planned on the same notification.
+    expect(inc.refusals.map((x) => [x.gate, x.ownState])).toEqual([['not-dead', 'suspect']]);
+    expect(inc.duplicates).toBe(0);
+    expect(plan.host).toBe(sim.pool.host(victim).built.uuid);
+  });
+});
+
 describe('the re-check right before a fence', () => {
   it('a manual-mode plan approved after its host came back is cancelled, nothing fenced', async () => {
     const s = await start('late-approval', 'manual');

@@ -6,6 +6,7 @@ import { benchHaOffDetection } from './ha-off-detection.ts';
 import { benchHeartbeat } from './heartbeat.ts';
 import { benchHostile } from './hostile.ts';
 import { benchJournal } from './journal.ts';
+import { benchLoop } from './loop.ts';
 import { benchPlanner } from './planner.ts';
 import { benchRemediation } from './remediation.ts';
 
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<void>> = {
   'ha-off-detection': benchHaOffDetection,
   journal: benchJournal,
   remediation: benchRemediation,
+  loop: benchLoop,
 };
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {

@@ -28,11 +28,7 @@ type TourRunner = (loop: RunningLoop, out: (line: string) => void, signal: Abort
 
 /** The guided tour (loop/tour.ts), loaded only when --scenario tour is given. */
 async function loadTour(): Promise<TourRunner> {
-  // TODO(loop/tour.ts): the tour is written by another change, exporting
-  //   runTour(loop: RunningLoop, out: (line: string) => void, signal: AbortSignal): Promise<void>.
-  // Once it exists, replace the line below with:
-  //   return (await import('../loop/tour.ts')).runTour;
-  throw new Error('--scenario tour: not yet implemented (loop/tour.ts does not exist yet)');
+  return (await import('../loop/tour.ts')).runTour;
 }
 
 export function registerStart(program: Command): void {

@@ -4,7 +4,7 @@
  * on 0.0.0.0:9094), in a directory of its own (config, data: silences and the notification log, log).
  * It can be restarted on the same port and data, as an end-to-end test does mid-incident.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { findAlertmanager, INSTALL_HINT } from './binaries.ts';
@@ -71,8 +71,11 @@ export interface RunningAlertmanager {
   logFile: string;
   dir: string;
   stop(): Promise<void>;
-  /** Stops it, then starts it again on the same port, config and data. */
-  restart(): Promise<void>;
+  /**
+   * Stops it, then starts it again on the same port and config, with its data (silences, the
+   * notification log) or, with `wipe`, without (as a container without a volume restarts).
+   */
+  restart(opts?: { wipe?: boolean }): Promise<void>;
 }
 
 export async function startAlertmanager(o: AlertmanagerOptions): Promise<RunningAlertmanager> {
@@ -121,13 +124,17 @@ export async function startAlertmanager(o: AlertmanagerOptions): Promise<Running
       await restarting?.catch(() => {});
       await proc.stop();
     },
-    restart() {
+    restart(opts = {}) {
       if (stopped) return Promise.reject(new Error('alertmanager: restart after stop'));
       if (restarting) return restarting;
       restarting = (async () => {
         try {
           await proc.stop();
           if (stopped) return;
+          if (opts.wipe) {
+            rmSync(join(o.dir, 'data'), { recursive: true, force: true });
+            mkdirSync(join(o.dir, 'data'), { recursive: true });
+          }
           proc = await run(port);
         } finally {
           restarting = undefined;

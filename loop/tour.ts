@@ -27,9 +27,10 @@
  * tour applied is left in place when it is aborted or fails.
  *
  * The service re-checks every alert with its own sampler, which may not have reached `dead` yet when
- * XenhaHostDead arrives (the rule has no `for:`): it then refuses `not-dead` and checks again only when
- * Alertmanager sends the still-firing alert again (the route's repeat_interval, 5m in deploy/). The tour
- * says so and waits for that (its bound then covers the repeat).
+ * XenhaHostDead arrives (the rule has no `for:`): while its own verdict is `suspect` it re-checks until
+ * that settles (docs/remediation.md); any other refusal waits for Alertmanager to send the still-firing
+ * alert again (the route's repeat_interval, 5m in deploy/). The tour says which and waits (its bound
+ * covers the repeat).
  *
  * It needs Prometheus and Alertmanager (without them no alert fires and no webhook is called: it says
  * what to install and throws), the remediation service in enforce mode, and at least 3 hosts. Run it
@@ -654,18 +655,21 @@ async function recovery(
   const firingAt = firing.activeAt ? Date.parse(firing.activeAt) : Date.now();
   const incident = await t.until(`the incident for ${host} on the remediation service`, () => t.incidentFor(host, crash.atMs));
   // The service re-checks with its own sampler, which may not have reached dead yet when the alert
-  // comes (it runs on its own, a round or so apart from the exporter's): it then refuses `not-dead`,
-  // and checks again when Alertmanager sends the still-firing alert again (the route's repeat_interval).
+  // comes (it runs on its own, a round or so apart from the exporter's): while its own verdict is
+  // suspect it re-checks until it settles; any other refusal waits for Alertmanager's next repeat.
   const route = remediationRoute(loop);
   let explained = false;
   const plan0 = await t.until(
     `a plan for ${host}`,
     () => {
       const inc = t.incidentFor(host, crash.atMs);
-      if (!explained && inc?.refusals.some((r) => r.gate === 'not-dead')) {
+      const refusal = inc?.refusals.find((r) => r.gate === 'not-dead');
+      if (!explained && refusal) {
         explained = true;
         t.say(
-          `the service's own view had not reached dead yet, so it refused on the alert's word alone; it checks again when Alertmanager sends the still-firing alert again (repeat_interval ${route.repeat}, sent at a group_interval ${route.group} flush)`,
+          refusal.ownState === 'suspect'
+            ? `the service's own view said suspect, not dead yet: it does not act on the alert's word, and re-checks until its own verdict settles`
+            : `the service's own view said ${refusal.ownState ?? 'nothing yet'}: it refused, and checks again when Alertmanager sends the still-firing alert again (repeat_interval ${route.repeat}, sent at a group_interval ${route.group} flush)`,
         );
       }
       return t.planOf(inc);

@@ -78,6 +78,17 @@ export function registerStart(program: Command): void {
       ]);
       const log = pino({ level: o.logLevel, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
       routeLibraryLogs(log);
+      // Ctrl-C while the loop starts: it is stopped as soon as its start settles (a start cannot be cut
+      // half-way without leaving a process behind); a second Ctrl-C exits at once (the children are
+      // killed at exit by loop/process.ts).
+      let early: string | undefined;
+      const onEarly = (signal: NodeJS.Signals) => {
+        if (early !== undefined) process.exit(1);
+        early = signal;
+        log.info(`${signal} while starting: the loop stops once its start settles`);
+      };
+      process.on('SIGINT', onEarly);
+      process.on('SIGTERM', onEarly);
       let loop: RunningLoop;
       try {
         loop = await startLoop({
@@ -112,6 +123,13 @@ export function registerStart(program: Command): void {
             { cause: e },
           );
         throw e;
+      } finally {
+        process.off('SIGINT', onEarly);
+        process.off('SIGTERM', onEarly);
+      }
+      if (early !== undefined) {
+        await loop.stop();
+        return;
       }
       // Kept running through an uncaught exception or unhandled rejection: logged.
       const guard = guardProcess(log);

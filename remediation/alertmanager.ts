@@ -101,7 +101,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * A map of strings (Go's template.KV) with bounded size, names and values, checked in one pass over the
  * raw object (the webhook's hot path: a superRefine piped into z.record cost several times more). The
  * entry count and the name "__proto__" (which a JavaScript object cannot hold as a plain key) are
- * checked before anything else; the value is a fresh copy without a prototype to read through.
+ * checked before anything else; the value is a fresh copy holding only the map's own entries (readers
+ * look names up with Object.hasOwn).
  */
 function stringMap(what: string, maxEntries: number, maxValueBytes: number) {
   return z.unknown().transform((v, ctx): Record<string, string> => {

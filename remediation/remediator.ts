@@ -243,6 +243,8 @@ export class Remediator {
 
   /** Incidents whose record is appended but not yet on disk (so not yet in the state). */
   private readonly pendingIncidents = new Set<string>();
+  /** When each incident's latest firing notification came (wall clock ms): a suspect own verdict settles from then. */
+  private readonly firedAt = new Map<string, number>();
 
   /** One alert: decided now, its records appended to `appends`, what follows their durability pushed to `after`. */
   private land(t: AlertTarget, appends: Promise<JournalEntry>[], after: (() => Promise<void> | void)[]): IntakeResult['incidents'][number] {
@@ -287,6 +289,7 @@ export class Remediator {
       }
       return { fingerprint: t.fingerprint, outcome: 'resolved', incident: open[0]!.id };
     }
+    this.firedAt.set(id, this.wallClock());
     if (existing || this.pendingIncidents.has(id)) {
       appends.push(this.record({ type: 'duplicate', incident: id, fingerprint: t.fingerprint }));
       this.o.events?.onDuplicate?.(pool);
@@ -403,14 +406,24 @@ export class Remediator {
       const snapshot = rt.sampler.state.snapshot!;
       if (d.kind === 'refused') {
         span.setAttributes({ 'xenha.result': 'refused', 'xenha.gate': d.gate });
+        // A suspect own verdict settles from the latest firing notification (after a restart: the incident's opening).
+        const firedAt = this.firedAt.get(inc.id) ?? Date.parse(inc.openedAt);
         const settling =
           d.gate === 'not-dead' &&
           d.ownState === 'suspect' &&
-          this.wallClock() < Date.parse(inc.openedAt) + SETTLE_DEAD_AFTERS * rt.sampler.state.deadAfter.ms;
+          this.wallClock() < firedAt + SETTLE_DEAD_AFTERS * rt.sampler.state.deadAfter.ms;
+        const last = inc.refusals.at(-1);
+        if (settling) {
+          // Journaled once per notification, not counted: it is not a refusal until the window ends.
+          if (last?.gate !== d.gate || last.ownState !== d.ownState || Date.parse(last.at) < firedAt)
+            await this.refuse(inc, d.gate, `${d.reason} (re-checked while it settles)`, d.ownState, false);
+          this.schedule(inc, RECHECK_SETTLING_MS);
+          return;
+        }
         // The same transient refusal is journaled once, not at every re-check.
-        const transient = TRANSIENT_GATES.includes(d.gate) || settling;
-        if (!transient || inc.refusals.at(-1)?.gate !== d.gate) await this.refuse(inc, d.gate, d.reason, d.ownState);
-        if (transient) this.schedule(inc, settling ? RECHECK_SETTLING_MS : RECHECK_TRANSIENT_MS);
+        const transient = TRANSIENT_GATES.includes(d.gate);
+        if (!transient || last?.gate !== d.gate) await this.refuse(inc, d.gate, d.reason, d.ownState);
+        if (transient) this.schedule(inc, RECHECK_TRANSIENT_MS);
         return;
       }
       const haOn = snapshot.haEnabled;
@@ -445,9 +458,10 @@ export class Remediator {
     });
   }
 
-  private async refuse(inc: Incident, gate: RefusalGate, reason: string, ownState: string | null): Promise<void> {
+  /** Journals a refusal; `counted: false` keeps it out of xenha_remediation_refusals_total (a verdict still settling is no refusal yet). */
+  private async refuse(inc: Incident, gate: RefusalGate, reason: string, ownState: string | null, counted = true): Promise<void> {
     await this.record({ type: 'refusal', incident: inc.id, gate, reason, ownState });
-    this.o.events?.onRefusal?.(inc.pool, gate);
+    if (counted) this.o.events?.onRefusal?.(inc.pool, gate);
     this.o.log.info({ incident: inc.id, host: inc.hostName, gate }, `refused: ${reason}`);
   }
 

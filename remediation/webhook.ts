@@ -300,8 +300,14 @@ export function webhookRouter(opts: WebhookOptions): Router {
 
     let result: IntakeResult;
     try {
-      // The intake is the service's own typed code, not input: its answer is not validated again.
+      // The intake is the service's own typed code, not input: its answer is not validated again by
+      // schema, but a bug that breaks its shape is a 5xx (Alertmanager retries), never a 2xx or a 4xx.
       result = await intake(payload, { receivedAt, remote: facts.remote ?? 'unknown' });
+      if (
+        !Array.isArray(result?.incidents) ||
+        result.incidents.some((i) => typeof i?.fingerprint !== 'string' || typeof i.outcome !== 'string')
+      )
+        throw new Error('the intake answered an invalid result');
     } catch (e) {
       const status = httpStatusOf(e);
       log.error(
@@ -324,7 +330,15 @@ export function webhookRouter(opts: WebhookOptions): Router {
       );
       return;
     }
-    res.status(200).json(result);
+    // Only the known fields go back to Alertmanager.
+    res.status(200).json({
+      incidents: result.incidents.map((i) => ({
+        fingerprint: i.fingerprint,
+        outcome: i.outcome,
+        ...(i.incident !== undefined && { incident: i.incident }),
+        ...(i.reason !== undefined && { reason: i.reason }),
+      })),
+    });
   };
 
   router

@@ -593,6 +593,8 @@ describe('an alert ahead of its own verdict', () => {
     expect(inc.refusals.map((x) => [x.gate, x.ownState])).toEqual([['not-dead', 'suspect']]);
     expect(inc.duplicates).toBe(0);
     expect(plan.host).toBe(sim.pool.host(victim).built.uuid);
+    // Not counted as a refusal (XenhaRemediationRefused must not fire on a recovery that went well).
+    expect(await (await fetch(`${s.url}/metrics`)).text()).not.toMatch(/xenha_remediation_refusals_total\{[^}]*gate="not-dead"/);
   });
 });
 

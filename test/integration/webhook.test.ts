@@ -419,8 +419,8 @@ describe('POST /webhook/alertmanager', () => {
       expectError(await post(payloadWith(THROW_503)), 503, 'intake_failed');
     });
 
-    it('500 when the intake answers something that is not a result (a bug: not validated again, but never a 2xx)', async () => {
-      expectError(await post(payloadWith(BAD_RESULT)), 500, 'internal');
+    it('500 when the intake answers something that is not a result (a bug: never a 2xx or a 4xx, so Alertmanager retries)', async () => {
+      expectError(await post(payloadWith(BAD_RESULT)), 500, 'intake_failed');
     });
   });
 

@@ -76,7 +76,7 @@ beforeAll(async () => {
   if (!loop.prometheus || !loop.alertmanager)
     throw new Error(`the loop runs without Prometheus or Alertmanager: ${loop.missing.join('; ')}`);
   await allHealthy();
-}, 90_000);
+}, 180_000);
 
 afterAll(async () => {
   await loop?.stop();
@@ -386,7 +386,12 @@ describe('the whole loop: simulator, exporter, Prometheus, Alertmanager, remedia
       timeoutMs: 30_000,
       intervalMs: 50,
     });
-    // Restarted as a container without a volume would be: its notification log gone.
+    // Restarted as a container without a volume would be: its notification log gone. Mid-incident: its plan not finished yet.
+    const planAtRestart = () => {
+      const inc = loop.remediation.state.incidents.get(incident.id);
+      return inc?.plan ? loop.remediation.state.plans.get(inc.plan)?.state : undefined;
+    };
+    expect(planAtRestart(), 'the plan when Alertmanager restarts').not.toBe('done');
     await am.restart({ wipe: true });
     await waitFor(
       'the restarted Alertmanager to send the notification again (a duplicate at the service)',

@@ -51,7 +51,6 @@ describe('the tour (runTour)', () => {
     requireFile('/usr/bin/prometheus', 'apt-get install prometheus');
     requireFile('/usr/bin/prometheus-alertmanager', 'apt-get install prometheus-alertmanager');
     requireFile(FENCE_DUMMY, 'apt-get install fence-agents');
-    const started = Date.now();
     loop = await startLoop({
       ports: FREE_LOOP_PORTS,
       addressBase: '127.0.112.1',
@@ -71,7 +70,7 @@ describe('the tour (runTour)', () => {
       waitForWarnings: false,
       phaseTimeoutMs: 30_000,
       onPhase: (p, at) => {
-        expect(Math.abs(Date.now() - at)).toBeLessThan(1000);
+        expect(Math.abs(Date.now() - at)).toBeLessThan(5000);
         phases.push(p);
         if (p === 'storage-only') {
           abortedAt = Date.now();
@@ -82,7 +81,8 @@ describe('the tour (runTour)', () => {
     const returnedAt = Date.now();
     const text = lines.join('\n');
     expect(phases).toEqual(TOUR_PHASES.slice(0, 2));
-    expect(returnedAt - abortedAt, text).toBeLessThan(1000);
+    // Promptly: not after the phase's own waits (30 s here).
+    expect(returnedAt - abortedAt, text).toBeLessThan(5000);
 
     // Every line carries the seconds since the tour began, never decreasing.
     const elapsed = lines.map((line) => {
@@ -124,6 +124,5 @@ describe('the tour (runTour)', () => {
       ['fault', host, 'network-down'],
       ['heal', host, null],
     ]);
-    expect(Date.now() - started).toBeLessThan(45_000);
   }, 60_000);
 });

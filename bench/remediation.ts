@@ -35,8 +35,8 @@
  * wait is bounded; loopback only.
  *
  * Environment (for development; the published figures use the defaults):
- *   XENHA_BENCH_REMEDIATION_REQUESTS  measured requests per round and side (default 20000)
- *   XENHA_BENCH_REMEDIATION_ROUNDS    rounds of baseline + webhook (default 3)
+ *   XENHA_BENCH_REMEDIATION_REQUESTS  measured requests per round and side (default 6000)
+ *   XENHA_BENCH_REMEDIATION_ROUNDS    rounds of baseline + webhook (default 10: short rounds taking turns, so that the machine's drifts hit both sides alike)
  *   XENHA_BENCH_REMEDIATION_RUNS      recovery runs (default 10)
  *   XENHA_BENCH_REMEDIATION_PROFILE   a directory: write a V8 CPU profile of the main thread per webhook round there
  */
@@ -53,8 +53,8 @@ import express from 'express';
 import { pino, type Logger } from 'pino';
 import { unsafeUniformIntDistribution, xoroshiro128plus } from 'pure-rand';
 import { routeLibraryLogs } from '../io/library-logs.ts';
-import { remediationConfig } from '../remediation/config.ts';
-import { startRemediation, type RunningRemediation } from '../remediation/service.ts';
+import type { remediationConfig as RemediationConfigSchema } from '../remediation/config.ts';
+import type { RunningRemediation, startRemediation as StartRemediation } from '../remediation/service.ts';
 import type { Plan } from '../remediation/state.ts';
 import { generatePoolSpec, type PoolSpec } from '../simulator/pool-spec.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
@@ -89,8 +89,8 @@ function positiveInt(name: string, dflt: number): number {
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer: ${v}`);
   return n;
 }
-const REQUESTS = positiveInt('XENHA_BENCH_REMEDIATION_REQUESTS', 20_000);
-const ROUNDS = positiveInt('XENHA_BENCH_REMEDIATION_ROUNDS', 3);
+const REQUESTS = positiveInt('XENHA_BENCH_REMEDIATION_REQUESTS', 6_000);
+const ROUNDS = positiveInt('XENHA_BENCH_REMEDIATION_ROUNDS', 10);
 const RUNS = positiveInt('XENHA_BENCH_REMEDIATION_RUNS', 10);
 const PROFILE_DIR = process.env.XENHA_BENCH_REMEDIATION_PROFILE;
 
@@ -112,6 +112,24 @@ async function profiled<T>(name: string, f: () => Promise<T>): Promise<T> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The service as `xenha remediate` runs it: the compiled modules in dist/ (`npm run bench` builds them
+ * first), not this file's tsx transform (which wraps every function for its names, a cost no user has).
+ */
+async function compiledService(): Promise<{
+  startRemediation: typeof StartRemediation;
+  remediationConfig: typeof RemediationConfigSchema;
+}> {
+  const dist = join(import.meta.dirname, '..', 'dist', 'remediation');
+  if (!existsSync(join(dist, 'service.js')))
+    throw new Error('the service is not built (no dist/remediation/service.js): run `npm run build` first');
+  const [{ startRemediation }, { remediationConfig }] = await Promise.all([
+    import(join(dist, 'service.js')) as Promise<{ startRemediation: typeof StartRemediation }>,
+    import(join(dist, 'config.js')) as Promise<{ remediationConfig: typeof RemediationConfigSchema }>,
+  ]);
+  return { startRemediation, remediationConfig };
+}
 
 async function until<T>(what: string, check: () => T | false | undefined | null, timeoutMs: number, pollMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -421,6 +439,7 @@ async function throughput(dir: string, log: Logger): Promise<ThroughputResult> {
   try {
     sim = await startSim(haOffSpec(1), THROUGHPUT_BASE, join(dir, 'sim-throughput'));
     baseline = await startBaseline();
+    const { startRemediation, remediationConfig } = await compiledService();
     service = await startRemediation(
       remediationConfig.parse({
         pools: [poolInput(sim)],
@@ -464,7 +483,7 @@ async function throughput(dir: string, log: Logger): Promise<ThroughputResult> {
         const fsync0 = await metric(s.url, 'xenha_remediation_journal_fsync_seconds_sum');
         const r =
           side === 'baseline'
-            ? await load(baseline.url, { 'content-type': 'application/json' }, b.bodies, WARMUP)
+            ? await profiled(`baseline-${round + 1}`, () => load(baseline!.url, { 'content-type': 'application/json' }, b.bodies, WARMUP))
             : await profiled(`webhook-${round + 1}`, () =>
                 load(s.url, { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, b.bodies, WARMUP),
               );
@@ -567,6 +586,7 @@ async function recoveryRun(run: number, dir: string, log: Logger): Promise<Recov
   try {
     sim = await startSim(spec, RECOVERY_BASE, join(dir, `sim-${run}`));
     const sm = sim;
+    const { startRemediation, remediationConfig } = await compiledService();
     service = await startRemediation(
       remediationConfig.parse({
         pools: [poolInput(sm)],
@@ -821,7 +841,7 @@ export async function benchRemediation(): Promise<void> {
     '### Webhook throughput against a bare Express endpoint',
     '',
     `On loopback, ${CONNECTIONS} connections (undici Pool in a worker thread, ${CONNECTIONS} requests in flight), ${ROUNDS} rounds taking turns, each side ${REQUESTS} requests a round after ${WARMUP} of warm-up.`,
-    "Baseline: Express 5, `express.json()`, `{ ok: true }`. Webhook: `xenha remediate`'s service (startRemediation) with a user's defaults — dry-run,",
+    "Baseline: Express 5, `express.json()`, `{ ok: true }`. Webhook: `xenha remediate`'s service (startRemediation, compiled in dist/ as the CLI runs it) with a user's defaults — dry-run,",
     `bearer token from a file, the v4 schema, de-duplication, the journal in ${tmpdir()} (group commit: each request's records are acknowledged once their batch is fdatasynced),`,
     'pino at info (one line a request, here to /dev/null), its own sampler watching the pool — except a quiet period of 1 h, so that only the webhook path runs.',
     `The pool is simulated (HA off, ${HOSTS} hosts × ${VMS} VMs, xenha-heartbeat on every host) so that the alerts' pool and host labels resolve.`,

@@ -34,6 +34,7 @@ import { findLoopBinaries, INSTALL_HINT } from '../loop/binaries.ts';
 import { FENCE_DUMMY, FREE_LOOP_PORTS, startLoop, type RunningLoop } from '../loop/loop.ts';
 import { generatePoolSpec } from '../simulator/pool-spec.ts';
 import { machine, tree, writeSection } from './report.ts';
+import { protectedRunning, watchRestarts } from './restarts.ts';
 
 const HOSTS = 8;
 const VMS = 100;
@@ -138,16 +139,7 @@ async function oneRun(run: number): Promise<RunResult> {
     const quietMs = 10_000;
     await sleep(Math.max(0, startedAt + quietMs + 1_000 - Date.now()));
 
-    const db = sim.pool.built.db;
-    const hostRef = (name: string) => sim.pool.host(name).built.ref;
-    const protectedOn = (name: string) =>
-      db
-        .all('VM')
-        .filter(
-          ([, v]) =>
-            v.resident_on === hostRef(name) && !v.is_control_domain && v.power_state === 'Running' && v.ha_restart_priority === 'restart',
-        )
-        .map(([ref, v]) => ({ ref, uuid: v.uuid as string }));
+    const protectedOn = (name: string) => protectedRunning(sim, name);
     const rng = xoroshiro128plus(300 + run);
     const candidates = sim.pool.hosts.filter((h) => h !== sim.pool.master && protectedOn(h.built.name).length > 0);
     if (candidates.length === 0) throw new Error('no non-master host with a protected VM');
@@ -157,25 +149,13 @@ async function oneRun(run: number): Promise<RunResult> {
     const protectedVms = protectedOn(vName);
     const deadAfterMs = exporterSampler.state.deadAfter.ms;
 
-    const seen = new Map<string, number>();
     let deadAt: number | undefined;
     let firingAt: number | undefined;
-    const poll = () => {
-      const now = performance.now();
-      if (deadAt === undefined && exporterSampler.state.memory?.hosts[vUuid]?.state === 'dead') deadAt = now;
-      for (const v of protectedVms) {
-        if (seen.has(v.uuid)) continue;
-        const rec = db.peek('VM', v.ref);
-        if (rec.power_state === 'Running' && rec.resident_on !== hostRef(vName)) seen.set(v.uuid, now);
-      }
-    };
+    const watch = watchRestarts(sim, vName, protectedVms, POLL_MS, () => {
+      if (deadAt === undefined && exporterSampler.state.memory?.hosts[vUuid]?.state === 'dead') deadAt = performance.now();
+    });
+    const { seen, check: poll } = watch;
     let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        poll();
-        await sleep(POLL_MS);
-      }
-    })();
     const alertPoller = (async () => {
       while (polling && firingAt === undefined) {
         try {
@@ -247,7 +227,7 @@ async function oneRun(run: number): Promise<RunResult> {
       };
     } finally {
       polling = false;
-      await poller;
+      await watch.stop();
       await alertPoller;
     }
   } finally {

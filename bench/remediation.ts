@@ -60,6 +60,7 @@ import { generatePoolSpec, type PoolSpec } from '../simulator/pool-spec.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
 import { machine, tree, writeSection } from './report.ts';
 import { benchPoolInput } from './pool-config.ts';
+import { protectedRunning, watchRestarts } from './restarts.ts';
 
 const PASSWORD_ENV = 'XENHA_BENCH_PASSWORD';
 const PASSWORD = 'bench';
@@ -604,16 +605,7 @@ async function recoveryRun(run: number, dir: string, log: Logger): Promise<Recov
     const s = service;
     const sampler = s.samplers[0]!;
     const own = (uuid: string) => sampler.state.memory?.hosts[uuid];
-    const db = sm.pool.built.db;
-    const hostRef = (name: string) => sm.pool.host(name).built.ref;
-    const protectedOn = (name: string) =>
-      db
-        .all('VM')
-        .filter(
-          ([, v]) =>
-            v.resident_on === hostRef(name) && !v.is_control_domain && v.power_state === 'Running' && v.ha_restart_priority === 'restart',
-        )
-        .map(([ref, v]) => ({ ref, name: v.name_label as string, uuid: v.uuid as string, startDelay: Number(v.start_delay ?? 0) }));
+    const protectedOn = (name: string) => protectedRunning(sm, name);
     const uuids = sm.pool.hosts.map((h) => h.built.uuid);
     await until(
       'every host healthy on both paths in its own view',
@@ -635,22 +627,8 @@ async function recoveryRun(run: number, dir: string, log: Logger): Promise<Recov
     });
 
     const body = JSON.stringify(notification([{ host: vName, hostUuid: vUuid, startsAt: new Date().toISOString() }]));
-    const seen = new Map<string, number>();
-    const check = () => {
-      const now = performance.now();
-      for (const v of protectedVms) {
-        if (seen.has(v.uuid)) continue;
-        const rec = db.peek('VM', v.ref);
-        if (rec.power_state === 'Running' && rec.resident_on !== hostRef(vName)) seen.set(v.uuid, now);
-      }
-    };
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        check();
-        await sleep(POLL_MS);
-      }
-    })();
+    const watch = watchRestarts(sm, vName, protectedVms, POLL_MS);
+    const { seen, check } = watch;
     const wall0 = Date.now();
     const t0 = performance.now();
     let answeredMs: number;
@@ -690,8 +668,7 @@ async function recoveryRun(run: number, dir: string, log: Logger): Promise<Recov
         10_000,
         POLL_MS,
       ).catch(() => undefined);
-      polling = false;
-      await poller;
+      await watch.stop();
       const problems: string[] = [];
       if (plan.state !== 'done') problems.push(`run ${run + 1}: plan ${plan.state}: ${plan.stateReason}`);
       for (const x of plan.steps)
@@ -737,8 +714,7 @@ async function recoveryRun(run: number, dir: string, log: Logger): Promise<Recov
         problems,
       };
     } finally {
-      polling = false;
-      await poller;
+      await watch.stop();
     }
   } finally {
     await service?.stop();

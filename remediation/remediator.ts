@@ -90,8 +90,9 @@ export const RECHECK_TRANSIENT_MS = 5000;
  * An alert that finds the service's own verdict `suspect` (no sign of life on any path yet, but not
  * for dead-after) is checked again this often while that verdict settles: the exporter and the service
  * sample on their own, so the alert may come a sampling round before the service's own view says dead.
- * It settles for at most SETTLE_DEAD_AFTERS × the pool's dead-after from the incident's opening; after
- * that the refusal stands (as for any other own verdict) until Alertmanager sends the alert again.
+ * It settles for at most SETTLE_DEAD_AFTERS × the pool's dead-after from the incident's latest firing
+ * notification; after that the refusal stands (as for any other own verdict) until Alertmanager sends
+ * the alert again.
  */
 export const RECHECK_SETTLING_MS = 250;
 export const SETTLE_DEAD_AFTERS = 2;

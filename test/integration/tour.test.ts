@@ -58,7 +58,9 @@ describe('the tour (runTour)', () => {
       vms: 20,
       quietPeriod: '0s',
       heartbeat: { intervalMs: 250, peerWindowMs: 1000 },
-      exporterTiming: { sampleInterval: '250ms', probeTimeout: '200ms', deadAfter: '5s' },
+      // A 5 s flap window: at this pace a cut and its heal change the path's verdict several times within
+      // seconds, and the default 60 s window would hold the healed host `flapping` past the phase's bound.
+      exporterTiming: { sampleInterval: '250ms', probeTimeout: '200ms', deadAfter: '5s', flapWindow: '5s' },
     });
     const l = loop;
     expect(l.missing).toEqual([]);

@@ -34,6 +34,7 @@ import { findLoopBinaries, INSTALL_HINT } from '../loop/binaries.ts';
 import { FENCE_DUMMY, FREE_LOOP_PORTS, startLoop, type RunningLoop } from '../loop/loop.ts';
 import { generatePoolSpec } from '../simulator/pool-spec.ts';
 import { machine, tree, writeSection } from './report.ts';
+import { median, positiveInt, sleep, until } from './util.ts';
 import { protectedRunning, watchRestarts } from './restarts.ts';
 
 const HOSTS = 8;
@@ -45,37 +46,7 @@ const POLL_MS = 5;
 const ALERT_POLL_MS = 100;
 const ADDRESS_BASE = '127.0.104.1';
 
-function positiveInt(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v.trim() === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer: ${v}`);
-  return n;
-}
 const RUNS = positiveInt('XENHA_BENCH_LOOP_RUNS', 10);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  check: () => T | false | undefined | null | Promise<T | false | undefined | null>,
-  timeoutMs: number,
-  pollMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== false && v !== undefined && v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(pollMs);
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
@@ -122,6 +93,7 @@ async function oneRun(run: number): Promise<RunResult> {
       'every host healthy in the exporter and the service',
       () => healthy(exporterSampler) && healthy(serviceSampler),
       READY_TIMEOUT_MS,
+      50,
     );
     await until(
       'Prometheus scraping both xenha jobs',

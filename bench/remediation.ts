@@ -59,6 +59,7 @@ import type { Plan } from '../remediation/state.ts';
 import { generatePoolSpec, type PoolSpec } from '../simulator/pool-spec.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
 import { machine, tree, writeSection } from './report.ts';
+import { median, positiveInt, until } from './util.ts';
 import { benchPoolInput } from './pool-config.ts';
 import { protectedRunning, watchRestarts } from './restarts.ts';
 
@@ -83,13 +84,6 @@ const LOAD_TIMEOUT_MS = 600_000;
 const RECOVERY_SLACK_MS = 120_000;
 const POLL_MS = 5;
 
-function positiveInt(name: string, dflt: number): number {
-  const v = process.env[name];
-  if (v === undefined || v.trim() === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer: ${v}`);
-  return n;
-}
 const REQUESTS = positiveInt('XENHA_BENCH_REMEDIATION_REQUESTS', 6_000);
 const ROUNDS = positiveInt('XENHA_BENCH_REMEDIATION_ROUNDS', 10);
 const RUNS = positiveInt('XENHA_BENCH_REMEDIATION_RUNS', 10);
@@ -112,8 +106,6 @@ async function profiled<T>(name: string, f: () => Promise<T>): Promise<T> {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * The service as `xenha remediate` runs it: the compiled modules in dist/ (`npm run bench` builds them
  * first), not this file's tsx transform (which wraps every function for its names, a cost no user has).
@@ -130,22 +122,6 @@ async function compiledService(): Promise<{
     import(join(dist, 'config.js')) as Promise<{ remediationConfig: typeof RemediationConfigSchema }>,
   ]);
   return { startRemediation, remediationConfig };
-}
-
-async function until<T>(what: string, check: () => T | false | undefined | null, timeoutMs: number, pollMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v !== false && v !== undefined && v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(pollMs);
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 function quantile(sorted: ArrayLike<number>, q: number): number {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { createFenceLevels, fenceConfig, fenceHost, type FenceResult } from '../../plugins/fence/index.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 const FENCE_REDFISH = '/usr/sbin/fence_redfish';
@@ -199,6 +200,8 @@ describe('fence-agent: an agent that hangs', () => {
     expect(result.attempts).toHaveLength(1);
     expect(readFileSync(power, 'utf8')).toBe('on');
     expect(pids()).toHaveLength(2);
+    // Killed: gone once the kernel has reaped them (a bounded poll, not at the very instant fence returns).
+    await waitFor('the aborted agent group gone', () => pids().every(gone), { timeoutMs: 5_000 }).catch(() => undefined);
     for (const pid of pids()) expect(gone(pid), `pid ${pid}`).toBe(true);
   });
 });

@@ -95,20 +95,24 @@ export class PoolSampler {
     private readonly clock: () => number = () => performance.now(),
     /** The probes to run: by default, the ones the config enables. */
     probes?: ConfiguredProbe[],
+    /** What the pool is read through: by default an XAPI connection to the config's URLs (the safety campaign passes its in-process pool). */
+    connection?: PoolConnection,
   ) {
-    this.connection = new PoolConnection({
-      name: config.name,
-      urls: config.urls,
-      user: config.user,
-      password: resolvePassword(config),
-      allowUnauthorized: config.allowUnauthorized,
-      callTimeoutMs: config.timing.xapiTimeout,
-      vmRefreshMs: config.timing.capacityInterval,
-      retryMinMs: 500,
-      retryMaxMs: 10_000,
-      limits: config.limits,
-      log,
-    });
+    this.connection =
+      connection ??
+      new PoolConnection({
+        name: config.name,
+        urls: config.urls,
+        user: config.user,
+        password: resolvePassword(config),
+        allowUnauthorized: config.allowUnauthorized,
+        callTimeoutMs: config.timing.xapiTimeout,
+        vmRefreshMs: config.timing.capacityInterval,
+        retryMinMs: 500,
+        retryMaxMs: 10_000,
+        limits: config.limits,
+        log,
+      });
     this.probes = probes ?? createProbes(config.probes, { log });
     this.monitor = { storageHeartbeatProbes: this.probes.filter((p) => p.storageHeartbeat).map((p) => p.name) };
     this.state.deadAfter = this.deadAfterFor(null);

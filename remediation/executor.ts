@@ -30,6 +30,8 @@ export interface ExecutorDeps {
   powerTimeoutMs?: number;
   pollMs?: number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Monotonic ms for the executor's own deadlines and the fence's (default performance.now). */
+  now?: () => number;
   /** Counts an action by kind and result (metrics). */
   onAction?: (kind: PlanStep['kind'], result: string, seconds: number) => void;
   /**
@@ -163,6 +165,7 @@ export class PlanExecutor {
           ...(this.d.powerTimeoutMs !== undefined && { powerTimeoutMs: this.d.powerTimeoutMs }),
           ...(this.d.pollMs !== undefined && { pollMs: this.d.pollMs }),
           ...(this.d.sleep && { sleep: this.d.sleep }),
+          ...(this.d.now && { now: this.d.now }),
         });
         const tried = r.attempts.map((a) => `level ${a.level} ${a.label}: ${a.outcome} (${a.detail})`).join('; ');
         if (isFenced(r.outcome)) return { state: 'done', outcome: r.outcome, detail: tried };
@@ -211,16 +214,17 @@ export class PlanExecutor {
         try {
           await actions.transitionToMaster(address);
           // xapi takes the role when it restarts (a fuse of about 10 s): wait until it answers as master.
-          const deadline = Date.now() + (this.d.masterWaitMs ?? 120_000);
+          const now = this.d.now ?? (() => performance.now());
+          const deadline = now() + (this.d.masterWaitMs ?? 120_000);
           while (!(await actions.xapi.answersAsMaster(address))) {
-            if (Date.now() > deadline)
+            if (now() > deadline)
               return {
                 state: 'failed',
                 outcome: 'not-master-yet',
                 detail: `${name(step.host)} did not answer as the master within ${(this.d.masterWaitMs ?? 120_000) / 1000} s of its emergency transition`,
                 stop: 'needs-operator',
               };
-            await sleepFor(500, NEVER);
+            await (this.d.sleep ?? sleepFor)(500, NEVER);
           }
           return { state: 'done', outcome: 'transitioned', detail: `${name(step.host)} is the master (emergency_transition_to_master)` };
         } catch (e) {

@@ -223,6 +223,11 @@ export class Journal {
     return { records, cut: undefined };
   }
 
+  /** No append is waiting or being written (the safety campaign waits for this before its clock moves). */
+  get idle(): boolean {
+    return this.running === undefined && this.queue.length === 0;
+  }
+
   /**
    * Appends `{ seq, at, type, ...data }` (in that key order) and resolves once it is on disk (its batch
    * written and fdatasynced). The seq is taken now, so the order of the calls is the order on disk.

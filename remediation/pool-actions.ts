@@ -48,8 +48,11 @@ function parse<T extends z.ZodType>(schema: T, method: string, value: unknown): 
   return r.data;
 }
 
+/** The XAPI calls the actions make: XapiActions over HTTP, or the safety campaign's in-process pool. */
+export type XapiCalls = Pick<XapiActions, 'call' | 'act' | 'slaveCall' | 'forgetMaster' | 'answersAsMaster' | 'close'>;
+
 export class PoolActions {
-  constructor(readonly xapi: XapiActions) {}
+  constructor(readonly xapi: XapiCalls) {}
 
   /** Every host with its liveness as the master's database says now. */
   async hosts(): Promise<Map<string, HostNow>> {

@@ -59,7 +59,8 @@ export interface RemediatorEvents {
 export interface RemediatorOptions {
   pools: PoolRuntime[];
   section: RemediationSection;
-  journal: Journal;
+  /** Where every record goes before it counts (only `append` is used). */
+  journal: Pick<Journal, 'append'>;
   state: RemediationState;
   log: Logger;
   events?: RemediatorEvents;
@@ -68,11 +69,34 @@ export interface RemediatorOptions {
   /** Wall-clock ms (fence history, cooldowns: they survive restarts). */
   wallClock?: () => number;
   /**
+   * The timers the service waits with (default Node's): the safety campaign runs the service on its
+   * injected clock with its own.
+   */
+  timers?: RemediatorTimers;
+  /**
+   * A host's fence levels, in place of the ones the pool's config makes (the safety campaign's
+   * simulated devices). Default: the config's.
+   */
+  fenceLevelsFor?: (plan: Plan) => FenceLevel[];
+  /**
    * Fault injection for the crash-safety test only (XENHA_REMEDIATION_CRASH_AT): the process kills
    * itself with SIGKILL just before journal record `seq` is appended, or just after it is on disk.
    */
   crashAt?: { seq: number; when: 'before' | 'after' };
 }
+
+export interface RemediatorTimers {
+  setTimeout: (fn: () => void, ms: number) => unknown;
+  clearTimeout: (handle: unknown) => void;
+  /** Waits ms, or less when the signal fires; never rejects. */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+const NODE_TIMERS: RemediatorTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  sleep: sleepFor,
+};
 
 export class AckError extends Error {
   constructor(
@@ -109,7 +133,8 @@ export class Remediator {
   private readonly wallClock: () => number;
   /** One evaluation or plan at a time per pool. */
   private readonly queues = new Map<string, Promise<void>>();
-  private readonly deferred = new Map<string, NodeJS.Timeout>();
+  private readonly deferred = new Map<string, unknown>();
+  private readonly timers: RemediatorTimers;
   private readonly stopping = new AbortController();
   private readonly running = new Set<Promise<unknown>>();
 
@@ -118,6 +143,7 @@ export class Remediator {
     this.monotonic = o.monotonic ?? (() => performance.now());
     this.wallClock = o.wallClock ?? (() => Date.now());
     this.startedAt = this.monotonic();
+    this.timers = o.timers ?? NODE_TIMERS;
     this.executor = new PlanExecutor({
       record: (e) => this.record(e),
       state: o.state,
@@ -129,6 +155,7 @@ export class Remediator {
       pollMs: o.section.powerPoll,
       onAction: (kind, result, seconds) => o.events?.onAction?.(kind, result, seconds),
       beforeFence: (plan) => this.beforeFence(plan),
+      ...(o.timers && { sleep: o.timers.sleep, now: this.monotonic }),
     });
   }
 
@@ -186,7 +213,7 @@ export class Remediator {
 
   async stop(): Promise<void> {
     this.stopping.abort();
-    for (const t of this.deferred.values()) clearTimeout(t);
+    for (const t of this.deferred.values()) this.timers.clearTimeout(t);
     this.deferred.clear();
     await Promise.allSettled([...this.running]);
   }
@@ -323,8 +350,8 @@ export class Remediator {
   /** A resolved alert cancels a plan that waits (manual mode), never one that runs. */
   private async cancelUnstarted(inc: Incident): Promise<void> {
     const t = this.deferred.get(inc.id);
-    if (t) {
-      clearTimeout(t);
+    if (t !== undefined) {
+      this.timers.clearTimeout(t);
       this.deferred.delete(inc.id);
     }
     const plan = inc.plan ? this.o.state.plans.get(inc.plan) : undefined;
@@ -347,9 +374,9 @@ export class Remediator {
   private schedule(inc: Incident, delayMs: number): void {
     if (this.stopping.signal.aborted) return;
     const old = this.deferred.get(inc.id);
-    if (old) clearTimeout(old);
+    if (old !== undefined) this.timers.clearTimeout(old);
     const ctx = context.active();
-    const t = setTimeout(() => {
+    const t = this.timers.setTimeout(() => {
       this.deferred.delete(inc.id);
       this.enqueue(inc.pool, () => context.with(ctx, () => this.evaluate(inc.id)));
     }, delayMs);
@@ -480,6 +507,7 @@ export class Remediator {
   }
 
   private fenceLevels(plan: Plan): FenceLevel[] {
+    if (this.o.fenceLevelsFor) return this.o.fenceLevelsFor(plan);
     const rt = this.pools.get(plan.pool);
     const f = rt?.remediation.fence;
     // By UUID; by name only when one host of the pool has that name now (names repeat and change).
@@ -511,7 +539,7 @@ export class Remediator {
     if (this.o.section.mode === 'dry-run') return 'the service runs in dry-run mode';
     const rt = this.pools.get(plan.pool)!;
     for (let left = this.quietLeftMs(rt); left > 0 && !this.stopping.signal.aborted; left = this.quietLeftMs(rt))
-      await sleepFor(left, this.stopping.signal);
+      await this.timers.sleep(left, this.stopping.signal);
     if (this.stopping.signal.aborted) return null;
     // Its own verdict must be dead. A view just formed (a restart) may not have reached it yet: wait for
     // dead or a sign of life, at most twice dead-after; whatever else, no fence.
@@ -519,7 +547,7 @@ export class Remediator {
     const deadline = this.monotonic() + 2 * rt.sampler.state.deadAfter.ms;
     let own = rt.sampler.state.memory?.hosts[plan.host];
     while (own?.state !== 'dead' && !(own && (alive(own.network) || alive(own.storage))) && this.monotonic() < deadline) {
-      await sleepFor(rt.config.timing.sampleInterval, this.stopping.signal);
+      await this.timers.sleep(rt.config.timing.sampleInterval, this.stopping.signal);
       if (this.stopping.signal.aborted) return null;
       own = rt.sampler.state.memory?.hosts[plan.host];
     }
@@ -537,7 +565,7 @@ export class Remediator {
     // A plan resumed at start needs the pool's addresses (a master transition): its first view.
     const rt = this.pools.get(plan.pool)!;
     while (!rt.sampler.state.snapshot && !this.stopping.signal.aborted)
-      await sleepFor(rt.config.timing.sampleInterval, this.stopping.signal);
+      await this.timers.sleep(rt.config.timing.sampleInterval, this.stopping.signal);
     if (this.stopping.signal.aborted) return;
     const started = this.monotonic();
     const end = await this.executor.run(plan, this.stopping.signal);

@@ -181,6 +181,11 @@ export interface SimulatedPoolOptions {
   addressBase: string;
   timing: SimTiming;
   now?: () => number;
+  /**
+   * Read every host's power file each tick (default true: fence_dummy, or a person, may write it at any
+   * time). The safety campaign powers hosts through writePowerFile only, which applies at once.
+   */
+  pollPowerFiles?: boolean;
 }
 
 export class SimulatedPool extends EventEmitter {
@@ -205,8 +210,11 @@ export class SimulatedPool extends EventEmitter {
   private lastGcPass: number | null = null;
   private xhad: XhadLiveset | null = null;
 
+  private readonly pollsPowerFiles: boolean;
+
   constructor(opts: SimulatedPoolOptions) {
     super();
+    this.pollsPowerFiles = opts.pollPowerFiles ?? true;
     this.now = opts.now ?? Date.now;
     this.timing = opts.timing;
     this.stateDir = opts.stateDir;
@@ -526,7 +534,7 @@ export class SimulatedPool extends EventEmitter {
    * itself, then what the live master's xapi writes (see masterXapi).
    */
   tick(now = this.now()): void {
-    this.pollPowerFiles();
+    if (this.pollsPowerFiles) this.pollPowerFiles();
     this.logPathChanges(now);
     const ha = this.haEnabled();
     if (ha) {

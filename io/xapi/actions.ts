@@ -36,6 +36,11 @@ export interface XapiActionsOptions {
   timeoutMs: number;
   /** Accept a self-signed certificate (XAPI's default one), as the pool config's allowUnauthorized says. */
   allowUnauthorized?: boolean;
+  /**
+   * One JSON-RPC call to the host at `url`: the answer's result, or a thrown XapiCallError (xapi's error
+   * or a transport code). Default: HTTP. The safety campaign calls its in-process simulated pool.
+   */
+  transport?: (url: string, method: string, params: unknown[]) => Promise<unknown>;
 }
 
 export class XapiActions {
@@ -57,6 +62,7 @@ export class XapiActions {
   }
 
   private async rpc(url: string, method: string, params: unknown[]): Promise<unknown> {
+    if (this.o.transport) return this.o.transport(url, method, params);
     let res;
     try {
       res = await fetch(new URL('/jsonrpc', url), {

@@ -14,6 +14,14 @@ import type { Logger } from 'pino';
 import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
 import type { StorageHeartbeatRead } from '../../core/preflight.ts';
 import type { PoolSnapshot } from '../../core/model/snapshot.ts';
+import type { ReadMode, StatefileRead } from '../../io/statefile-reader.ts';
+
+/** What a TCP connect found. */
+export interface TcpConnectResult {
+  up: boolean;
+  seconds: number;
+  detail: string;
+}
 
 /** A per-host series a probe exports beside the liveness samples (labels pool and host are added). */
 export interface SeriesDefinition {
@@ -63,6 +71,21 @@ export interface Probe<S extends string = string> {
   sample(round: ProbeRound<S>): Promise<void>;
 }
 
+/**
+ * The I/O a probe does, replaceable as a whole: by default the real socket and block-device reads; the
+ * safety campaign (campaign/) answers them from its in-process simulated pool on its injected clock.
+ */
+export interface ProbeIo {
+  tcpConnect: (host: string, port: number, timeoutMs: number, signal: AbortSignal) => Promise<TcpConnectResult>;
+  readStatefile: (path: string, mode: ReadMode, signal: AbortSignal) => Promise<StatefileRead>;
+}
+
+export interface ProbeDeps {
+  log: Logger;
+  /** Default: the real I/O. */
+  io?: ProbeIo;
+}
+
 export interface ProbeDefinition<O extends z.ZodType = z.ZodType, S extends string = string> {
   name: string;
   /** The path the probe watches. */
@@ -85,7 +108,7 @@ export interface ProbeDefinition<O extends z.ZodType = z.ZodType, S extends stri
   /** The probe's options in the config (a strict zod schema). */
   options: O;
   series: Readonly<Record<S, SeriesDefinition>>;
-  create(options: z.output<O>, deps: { log: Logger }): Probe<S>;
+  create(options: z.output<O>, deps: ProbeDeps): Probe<S>;
 }
 
 /** Types a probe definition (its options and series names are inferred). */

@@ -3,9 +3,8 @@
  * map. Adding a probe is one file and one line here; nothing else names a probe.
  */
 import { z } from 'zod';
-import type { Logger } from 'pino';
 import type { EvidenceSource, PathName } from '../../core/classify/state-machine.ts';
-import type { Probe, ProbeDefinition, SeriesDefinition } from './contract.ts';
+import type { Probe, ProbeDefinition, ProbeDeps, SeriesDefinition } from './contract.ts';
 import { networkTcp } from './network-tcp.ts';
 import { networkXapi } from './network-xapi.ts';
 import { storageStatefile } from './storage-statefile.ts';
@@ -67,7 +66,7 @@ export interface ConfiguredProbe {
   probe: Probe;
 }
 
-function configure<K extends ProbeName>(name: K, options: z.output<OptionsSchema<K>>, deps: { log: Logger }): ConfiguredProbe {
+function configure<K extends ProbeName>(name: K, options: z.output<OptionsSchema<K>>, deps: ProbeDeps): ConfiguredProbe {
   const def = DEFINITIONS[name];
   return {
     name,
@@ -81,12 +80,12 @@ function configure<K extends ProbeName>(name: K, options: z.output<OptionsSchema
 }
 
 /** Every probe the config enables, in a stable order. */
-export function createProbes(config: ProbesConfig, deps: { log: Logger }): ConfiguredProbe[] {
+export function createProbes(config: ProbesConfig, deps: ProbeDeps): ConfiguredProbe[] {
   return PROBE_NAMES.flatMap((name) => {
     const options = config[name];
     return options === undefined ? [] : [configure(name, options, deps)];
   });
 }
 
-export type { Probe, ProbeDefinition, ProbeRound, SampleExtra, SeriesDefinition } from './contract.ts';
+export type { Probe, ProbeDefinition, ProbeDeps, ProbeIo, ProbeRound, SampleExtra, SeriesDefinition } from './contract.ts';
 export type { StorageHeartbeatKind, StorageHeartbeatRead, XenhaHeartbeatView } from '../../core/preflight.ts';

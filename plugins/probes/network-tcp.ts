@@ -5,13 +5,9 @@
  */
 import { connect } from 'node:net';
 import { z } from 'zod';
-import { defineProbe } from './contract.ts';
+import { defineProbe, type TcpConnectResult } from './contract.ts';
 
-export interface TcpConnectResult {
-  up: boolean;
-  seconds: number;
-  detail: string;
-}
+export type { TcpConnectResult } from './contract.ts';
 
 export function tcpConnect(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<TcpConnectResult> {
   const started = performance.now();
@@ -44,14 +40,15 @@ export const networkTcp = defineProbe({
     port: z.number().int().min(1).max(65535).optional(),
   }),
   series: {},
-  create(o) {
+  create(o, deps) {
+    const connect = deps.io?.tcpConnect ?? tcpConnect;
     return {
       async sample(round) {
         const url = round.xapiUrl;
         const port = o.port ?? Number(url.port || (url.protocol === 'https:' ? 443 : 80));
         await Promise.all(
           round.snapshot.hosts.map(async (h) => {
-            const results = await Promise.all(h.homes.map((addr) => tcpConnect(addr, port, round.timeoutMs, round.signal)));
+            const results = await Promise.all(h.homes.map((addr) => connect(addr, port, round.timeoutMs, round.signal)));
             // Reported in home order, so that reasons built from the samples read the same each round.
             results.forEach((r, i) => round.report(h.uuid, String(i), r.up, r.detail, { latencySeconds: r.up ? r.seconds : null }));
           }),

@@ -86,7 +86,8 @@ export const storageStatefile = defineProbe({
       labelNames: ['domain'],
     },
   },
-  create(o) {
+  create(o, deps) {
+    const readDevice = deps.io?.readStatefile ?? readStatefile;
     const tracks = new Map<string, Map<string, SlotTrack>>(); // device home → host uuid → track
     return {
       async sample(round) {
@@ -96,7 +97,7 @@ export const storageStatefile = defineProbe({
           o.devices.map(async (dev) => {
             const started = performance.now();
             try {
-              const read = await readStatefile(dev.path, o.readMode, round.signal);
+              const read = await readDevice(dev.path, o.readMode, round.signal);
               return { dev, read, seconds: (performance.now() - started) / 1000 };
             } catch (e) {
               return { dev, error: `cannot read ${dev.path}: ${(e as Error).message}` };

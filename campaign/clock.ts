@@ -57,6 +57,11 @@ export class VirtualClock {
     for (let i = this.timers.length - 1; i >= 0; i--) if (this.timers[i]!.owner === owner) this.timers.splice(i, 1);
   }
 
+  /** Timers of an owner still to fire. */
+  pending(owner: string): number {
+    return this.timers.filter((t) => t.owner === owner).length;
+  }
+
   /** When the next timer is due (Infinity: none). */
   nextAt(): number {
     let next = Infinity;

@@ -184,6 +184,7 @@ export function generateStory(seed: number): Story {
       outOfOrder: r.chance(0.15),
     },
     events,
-    endMs: Math.max(end, last + 2 * d + 90_000 + (events.some((e) => e.kind === 'restart-service') ? timing.quietPeriodMs : 0)),
+    // A bound only: the story ends earlier once everything has settled (world.ts).
+    endMs: Math.max(end, last + 2 * d + timing.quietPeriodMs + 600_000),
   });
 }

@@ -98,6 +98,8 @@ export interface WorldRecord {
   /** Intervals (story ms) the exporter saw its observer isolated. */
   isolated: { from: number; to: number | null }[];
   notifications: number;
+  /** Alerts the webhook's intake refused (no incident): when, for which host, with which gate. */
+  intakeRefusals: { at: number; host: string; gate: string | null; reason: string }[];
   protectedVms: Set<string>;
   vmNames: Map<string, string>;
   /** Final state: VM uuid → host uuid where it runs (Running on a live host), else absent. */
@@ -130,7 +132,18 @@ interface Incarnation {
   killed: boolean;
 }
 
-export async function playStory(story: Story): Promise<WorldRecord> {
+/**
+ * The checks' own test (test/integration/campaign.test.ts): at `at` ms, something outside xenha does what
+ * xenha must never do — a BMC powers off a live host, or a VM running on one host is started on
+ * another — through the same edges the checks watch. Never used by a campaign.
+ */
+export interface Sabotage {
+  kind: 'fence-live-host' | 'start-running-vm';
+  at: number;
+  host: string;
+}
+
+export async function playStory(story: Story, sabotage?: Sabotage): Promise<WorldRecord> {
   const wallStart = performance.now();
   const dir = scratchDir();
   const clock = new VirtualClock(STORY_EPOCH);
@@ -265,6 +278,7 @@ export async function playStory(story: Story): Promise<WorldRecord> {
     },
     statusOff: (h) => statusOffAt.set(h, clock.now()),
   };
+  let resetFrom: string | null = null;
   const callHooks: CallHooks = {
     before: (method, params) => {
       const vmRef = String(params[1]);
@@ -273,6 +287,7 @@ export async function playStory(story: Story): Promise<WorldRecord> {
       const name = vm.name_label as string;
       if (method === 'VM.power_state_reset') {
         const old = pool.hostByRef(vm.resident_on as string);
+        resetFrom = old ? `${old.built.uuid}/${old.bootedAt}` : null;
         if (old && old.power !== 'off')
           violations.push({ check: 'restart-before-fence', detail: `${name} reset at ${t()} ms while ${old.built.name} is powered on` });
         if (old && !((statusOffAt.get(old) ?? -Infinity) >= (fenceStartedAt.get(old) ?? Infinity)))
@@ -295,7 +310,11 @@ export async function playStory(story: Story): Promise<WorldRecord> {
       const vm = db.peek('VM', vmRef);
       const uuid = vm.uuid as string;
       if (method === 'VM.power_state_reset') {
-        resets.set(uuid, (resets.get(uuid) ?? 0) + 1);
+        // Once per death of the host it was on (the key: that host's boot).
+        const key = `${uuid}/${resetFrom ?? ''}`;
+        resets.set(key, (resets.get(key) ?? 0) + 1);
+        if (resets.get(key)! > 1)
+          violations.push({ check: 'action-twice', detail: `${vm.name_label as string} reset twice for one death` });
       } else {
         const h = pool.hostByRef(vm.resident_on as string)!;
         domains.get(uuid)?.add(h);
@@ -371,15 +390,25 @@ export async function playStory(story: Story): Promise<WorldRecord> {
   // ------------------------------------------------------------------ Prometheus' rule and Alertmanager
   const alerts = new Map<string, { startsAt: number; lastSent: number; fp: string; labels: Record<string, string> }>();
   let notifications = 0;
+  const intakeRefusals: WorldRecord['intakeRefusals'] = [];
   let stale: { payload: unknown } | null = null;
   const deliver = (payload: unknown) => {
     notifications++;
     const inc = current;
     if (!inc) return;
     const parsed = alertmanagerPayload.parse(payload);
-    inc.remediator.intake(parsed, { receivedAt: clock.now(), remote: '127.0.0.1' }).catch((e: unknown) => {
-      if (!inc.killed) violations.push({ check: 'error', detail: `intake failed at ${t()} ms: ${(e as Error).message}` });
-    });
+    const hostOf = new Map(parsed.alerts.map((a) => [a.fingerprint, a.labels.host_uuid ?? '']));
+    const at = t();
+    inc.remediator.intake(parsed, { receivedAt: clock.now(), remote: '127.0.0.1' }).then(
+      (res) => {
+        for (const i of res.incidents)
+          if (i.outcome === 'refused')
+            intakeRefusals.push({ at, host: hostOf.get(i.fingerprint) ?? '', gate: i.gate ?? null, reason: i.reason ?? '' });
+      },
+      (e: unknown) => {
+        if (!inc.killed) violations.push({ check: 'error', detail: `intake failed at ${at} ms: ${(e as Error).message}` });
+      },
+    );
   };
   const notify = (status: 'firing' | 'resolved', a: { startsAt: number; fp: string; labels: Record<string, string> }, extraMs = 0) => {
     const payload = {
@@ -463,7 +492,8 @@ export async function playStory(story: Story): Promise<WorldRecord> {
   // ------------------------------------------------------------------ the story's clock
   const end = STORY_EPOCH + story.endMs;
   // The story may end earlier once everything has settled: every event played, two dead-afters and a
-  // margin after the last one (a quiet period after a restart), no plan running, nothing journaled for QUIET_END_MS.
+  // margin after the last one (a quiet period after a restart), no plan running, no evaluation waiting,
+  // nothing journaled for QUIET_END_MS.
   const d = storyDeadAfterMs(story);
   const lastFault = Math.max(0, ...story.events.map((e) => e.at));
   const lastRestart = Math.max(-Infinity, ...story.events.filter((e) => e.kind === 'restart-service').map((e) => e.at));
@@ -472,6 +502,8 @@ export async function playStory(story: Story): Promise<WorldRecord> {
     clock.now() >= settledFrom &&
     clock.now() - lastAppendAt >= QUIET_END_MS &&
     current !== null &&
+    // Nothing waits to be evaluated again (a transient gate, a verdict settling) or runs.
+    clock.pending(current.owner) === 0 &&
     ![...current.remediator.state.plans.values()].some((p) => p.state === 'running');
   const sampleMs = config.timing.sampleInterval;
   let nextTick = STORY_EPOCH;
@@ -487,7 +519,7 @@ export async function playStory(story: Story): Promise<WorldRecord> {
     let stepsAtInstant = 0;
     while (clock.now() < end && !settled()) {
       const nextEvent = events[eventIndex]?.atMs ?? Infinity;
-      const at = Math.min(nextTick, nextExporter, nextService, nextEvent, clock.nextAt());
+      const at = Math.min(nextTick, nextExporter, nextService, nextEvent, clock.nextAt(), sabotage ? STORY_EPOCH + sabotage.at : Infinity);
       if (at === lastInstant) {
         if (++stepsAtInstant > MAX_STEPS_AT_ONE_INSTANT) throw new Error(`no progress at ${t()} ms: timers keep firing at one instant`);
       } else {
@@ -497,6 +529,18 @@ export async function playStory(story: Story): Promise<WorldRecord> {
       for (const timer of clock.advance(at)) {
         timer.fn();
         await settle();
+      }
+      if (sabotage && at >= STORY_EPOCH + sabotage.at) {
+        const h = pool.host(sabotage.host);
+        if (sabotage.kind === 'fence-live-host')
+          await new SimFenceDevice('rogue', pool, h, 'ok', 0, clock, 'rogue', deviceHooks).off(new AbortController().signal);
+        else {
+          const [vmRef] =
+            db.all('VM').find(([, v]) => !v.is_control_domain && v.power_state === 'Running' && v.resident_on === h.built.ref) ?? [];
+          const other = pool.hosts.find((x) => x !== h)!;
+          if (vmRef) callHooks.before('VM.start_on', ['session', vmRef, other.built.ref, false, false], other);
+        }
+        sabotage = undefined;
       }
       while (eventIndex < events.length && events[eventIndex]!.atMs <= at) {
         const e = events[eventIndex++]!;
@@ -529,6 +573,27 @@ export async function playStory(story: Story): Promise<WorldRecord> {
       }
       if (at >= nextService) {
         await current.sampler.round();
+        if (process.env.XENHA_CAMPAIGN_TRACE) {
+          const ex = exporter.state.memory?.hosts;
+          const own = current.sampler.state.memory?.hosts;
+          for (const h of pool.hosts)
+            if (ex?.[h.built.uuid]?.state !== 'healthy' || own?.[h.built.uuid]?.state !== 'healthy')
+              console.log(
+                t(),
+                h.built.name,
+                'exporter',
+                ex?.[h.built.uuid]?.state,
+                ex?.[h.built.uuid]?.rule,
+                ex?.[h.built.uuid]?.network,
+                ex?.[h.built.uuid]?.storage,
+                '| own',
+                own?.[h.built.uuid]?.state,
+                own?.[h.built.uuid]?.rule,
+                own?.[h.built.uuid]?.network,
+                own?.[h.built.uuid]?.storage,
+                own?.[h.built.uuid]?.reason,
+              );
+        }
         nextService += sampleMs;
       }
       await settle();
@@ -563,6 +628,7 @@ export async function playStory(story: Story): Promise<WorldRecord> {
     journal: journalRecords,
     isolated,
     notifications,
+    intakeRefusals,
     protectedVms,
     vmNames,
     runningAtEnd,

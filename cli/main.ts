@@ -13,6 +13,7 @@ import { registerPlan } from './plan.ts';
 import { registerRemediate } from './remediate.ts';
 import { registerDashboards } from './dashboards.ts';
 import { registerStart } from './start.ts';
+import { registerCampaign } from './campaign.ts';
 import { packageVersion } from './version.ts';
 
 const program = new Command('xenha')
@@ -28,6 +29,7 @@ registerPlan(program);
 registerRemediate(program);
 registerDashboards(program);
 registerStart(program);
+registerCampaign(program);
 
 try {
   await program.parseAsync(process.argv);

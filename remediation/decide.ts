@@ -61,12 +61,19 @@ export function decide(d: DecisionInput): Decision {
   if (gated) return { kind: 'refused', gate: gated.gate, reason: gated.reason, ownState: own.state };
   // Another host's death is its own incident; but without a master nothing can be reset or started:
   // the master's incident hands the role on first, and this one is checked again after it.
+  // A master that shows no life (suspect: not dead yet) holds the plan too: deaths close together are
+  // seen a round apart, and a plan made while its master is dying could reset no VM.
   const master = full.pool.master;
-  if (master !== d.host && full.hosts.find((h) => h.uuid === master)?.state === 'dead')
+  const masterNow = d.view.hosts[master];
+  if (
+    master !== d.host &&
+    masterNow &&
+    (masterNow.state === 'dead' || (masterNow.state === 'suspect' && !alive(masterNow.network) && !alive(masterNow.storage)))
+  )
     return {
       kind: 'refused',
       gate: 'master-dead',
-      reason: 'the master is dead too: its own incident hands the master role on first; this host is checked again after',
+      reason: `the master is ${masterNow.state === 'dead' ? 'dead' : 'silent on both paths (suspect)'} too: its own incident hands the master role on first; this host is checked again after`,
       ownState: own.state,
     };
   const snapshot = {

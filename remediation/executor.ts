@@ -25,7 +25,7 @@ export interface ExecutorDeps {
   /** The host's fence levels, built for this incident (the manual level reads this plan's acks). */
   fenceLevels(plan: Plan): FenceLevel[];
   /** A host's management address as the service last saw it (for a slave's emergency calls when the master is dead). */
-  address(pool: string, host: string): string | null;
+  address(plan: Plan, host: string): string | null;
   log: Logger;
   powerTimeoutMs?: number;
   pollMs?: number;
@@ -39,6 +39,11 @@ export interface ExecutorDeps {
    * null to go on, else why not — the plan is then cancelled, nothing done.
    */
   beforeFence?: (plan: Plan) => Promise<string | null>;
+  /**
+   * The quick re-check right before each level's `off` (a slow level may take minutes; the host may
+   * come back meanwhile): null to send it, else why not — the fence is cancelled and the plan with it.
+   */
+  beforeOff?: (plan: Plan) => string | null;
   /** How many times, and how far apart, a reset or a start is tried again after a transport error (a master restarting). */
   transportRetries?: number;
   transportRetryMs?: number;
@@ -48,6 +53,8 @@ export interface ExecutorDeps {
 
 /** A call that did not reach a master: the master may be restarting (an emergency transition), try again. */
 const TRANSPORT = /^E[A-Z]+$|^UND_ERR|^TIMEOUT$|^FETCH_FAILED$|^HOST_IS_SLAVE$|^NO_MASTER$/;
+/** No master answered at all (every address refused, or only slaves answered). */
+const NO_MASTER = /^ECONNREFUSED$|^HOST_IS_SLAVE$|^NO_MASTER$/;
 
 type StepResult = { state: 'done' | 'skipped' | 'failed'; outcome: string | null; detail: string; stop?: PlanState };
 
@@ -125,6 +132,18 @@ export class PlanExecutor {
           if (STOPPING_KINDS.has(st.step.kind)) out.stop = 'needs-operator';
         }
         if (out === 'interrupted') return out;
+        // Still no master after the retries: the plan stops for a person rather than end done with its
+        // VMs left Halted (nothing would start them again: a new plan restarts only VMs still resident).
+        if (
+          out.state === 'failed' &&
+          (st.step.kind === 'reset-power-state' || st.step.kind === 'start-vm') &&
+          NO_MASTER.test(out.outcome ?? '')
+        )
+          out = {
+            ...out,
+            detail: `${out.detail}; no master answers: the rest of this plan waits (once the pool has a master again, \`xenha ack ${plan.id}\` resumes it)`,
+            stop: 'needs-operator',
+          };
         span.setAttribute('xenha.result', out.outcome ?? out.state);
         if (out.state === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: out.detail });
         return out;
@@ -166,9 +185,12 @@ export class PlanExecutor {
           ...(this.d.pollMs !== undefined && { pollMs: this.d.pollMs }),
           ...(this.d.sleep && { sleep: this.d.sleep }),
           ...(this.d.now && { now: this.d.now }),
+          ...(this.d.beforeOff && { beforeOff: () => this.d.beforeOff!(plan) }),
         });
         const tried = r.attempts.map((a) => `level ${a.level} ${a.label}: ${a.outcome} (${a.detail})`).join('; ');
         if (isFenced(r.outcome)) return { state: 'done', outcome: r.outcome, detail: tried };
+        if (r.outcome === 'cancelled')
+          return { state: 'failed', outcome: 'cancelled', detail: `fence of ${name(step.host)} cancelled: ${tried}`, stop: 'cancelled' };
         return {
           state: 'failed',
           outcome: r.outcome,
@@ -197,7 +219,7 @@ export class PlanExecutor {
         };
       }
       case 'transition-master': {
-        const address = this.d.address(plan.pool, step.host);
+        const address = this.d.address(plan, step.host);
         if (address === null)
           return { state: 'failed', outcome: 'no-address', detail: `no known address for ${name(step.host)}`, stop: 'needs-operator' };
         // No master answers (it is dead): null, transition.
@@ -238,8 +260,8 @@ export class PlanExecutor {
         }
       }
       case 'follow-master': {
-        const address = this.d.address(plan.pool, step.host);
-        const master = this.d.address(plan.pool, step.master);
+        const address = this.d.address(plan, step.host);
+        const master = this.d.address(plan, step.master);
         if (address === null || master === null)
           return { state: 'failed', outcome: 'no-address', detail: 'no known address for the slave or the new master' };
         try {

@@ -18,6 +18,7 @@ const KNOWN_RESULTS = new Set([
   'unreachable',
   'timeout',
   'awaiting-operator',
+  'cancelled',
   'operator-confirmed',
   'off',
   'not-off',

@@ -12,7 +12,15 @@ export const MODES = ['dry-run', 'enforce', 'manual'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** Why the service refused to act on an incident: a fence gate, or its own re-check. */
-export const REFUSAL_GATES = [...FENCE_GATES, 'not-dead', 'master-dead', 'unknown-pool', 'unknown-host', 'quiet-period'] as const;
+export const REFUSAL_GATES = [
+  ...FENCE_GATES,
+  'not-dead',
+  'master-dead',
+  'unknown-pool',
+  'unknown-host',
+  'no-view',
+  'quiet-period',
+] as const;
 /** Gates that lift by themselves (a fence finishing, a window passing, the master's incident done): checked again after a while. */
 export const TRANSIENT_GATES: readonly RefusalGate[] = [
   'in-flight',
@@ -20,6 +28,7 @@ export const TRANSIENT_GATES: readonly RefusalGate[] = [
   'storm-window',
   'cooldown',
   'master-dead',
+  'no-view',
   'quiet-period',
 ];
 export type RefusalGate = (typeof REFUSAL_GATES)[number];
@@ -113,6 +122,11 @@ export const journalRecord = z.discriminatedUnion('type', [
     state: z.enum(PLAN_STATES),
     steps: z.array(step),
     names: z.record(z.string(), z.string()),
+    /**
+     * The management address of each host the plan names, as the service saw it when planning: a master
+     * hand-over resumed after a restart needs them before any master answers. Absent in older journals.
+     */
+    addresses: z.record(z.string(), z.string()).optional(),
     unplaced: z.array(z.object({ vm: z.string(), name: z.string(), reason: z.string() })),
     refused: z.array(z.object({ host: z.string(), gate: z.string(), reason: z.string() })),
   }),

@@ -119,6 +119,7 @@ export const RECHECK_TRANSIENT_MS = 5000;
  * the alert again.
  */
 export const RECHECK_SETTLING_MS = 250;
+const ALIVE: ReadonlySet<string> = new Set(['up', 'degraded']);
 export const SETTLE_DEAD_AFTERS = 2;
 
 export function planIdOf(incident: string): string {
@@ -149,12 +150,16 @@ export class Remediator {
       state: o.state,
       actions: (pool) => this.pools.get(pool)!.actions,
       fenceLevels: (plan) => this.fenceLevels(plan),
-      address: (pool, host) => this.pools.get(pool)?.sampler.state.snapshot?.hosts.find((h) => h.uuid === host)?.address ?? null,
+      // As the service sees the pool now, else as the plan journaled it (a service restarted while the
+      // master is dead has no view of the pool until a master answers: the plan's own addresses make one).
+      address: (plan, host) =>
+        this.pools.get(plan.pool)?.sampler.state.snapshot?.hosts.find((h) => h.uuid === host)?.address ?? plan.addresses[host] ?? null,
       log: o.log,
       powerTimeoutMs: o.section.powerTimeout,
       pollMs: o.section.powerPoll,
       onAction: (kind, result, seconds) => o.events?.onAction?.(kind, result, seconds),
       beforeFence: (plan) => this.beforeFence(plan),
+      beforeOff: (plan) => this.stillDead(plan),
       ...(o.timers && { sleep: o.timers.sleep, now: this.monotonic }),
     });
   }
@@ -273,20 +278,28 @@ export class Remediator {
   private readonly pendingIncidents = new Set<string>();
   /** When each incident's latest firing notification came (wall clock ms): a suspect own verdict settles from then. */
   private readonly firedAt = new Map<string, number>();
+  /** When the service's own view of each pool formed (wall clock ms): nothing could be checked before. */
+  private readonly viewSince = new Map<string, number>();
 
   /** One alert: decided now, its records appended to `appends`, what follows their durability pushed to `after`. */
   private land(t: AlertTarget, appends: Promise<JournalEntry>[], after: (() => Promise<void> | void)[]): IntakeResult['incidents'][number] {
-    const refused = (reason: string) => ({ fingerprint: t.fingerprint, outcome: 'refused' as const, reason });
-    if (t.pool === undefined) return refused('the alert has no pool label');
+    const refused = (gate: RefusalGate, reason: string) => ({ fingerprint: t.fingerprint, outcome: 'refused' as const, gate, reason });
+    if (t.pool === undefined) {
+      this.o.events?.onRefusal?.('(unknown)', 'unknown-pool');
+      return refused('unknown-pool', 'the alert has no pool label');
+    }
     const pool = t.pool;
     const rt = this.pools.get(pool);
     if (!rt) {
       // The label is not the alert's word (unbounded): every unknown pool counts under one value.
       this.o.events?.onRefusal?.('(unknown)', 'unknown-pool');
-      return refused(`unknown pool ${pool} (this service serves ${[...this.pools.keys()].join(', ')})`);
+      return refused('unknown-pool', `unknown pool ${pool} (this service serves ${[...this.pools.keys()].join(', ')})`);
     }
     const snap = rt.sampler.state.snapshot;
-    if (!snap) return refused(`no view of pool ${pool} yet (XAPI not reached): cannot tell which host the alert names`);
+    if (!snap) {
+      this.o.events?.onRefusal?.(pool, 'no-view');
+      return refused('no-view', `no view of pool ${pool} yet (XAPI not reached): cannot tell which host the alert names`);
+    }
     const host =
       t.hostUuid !== undefined
         ? snap.hosts.find((h) => h.uuid === t.hostUuid)
@@ -296,10 +309,15 @@ export class Remediator {
     if (!host) {
       this.o.events?.onRefusal?.(pool, 'unknown-host');
       const named = t.hostUuid ?? t.host;
-      return refused(named === undefined ? 'the alert names no host (label host_uuid or host)' : `pool ${pool} has no host ${named}`);
+      return refused(
+        'unknown-host',
+        named === undefined ? 'the alert names no host (label host_uuid or host)' : `pool ${pool} has no host ${named}`,
+      );
     }
-    if (t.hostUuid === undefined && snap.hosts.filter((h) => h.name === t.host).length > 1)
-      return refused(`pool ${pool} has several hosts named ${t.host}: the alert must name it by host_uuid`);
+    if (t.hostUuid === undefined && snap.hosts.filter((h) => h.name === t.host).length > 1) {
+      this.o.events?.onRefusal?.(pool, 'unknown-host');
+      return refused('unknown-host', `pool ${pool} has several hosts named ${t.host}: the alert must name it by host_uuid`);
+    }
     // Its boot tells one death from the next; without boot_time (an older xapi), the alert's own start
     // does (Alertmanager keeps startsAt over its re-sends, and a new firing has a new one).
     const boot = host.bootTime ?? `alert-${t.startsAt}`;
@@ -386,8 +404,11 @@ export class Remediator {
   private quietLeftMs(rt: PoolRuntime): number {
     const left = this.o.section.quietPeriod - (this.monotonic() - this.startedAt);
     if (left > 0) return left;
-    // Its own view must exist too: a classification of every host of a snapshot.
-    return rt.sampler.state.snapshot && rt.sampler.state.memory ? 0 : rt.config.timing.sampleInterval;
+    // Its own view must exist too: a snapshot, classified over enough rounds for a verdict to be confirmed.
+    const formed = rt.sampler.state.snapshot && rt.sampler.state.memory && rt.sampler.counters.rounds >= rt.config.timing.confirmSamples;
+    if (!formed) return rt.config.timing.sampleInterval;
+    if (!this.viewSince.has(rt.config.name)) this.viewSince.set(rt.config.name, this.wallClock());
+    return 0;
   }
 
   private async evaluate(id: string): Promise<void> {
@@ -396,6 +417,19 @@ export class Remediator {
     const rt = this.pools.get(inc.pool)!;
     await withSpan('remediation.recheck', { 'xenha.pool': inc.pool, 'xenha.host': inc.host, 'xenha.incident': id }, async (span) => {
       const quiet = this.quietLeftMs(rt);
+      if (quiet > 0 && this.o.section.quietPeriod - (this.monotonic() - this.startedAt) <= 0) {
+        // The quiet period is over, but the service has no view of the pool yet (no master answers).
+        if (inc.refusals.at(-1)?.gate !== 'no-view')
+          await this.refuse(
+            inc,
+            'no-view',
+            `the service has no view of pool ${inc.pool} yet (no XAPI master answers, or its first classification is not made): it cannot check the alert`,
+            null,
+          );
+        span.setAttribute('xenha.result', 'deferred');
+        this.schedule(inc, quiet);
+        return;
+      }
       if (quiet > 0) {
         if (inc.refusals.at(-1)?.gate !== 'quiet-period') {
           await this.refuse(
@@ -434,11 +468,16 @@ export class Remediator {
       const snapshot = rt.sampler.state.snapshot!;
       if (d.kind === 'refused') {
         span.setAttributes({ 'xenha.result': 'refused', 'xenha.gate': d.gate });
-        // A suspect own verdict settles from the latest firing notification (after a restart: the incident's opening).
-        const firedAt = this.firedAt.get(inc.id) ?? Date.parse(inc.openedAt);
+        // An own verdict that shows no life now (suspect, or a state its hysteresis still holds while
+        // both paths read down or unknown) settles from the latest firing notification (after a restart:
+        // the incident's opening). One with a path alive is refused at once.
+        // Its window starts with the later of the notification and the service's own view of the pool.
+        const firedAt = Math.max(this.firedAt.get(inc.id) ?? Date.parse(inc.openedAt), this.viewSince.get(inc.pool) ?? 0);
+        const own = rt.sampler.state.memory?.hosts[inc.host];
+        const noLifeNow = own !== undefined && !ALIVE.has(own.network) && !ALIVE.has(own.storage);
         const settling =
           d.gate === 'not-dead' &&
-          d.ownState === 'suspect' &&
+          (d.ownState === 'suspect' || noLifeNow) &&
           this.wallClock() < firedAt + SETTLE_DEAD_AFTERS * rt.sampler.state.deadAfter.ms;
         const last = inc.refusals.at(-1);
         if (settling) {
@@ -477,6 +516,7 @@ export class Remediator {
         state,
         steps: d.plan.steps,
         names: d.names,
+        addresses: Object.fromEntries(snapshot.hosts.filter((h) => h.uuid in d.names).map((h) => [h.uuid, h.address])),
         unplaced: d.plan.unplaced,
         refused: d.plan.fences.refused,
       });
@@ -551,6 +591,14 @@ export class Remediator {
       if (this.stopping.signal.aborted) return null;
       own = rt.sampler.state.memory?.hosts[plan.host];
     }
+    return this.stillDead(plan);
+  }
+
+  /** Now, without waiting: the mode allows a fence, the pool's HA is off, its own verdict is dead, the host has not booted since. */
+  private stillDead(plan: Plan): string | null {
+    if (this.o.section.mode === 'dry-run') return 'the service runs in dry-run mode';
+    const rt = this.pools.get(plan.pool)!;
+    const own = rt.sampler.state.memory?.hosts[plan.host];
     const snap = rt.sampler.state.snapshot;
     if (!snap || !own) return 'the service has no view of the pool';
     if (snap.haEnabled) return "the pool's own HA is on now: xhad fences and xapi restarts there";
@@ -562,9 +610,15 @@ export class Remediator {
   }
 
   private async execute(plan: Plan): Promise<void> {
-    // A plan resumed at start needs the pool's addresses (a master transition): its first view.
+    // A plan resumed at start whose master hand-over lacks a journaled address needs the service's first view.
     const rt = this.pools.get(plan.pool)!;
-    while (!rt.sampler.state.snapshot && !this.stopping.signal.aborted)
+    const unaddressed = plan.steps.some(
+      (st) =>
+        (st.state === 'pending' || st.state === 'running') &&
+        (st.step.kind === 'transition-master' || st.step.kind === 'follow-master') &&
+        (plan.addresses[st.step.host] === undefined || (st.step.kind === 'follow-master' && plan.addresses[st.step.master] === undefined)),
+    );
+    while (unaddressed && !rt.sampler.state.snapshot && !this.stopping.signal.aborted)
       await this.timers.sleep(rt.config.timing.sampleInterval, this.stopping.signal);
     if (this.stopping.signal.aborted) return;
     const started = this.monotonic();
@@ -606,8 +660,8 @@ export class Remediator {
   async ack(planId: string, by: string): Promise<Plan> {
     const plan = this.claim(planId);
     try {
-      if (plan.state === 'awaiting-ack' && this.o.section.mode === 'dry-run')
-        throw new AckError(409, `the service runs in dry-run mode: plan ${planId} is not run`);
+      // Dry-run is a kill switch: no plan runs, whether it awaits approval or a person's word after a failure.
+      if (this.o.section.mode === 'dry-run') throw new AckError(409, `the service runs in dry-run mode: plan ${planId} is not run`);
       // After a failed fence or confirmation the person's word is that the host is off; else an approval.
       const fenceFailed = plan.steps.some(
         (st) => (st.step.kind === 'fence' || st.step.kind === 'confirm-fenced') && (st.state === 'failed' || st.state === 'running'),
@@ -634,6 +688,16 @@ export class Remediator {
               state: 'skipped',
               outcome: 'operator-acknowledged',
               detail: `${by} acknowledged: handled by hand`,
+            });
+          else if (st.step.kind === 'reset-power-state' || st.step.kind === 'start-vm')
+            // Tried again (it failed for want of a master, say): each step checks the pool before it acts.
+            await this.record({
+              type: 'step',
+              plan: planId,
+              index: st.index,
+              state: 'pending',
+              outcome: null,
+              detail: `tried again after ${by}'s xenha ack`,
             });
         }
       }

@@ -44,6 +44,8 @@ export interface Plan {
   updatedAt: string;
   steps: StepView[];
   names: Record<string, string>;
+  /** Management addresses of the hosts the plan names, as journaled with it (empty for older journals). */
+  addresses: Record<string, string>;
   unplaced: { vm: string; name: string; reason: string }[];
   refused: { host: string; gate: string; reason: string }[];
   acks: { at: string; by: string; kind: 'approve' | 'host-off' }[];
@@ -148,6 +150,7 @@ export function apply(s: RemediationState, r: JournalEntry): RemediationState {
           finishedAt: null,
         })),
         names: r.names,
+        addresses: r.addresses ?? {},
         unplaced: r.unplaced,
         refused: r.refused,
         acks: [],

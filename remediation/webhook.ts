@@ -28,6 +28,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { alertmanagerPayload, type AlertmanagerPayload } from './alertmanager.ts';
 import { tokenMatches } from './token.ts';
+import type { RefusalGate } from './records.ts';
 
 export const WEBHOOK_PATH = '/webhook/alertmanager';
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -38,7 +39,8 @@ export type IntakeOutcome = 'new' | 'duplicate' | 'resolved' | 'refused';
 
 /** What the intake made of each alert of a notification, in any order. */
 export interface IntakeResult {
-  incidents: { fingerprint: string; outcome: IntakeOutcome; incident?: string; reason?: string }[];
+  /** A refused alert names the gate that refused it (records.ts REFUSAL_GATES) and why. */
+  incidents: { fingerprint: string; outcome: IntakeOutcome; incident?: string; gate?: RefusalGate; reason?: string }[];
 }
 
 export interface IntakeMeta {
@@ -326,7 +328,11 @@ export function webhookRouter(opts: WebhookOptions): Router {
         422,
         'refused',
         `every alert of the notification was refused${more(refused.length)}`,
-        refused.slice(0, MAX_ERROR_DETAILS).map((i) => ({ fingerprint: i.fingerprint, reason: (i.reason ?? 'refused').slice(0, 500) })),
+        refused.slice(0, MAX_ERROR_DETAILS).map((i) => ({
+          fingerprint: i.fingerprint,
+          ...(i.gate !== undefined && { gate: i.gate }),
+          reason: (i.reason ?? 'refused').slice(0, 500),
+        })),
       );
       return;
     }
@@ -336,6 +342,7 @@ export function webhookRouter(opts: WebhookOptions): Router {
         fingerprint: i.fingerprint,
         outcome: i.outcome,
         ...(i.incident !== undefined && { incident: i.incident }),
+        ...(i.gate !== undefined && { gate: i.gate }),
         ...(i.reason !== undefined && { reason: i.reason }),
       })),
     });

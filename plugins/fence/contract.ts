@@ -88,7 +88,8 @@ export interface FenceDeps {
  * - timeout: `off` ran out of its time, or `status` never answered off within powerTimeoutMs;
  * - awaiting-operator: an operator level (manual) not acknowledged yet.
  */
-export type FenceOutcome = 'confirmed-off' | 'already-off' | 'failed' | 'unreachable' | 'timeout' | 'awaiting-operator';
+/** `cancelled`: the re-check right before an off said the host must not be fenced (it shows life again); no later level is tried. */
+export type FenceOutcome = 'confirmed-off' | 'already-off' | 'failed' | 'unreachable' | 'timeout' | 'awaiting-operator' | 'cancelled';
 
 /** The outcomes that prove the host is off: only these let its VMs start elsewhere. */
 export const FENCED_OUTCOMES = ['confirmed-off', 'already-off'] as const satisfies readonly FenceOutcome[];

@@ -73,6 +73,12 @@ export interface FenceHostOptions {
   /** Waits ms, or less when the signal fires (default a timer). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   log?: Logger;
+  /**
+   * Asked right before each `off` (of every level): null to send it, else why not — the fence then
+   * ends `cancelled` and no later level is tried. A slow level (a hung BMC) can take minutes, and the
+   * host may come back meanwhile: the caller re-checks that it is still dead.
+   */
+  beforeOff?: () => Promise<string | null> | string | null;
 }
 
 /** Waits ms, or until the signal fires; never rejects. */
@@ -120,6 +126,7 @@ interface Context {
   signal: AbortSignal;
   powerTimeoutMs: number;
   pollMs: number;
+  beforeOff: () => Promise<string | null> | string | null;
 }
 
 async function fenceLevel({ plugin, device }: FenceLevel, level: number, ctx: Context): Promise<FenceAttempt> {
@@ -148,6 +155,8 @@ async function fenceLevel({ plugin, device }: FenceLevel, level: number, ctx: Co
   const first = await status();
   if (first.state === 'off') return end('already-off', `status answers off before any off was sent: ${first.detail}`);
   if (signal.aborted) return end('failed', `aborted before off (status: ${first.state}: ${first.detail})`);
+  const why = await ctx.beforeOff();
+  if (why !== null) return end('cancelled', `no off sent: ${why}`);
 
   const offStart = now();
   offSent = true;
@@ -197,6 +206,7 @@ export async function fenceHost(levels: readonly FenceLevel[], opts: FenceHostOp
     signal: opts.signal ?? new AbortController().signal,
     powerTimeoutMs: opts.powerTimeoutMs ?? DEFAULT_POWER_TIMEOUT_MS,
     pollMs: opts.pollMs ?? DEFAULT_POLL_MS,
+    beforeOff: opts.beforeOff ?? (() => null),
   };
   const started = ctx.now();
   const attempts: FenceAttempt[] = [];
@@ -218,6 +228,7 @@ export async function fenceHost(levels: readonly FenceLevel[], opts: FenceHostOp
       return result(a, false);
     }
     opts.log?.warn({ ...fields, detail: a.detail }, 'fence level did not prove the host off');
+    if (a.outcome === 'cancelled') return result(a, false);
     if (ctx.signal.aborted) return result(a, true);
   }
   return result(attempts.find((a) => a.outcome === 'awaiting-operator') ?? attempts.at(-1), false);

@@ -99,6 +99,8 @@ export interface LoopOptions {
   alertmanagerRoute?: { groupWait?: string; groupInterval?: string; repeatInterval?: string };
   prometheusArgs?: string[];
   alertmanagerArgs?: string[];
+  /** The alert rule files Prometheus loads, absolute paths (default: the checkout's alerts/*.rules.yml). */
+  ruleFiles?: string[];
   /** How long Prometheus and Alertmanager may each take to be ready (default 30 s). */
   startTimeoutMs?: number;
   /** The exporter keeps running through an uncaught exception (the CLI's process; default false). */
@@ -284,7 +286,7 @@ export async function startLoop(opts: LoopOptions = {}): Promise<RunningLoop> {
         });
         const am = alertmanager;
         stack.push({ what: 'alertmanager', stop: () => am.stop() });
-        const rules = alertRuleFiles();
+        const rules = opts.ruleFiles ?? alertRuleFiles();
         if (rules.length === 0) log.warn('no alerts/*.rules.yml in the checkout: Prometheus runs without alert rules');
         prometheus = await startPrometheus({
           dir: join(dir, 'prometheus'),

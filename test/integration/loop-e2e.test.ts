@@ -18,16 +18,21 @@
  *
  * The tests share one loop and run in order (each leaves the pool healed). Short timing (dead-after
  * 3 s, a 250 ms heartbeat) keeps the suite fast; Prometheus resends alerts every second (instead of
- * its 1 m default) so that a restarted Alertmanager hears of the alert at once. Loopback only, free
- * ports, the loop stopped in afterAll even when a test fails.
+ * its 1 m default) so that a restarted Alertmanager hears of the alert at once. Prometheus loads a copy
+ * of alerts/xenha.rules.yml in which only XenhaHostOnePathDown's `for:` is shortened (1m → 10s: test 1
+ * waits for it to fire), every other rule as the checkout has it (test 6 runs the checkout's own file's
+ * expressions). Loopback only, free ports, the loop stopped in afterAll even when a test fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { dashboardQueries, instantiate } from '../../dashboards/index.ts';
 import { routeLibraryLogs } from '../../io/library-logs.ts';
 import { FREE_LOOP_PORTS, startLoop, type RunningLoop } from '../../loop/loop.ts';
+import { alertRuleFiles } from '../../loop/repo.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import { healthyOnEvidence } from '../helpers/exporter.ts';
@@ -38,9 +43,29 @@ import { waitFor } from '../helpers/wait.ts';
 const DEAD_AFTER_MS = 3_000;
 /** Rounds a "never" is held over: Prometheus' alerts polled this many times, one evaluation (1 s) apart at least. */
 const NEVER_ROUNDS = 8;
+/** XenhaHostOnePathDown's `for:` in the copy of the rules this loop loads (the checkout's says 1m). */
+const ONE_PATH_FOR = '10s';
 
 let loop: RunningLoop;
 let restoreLogs: (() => void) | undefined;
+let rulesDir: string | undefined;
+
+/**
+ * The checkout's rule files, alerts/xenha.rules.yml replaced by a copy in which only
+ * XenhaHostOnePathDown's `for:` is ONE_PATH_FOR (test 1 would otherwise wait its full minute).
+ */
+function ruleFilesWithShortOnePathFor(dir: string): string[] {
+  const xenha = alertRuleFiles().find((f) => f.endsWith('/xenha.rules.yml'));
+  if (!xenha) throw new Error('alerts/xenha.rules.yml not found in the checkout');
+  const rules = parse(readFileSync(xenha, 'utf8')) as { groups: { rules: { alert?: string; for?: string }[] }[] };
+  const onePath = rules.groups.flatMap((g) => g.rules).filter((r) => r.alert === 'XenhaHostOnePathDown');
+  if (onePath.length !== 1 || onePath[0]!.for !== '1m')
+    throw new Error(`expected one XenhaHostOnePathDown with for: 1m in ${xenha}, found ${JSON.stringify(onePath)}`);
+  onePath[0]!.for = ONE_PATH_FOR;
+  const copy = join(dir, 'xenha.rules.yml');
+  writeFileSync(copy, stringify(rules));
+  return alertRuleFiles().map((f) => (f === xenha ? copy : f));
+}
 
 function spec(): PoolSpec {
   const s = generatePoolSpec({ hosts: 6, vms: 48, seed: 12 });
@@ -54,9 +79,11 @@ beforeAll(async () => {
   requireFile(FENCE_DUMMY, 'apt-get install fence-agents');
   // xen-api's own warnings (its event watch cut by a crashed master) go to a silent logger, as the CLI routes them.
   restoreLogs = routeLibraryLogs(pino({ level: 'silent' }));
+  rulesDir = mkdtempSync(join(tmpdir(), 'xenha-e2e-rules-'));
   loop = await startLoop({
     ports: FREE_LOOP_PORTS,
     addressBase: '127.0.108.1',
+    ruleFiles: ruleFilesWithShortOnePathFor(rulesDir),
     spec: spec(),
     heartbeat: { intervalMs: 250, peerWindowMs: 1000 },
     exporterTiming: {
@@ -79,8 +106,12 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await loop?.stop();
-  restoreLogs?.();
+  try {
+    await loop?.stop();
+  } finally {
+    restoreLogs?.();
+    if (rulesDir) rmSync(rulesDir, { recursive: true, force: true });
+  }
 });
 
 // ------------------------------------------------------------------ what the test reads from outside
@@ -287,8 +318,8 @@ describe('the whole loop: simulator, exporter, Prometheus, Alertmanager, remedia
         deadSeen.push(...hostDead(as));
         return as.find((a) => a.labels.alertname === 'XenhaHostOnePathDown' && a.labels.host === host && a.state === 'firing');
       },
-      // The rule's `for: 1m`, after the exporter's verdict.
-      { timeoutMs: 100_000, intervalMs: 500 },
+      // The rule's `for:` (ONE_PATH_FOR in this loop's copy of the rules), after the exporter's verdict.
+      { timeoutMs: 40_000, intervalMs: 500 },
     );
     expect(onePath.labels.state).toBe('network_isolated');
     expect(onePath.labels.remediation).toBeUndefined();
@@ -300,7 +331,7 @@ describe('the whole loop: simulator, exporter, Prometheus, Alertmanager, remedia
       'incidents',
     ).toEqual([]);
     await healAll();
-  }, 180_000);
+  }, 120_000);
 
   it('2. a host crash: XenhaHostDead reaches the webhook, fence_dummy powers it off, its protected VMs run on survivors in order', async () => {
     const host = victimWithProtectedVms();

@@ -1,4 +1,5 @@
 /** `npm run bench [-- name …]`: runs the benchmarks and writes their figures into BENCHMARKS.md. */
+import { benchCampaign } from './campaign.ts';
 import { benchCli } from './cli.ts';
 import { benchDetection } from './detection.ts';
 import { benchExporter } from './exporter.ts';
@@ -21,6 +22,7 @@ const suites: Record<string, () => Promise<void>> = {
   journal: benchJournal,
   remediation: benchRemediation,
   loop: benchLoop,
+  campaign: benchCampaign,
 };
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
 for (const name of wanted.length > 0 ? wanted : Object.keys(suites)) {

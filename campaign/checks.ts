@@ -154,7 +154,14 @@ export function judge(w: WorldRecord): StoryVerdict {
     const transientGate = gates.some((g) => g !== 'not-dead');
     const restartedDuring = restarts.some((r) => r >= ep.from && r <= (recoveryMs === null ? end : ep.from + recoveryMs));
     const bounded =
-      recoveryMs !== null && w.story.fence.bmc === 'ok' && !slow && !disturbedAlerts && !transientGate && !restartedDuring && !ep.wasMaster;
+      recoveryMs !== null &&
+      w.story.fence.bmc === 'ok' &&
+      !slow &&
+      !disturbedAlerts &&
+      !transientGate &&
+      !restartedDuring &&
+      !ep.wasMaster &&
+      !isolated;
     if (bounded && recoveryMs! > d + RECOVERY_MARGIN_MS)
       violations.push({
         check: 'late-recovery',

@@ -149,6 +149,18 @@ export class PoolSampler {
     await this.connection.stop();
   }
 
+  /**
+   * A round now, after the one running (if any) — never two at once: the remediation service looks
+   * again right before it fences, rather than trust a verdict up to a round old.
+   */
+  async roundNow(): Promise<void> {
+    while (this.running) await this.running;
+    this.running = this.round()
+      .catch((e) => this.log.error({ err: e }, 'sampling round failed'))
+      .finally(() => (this.running = null));
+    await this.running;
+  }
+
   /** Ready once XAPI answered and a round classified the hosts. */
   get ready(): boolean {
     return this.state.snapshot !== null && this.state.memory !== undefined;
@@ -253,6 +265,8 @@ export class PoolSampler {
           observerSide: p.observerSide,
           source: extra?.source ?? p.source,
           ageMs: extra?.ageMs !== undefined ? extra.ageMs : up === true ? 0 : null,
+          // Life seen in this round may have gone on until the next round looks again.
+          ...(up === true && { lifeWindowMs: extra?.lifeWindowMs ?? this.config.timing.sampleInterval }),
         });
       },
       storageHeartbeatRead: (read) => {

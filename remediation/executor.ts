@@ -13,7 +13,7 @@ import { withSpan } from './telemetry.ts';
 import { fenceHost, sleepFor, type FenceLevel } from '../plugins/fence/fence.ts';
 import { isFenced } from '../plugins/fence/contract.ts';
 import { XapiCallError } from '../io/xapi/actions.ts';
-import type { PoolActions, HostNow } from './pool-actions.ts';
+import type { PoolActions, HostNow, VmNow } from './pool-actions.ts';
 import type { JournalEntry, NewEntry, PlanState, PlanStep } from './records.ts';
 import type { Plan, RemediationState } from './state.ts';
 
@@ -43,7 +43,7 @@ export interface ExecutorDeps {
    * The quick re-check right before each level's `off` (a slow level may take minutes; the host may
    * come back meanwhile): null to send it, else why not — the fence is cancelled and the plan with it.
    */
-  beforeOff?: (plan: Plan) => string | null;
+  beforeOff?: (plan: Plan) => Promise<string | null>;
   /** How many times, and how far apart, a reset or a start is tried again after a transport error (a master restarting). */
   transportRetries?: number;
   transportRetryMs?: number;
@@ -189,8 +189,12 @@ export class PlanExecutor {
         });
         const tried = r.attempts.map((a) => `level ${a.level} ${a.label}: ${a.outcome} (${a.detail})`).join('; ');
         if (isFenced(r.outcome)) return { state: 'done', outcome: r.outcome, detail: tried };
-        if (r.outcome === 'cancelled')
+        if (r.outcome === 'cancelled') {
+          // No off was sent by any level: the attempt leaves the fence history (cooldown, storm gates).
+          if (!r.attempts.some((a) => a.offSent))
+            await this.d.record({ type: 'fence', pool: plan.pool, host: step.host, outcome: 'cancelled' });
           return { state: 'failed', outcome: 'cancelled', detail: `fence of ${name(step.host)} cancelled: ${tried}`, stop: 'cancelled' };
+        }
         return {
           state: 'failed',
           outcome: r.outcome,
@@ -358,10 +362,45 @@ export class PlanExecutor {
         const again = await actions.vm(step.vm, await actions.hosts(), false);
         if (again && running(again, hosts)) return { state: 'skipped', outcome: 'already-running', detail: `${vm.name} runs already` };
       }
-      return { state: 'failed', outcome: code, detail: `VM.start_on ${vm.name} on ${target.name}: ${(e as Error).message}` };
+      const failed = {
+        state: 'failed' as const,
+        outcome: code,
+        detail: `VM.start_on ${vm.name} on ${target.name}: ${(e as Error).message}`,
+      };
+      return TARGET_GONE.has(code) ? await this.startElsewhere(plan, vm, target, actions, failed) : failed;
     }
   }
+
+  /**
+   * The planned host died meanwhile (a death during the recovery): the VM goes to another live, enabled
+   * host, tried in name order; xapi checks each one's memory. Never the plan's own host.
+   */
+  private async startElsewhere(plan: Plan, vm: VmNow, gone: HostNow, actions: PoolActions, failed: StepResult): Promise<StepResult> {
+    const hosts = await actions.hosts();
+    const candidates = [...hosts.values()]
+      .filter((h) => h.live && h.enabled && h.uuid !== plan.host && h.uuid !== gone.uuid)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .slice(0, MAX_START_ELSEWHERE);
+    const tried: string[] = [];
+    for (const h of candidates) {
+      try {
+        await actions.startOn(vm.ref, h.ref);
+        return {
+          state: 'done',
+          outcome: 'started-elsewhere',
+          detail: `${vm.name} started on ${h.name} (${gone.name}, where it was planned, is gone: ${failed.outcome})`,
+        };
+      } catch (e) {
+        tried.push(`${h.name}: ${e instanceof XapiCallError ? e.code : String(e)}`);
+      }
+    }
+    return { ...failed, detail: `${failed.detail}; tried elsewhere: ${tried.join(', ') || 'no other live host'}` };
+  }
 }
+
+/** VM.start_on's answers that say the target host itself is gone (not the VM's fault). */
+const TARGET_GONE: ReadonlySet<string> = new Set(['HOST_NOT_LIVE', 'HOST_OFFLINE', 'HOST_CANNOT_ATTACH_NETWORK']);
+const MAX_START_ELSEWHERE = 8;
 
 function stepAttributes(s: PlanStep): Record<string, string> {
   const a: Record<string, string> = { 'xenha.step.kind': s.kind };

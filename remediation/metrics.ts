@@ -23,6 +23,7 @@ const KNOWN_RESULTS = new Set([
   'off',
   'not-off',
   'started',
+  'started-elsewhere',
   'already-running',
   'not-halted',
   'disks-in-use',

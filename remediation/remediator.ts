@@ -159,7 +159,12 @@ export class Remediator {
       pollMs: o.section.powerPoll,
       onAction: (kind, result, seconds) => o.events?.onAction?.(kind, result, seconds),
       beforeFence: (plan) => this.beforeFence(plan),
-      beforeOff: (plan) => this.stillDead(plan),
+      // Right before each off: a fresh look at the host (a round of its own sampler), then the re-check
+      // (which, as before the fence step, waits a while for a verdict still forming after a restart).
+      beforeOff: async (plan) => {
+        await this.pools.get(plan.pool)?.sampler.roundNow();
+        return this.beforeFence(plan);
+      },
       ...(o.timers && { sleep: o.timers.sleep, now: this.monotonic }),
     });
   }
@@ -618,12 +623,19 @@ export class Remediator {
         (st.step.kind === 'transition-master' || st.step.kind === 'follow-master') &&
         (plan.addresses[st.step.host] === undefined || (st.step.kind === 'follow-master' && plan.addresses[st.step.master] === undefined)),
     );
-    while (unaddressed && !rt.sampler.state.snapshot && !this.stopping.signal.aborted)
+    // Any plan waits a while for the service's first view (a fence level named by host name needs it);
+    // one whose master hand-over is journaled with its addresses goes on without it (no master answers).
+    const viewDeadline = this.monotonic() + 2 * rt.sampler.state.deadAfter.ms;
+    while (!rt.sampler.state.snapshot && !this.stopping.signal.aborted && (unaddressed || this.monotonic() < viewDeadline))
       await this.timers.sleep(rt.config.timing.sampleInterval, this.stopping.signal);
     if (this.stopping.signal.aborted) return;
     const started = this.monotonic();
     const end = await this.executor.run(plan, this.stopping.signal);
     if (end !== 'running') this.o.events?.onPlanFinished?.(end, (this.monotonic() - started) / 1000);
+    // Cancelled by a re-check (its own verdict not dead right before a fence): the incident, still
+    // firing, is evaluated again — a view just formed after a restart may say dead a little later.
+    const inc = this.o.state.incidents.get(plan.incident);
+    if (end === 'cancelled' && inc && inc.resolvedAt === null && !this.deferred.has(inc.id)) this.schedule(inc, RECHECK_SETTLING_MS);
   }
 
   // ------------------------------------------------------------------ operator

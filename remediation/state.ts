@@ -186,7 +186,11 @@ export function apply(s: RemediationState, r: JournalEntry): RemediationState {
       break;
     case 'fence': {
       const list = s.fences.get(r.pool) ?? [];
-      list.push({ host: r.host, at: Date.parse(r.at), outcome: r.outcome });
+      if (r.outcome === 'cancelled') {
+        // A fence cancelled before any off was sent is no fence: it leaves the cooldown and storm history.
+        const i = list.findLastIndex((f) => f.host === r.host && f.outcome === 'started');
+        if (i >= 0) list.splice(i, 1);
+      } else list.push({ host: r.host, at: Date.parse(r.at), outcome: r.outcome });
       s.fences.set(r.pool, list);
       break;
     }

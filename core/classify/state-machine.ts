@@ -60,6 +60,13 @@ export interface Sample {
    * (a stalled slot), else null.
    */
   ageMs: number | null;
+  /**
+   * For a sample that shows life: how much longer that life could have lasted unseen — until its source
+   * could next have shown it (the monitor's next round, a slot's next write, a peer's next heartbeat).
+   * Dead is counted from there, so that no host is called dead while it may have shown life within
+   * dead-after between two looks. Absent: 0.
+   */
+  lifeWindowMs?: number;
 }
 
 export interface HostObservation {
@@ -136,6 +143,8 @@ export interface HostMemory {
    * round (the heartbeat age). Dead is counted from the newer of the two.
    */
   lastLife: { network: number | null; storage: number | null };
+  /** Per path, the latest its life could have lasted unseen (lastLife plus the source's life window): dead is counted from the newer. */
+  lifeBound: { network: number | null; storage: number | null };
   /**
    * The first round any sample of this host could tell (null: none yet). Silence is never counted
    * from before it: the monitor cannot vouch for a time it was not watching, whatever old life a
@@ -308,6 +317,7 @@ function newHost(host: string, at: number): HostMemory {
     lastSamples: [],
     lastSampleAt: null,
     lastLife: { network: null, storage: null },
+    lifeBound: { network: null, storage: null },
     watchedSince: null,
     transitions: 0,
   };
@@ -319,11 +329,11 @@ function staleAfter(storageHeartbeat: boolean, policy: ClassifyPolicy): number |
 }
 
 /** The newest life a path's up samples show (round time − age), or the one known before. */
-function newestLife(samples: readonly Sample[], path: PathName, at: number, before: number | null): number | null {
+function newestLife(samples: readonly Sample[], path: PathName, at: number, before: number | null, withWindow = false): number | null {
   let newest = before;
   for (const s of samples) {
     if (s.path !== path || s.up !== true) continue;
-    const t = at - Math.max(0, s.ageMs ?? 0);
+    const t = at - Math.max(0, s.ageMs ?? 0) + (withWindow ? Math.max(0, s.lifeWindowMs ?? 0) : 0);
     if (newest === null || t > newest) newest = t;
   }
   return newest;
@@ -364,12 +374,25 @@ function stepHost(
     network: newestLife(samples, 'network', at, prev.lastLife.network),
     storage: newestLife(samples, 'storage', at, prev.lastLife.storage),
   };
+  const lifeBound = {
+    network: newestLife(samples, 'network', at, prev.lifeBound.network, true),
+    storage: newestLife(samples, 'storage', at, prev.lifeBound.storage, true),
+  };
   const watchedSince = prev.watchedSince ?? (samples.some((s) => s.up !== null) ? at : null);
   if (raw.verdict === 'none') {
     // A round without a verdict changes no state (a dropped sample); its samples (all "cannot
     // tell", or the monitor's own set aside) replace the last ones, so no stale up/down is shown.
     return {
-      next: { ...prev, network: raw.network, storage: raw.storage, bothDownSince, lastLife, watchedSince, lastSamples: [...samples] },
+      next: {
+        ...prev,
+        network: raw.network,
+        storage: raw.storage,
+        bothDownSince,
+        lastLife,
+        lifeBound,
+        watchedSince,
+        lastSamples: [...samples],
+      },
       change: null,
     };
   }
@@ -381,6 +404,7 @@ function stepHost(
     lastSampleAt: at,
     lastRawDecision: { state: raw.state, rule: raw.rule, reason: raw.reason },
     lastLife,
+    lifeBound,
     watchedSince,
   };
   const anyUp = [raw.network, raw.storage].some((s) => s === 'up' || s === 'degraded');
@@ -410,9 +434,10 @@ function stepHost(
     decision = confirmed ? rawDecision : { state: prev.state, rule: prev.rule, reason: prev.reason };
     // Dead ends at once, without confirmation, on any up sample or when no host may be called dead.
     if (decision.state === 'dead' && (anyUp || noDeath)) decision = rawDecision;
-    // Silence is counted from the last evidence of life on either path, and never from before the
-    // monitor started watching the host (a host it never saw alive: from its first round).
-    const silentSince = newer(newer(next.lastLife.network, next.lastLife.storage), watchedSince);
+    // Silence is counted from the latest the life last seen on either path could have lasted unseen
+    // (its source's next chance to show it), and never from before the monitor started watching the
+    // host (a host it never saw alive: from its first round).
+    const silentSince = newer(newer(next.lifeBound.network, next.lifeBound.storage), watchedSince);
     const silentFor = silentSince === null ? 0 : at - silentSince;
     if (bothDown && !noDeath && (confirmed || prev.state === 'dead') && silentSince !== null && silentFor >= policy.deadAfterMs) {
       decision =

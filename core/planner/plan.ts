@@ -66,8 +66,10 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   const plan: RecoveryPlan = { steps, fences, unplaced: [], notRestarted: [] };
   if (recovered.size === 0) return plan;
 
+  // A host whose own classification shows no life on any path (suspect: silent, not dead yet) takes
+  // neither VMs nor the master role: it may be dying too.
   const survivors = s.hosts
-    .filter((h) => canHost(h) && !recovered.has(h.uuid))
+    .filter((h) => canHost(h) && !recovered.has(h.uuid) && h.anyPathUp !== false)
     .sort((a, b) => rank(a.state) - rank(b.state) || a.uuid.localeCompare(b.uuid));
   const vmsOf = s.vms.filter((v) => isResident(v) && recovered.has(v.residentOn!) && !v.isControlDomain);
   const masterHost = s.hosts.find((h) => h.uuid === s.pool.master);

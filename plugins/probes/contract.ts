@@ -38,6 +38,8 @@ export interface SampleExtra {
   source?: EvidenceSource;
   /** How old the evidence is (see Sample.ageMs). */
   ageMs?: number | null;
+  /** How much longer the life shown could have lasted unseen (see Sample.lifeWindowMs); default: one sampling round. */
+  lifeWindowMs?: number;
 }
 
 /** One round of one probe: what it may read, and where it reports. */

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import type { DecodedStatefile, XenhaHostSlot } from '../../core/statefile/layout.ts';
-import { statefileIntervalMs } from '../../core/model/ha-timeouts.ts';
+import { heartbeatIntervalMs, statefileIntervalMs } from '../../core/model/ha-timeouts.ts';
 import { readStatefile } from '../../io/statefile-reader.ts';
 import { defineProbe } from './contract.ts';
 import {
@@ -62,6 +62,13 @@ const options = z.strictObject({
    * intervals of the pool (xapi's max(2, T/20) s for the pool's HA timeout T), following T as it changes.
    */
   stallAfterMs: z.number().int().positive().optional(),
+  /**
+   * How much longer a host may have lived, unseen, after the life a sample shows: a slot's writer until
+   * its next write, a peer's word until the host's next heartbeat. Default: the write interval (xhad:
+   * max(2, T/20) s; xenha-heartbeat: the interval its slots say), and for the peers' word the larger of
+   * that and xhad's heartbeat interval (min((T + 10) / 10, 3) s). Dead is counted from there.
+   */
+  lifeWindowMs: z.number().int().nonnegative().optional(),
   /**
    * A peer that heard a host's network heartbeat within this long vouches for its network path.
    * Default: 3 heartbeat intervals + 1 statefile interval of the pool (xapi's, from T: 11 s for T = 30 s).
@@ -128,6 +135,8 @@ export const storageStatefile = defineProbe({
         const stallAfter = o.stallAfterMs ?? STALL_INTERVALS * interval;
         const peerWindow =
           o.peerHeartbeatTimeoutMs ?? (xenha ? XENHA_PEER_WINDOW_INTERVALS * interval : peerHeartbeatTimeoutMs(s.haTimeoutSeconds));
+        const slotLifeWindow = o.lifeWindowMs ?? interval;
+        const peerLifeWindow = o.lifeWindowMs ?? (xenha ? interval : Math.max(interval, heartbeatIntervalMs(s.haTimeoutSeconds)));
         const readings: SlotReading[] = [];
         const xenhaReads: XenhaDeviceRead[] = [];
         for (const r of reads) {
@@ -140,7 +149,12 @@ export const storageStatefile = defineProbe({
           readings.push(...verdicts.readings);
           if (r.read.flavour === 'xenha') xenhaReads.push({ decoded: r.read.decoded, verdicts: verdicts.samples });
           for (const v of verdicts.samples)
-            round.report(v.host, r.dev.home, v.up, v.detail, { latencySeconds: v.up ? r.seconds : null, ageMs: v.ageMs });
+            // A slot's change is dated when it was seen; its writer may have lived until its next write.
+            round.report(v.host, r.dev.home, v.up, v.detail, {
+              latencySeconds: v.up ? r.seconds : null,
+              ageMs: v.ageMs,
+              lifeWindowMs: slotLifeWindow,
+            });
         }
         // xenha-heartbeat's file, with who writes, who hears whom on which home, and which pool secret.
         if (xenha) round.storageHeartbeatRead({ kind: 'xenha-heartbeat', hosts: xenhaHeartbeatView(hosts, xenhaReads) });
@@ -153,7 +167,8 @@ export const storageStatefile = defineProbe({
           round.observe('peers', r.host, r.slot.sfdomain.length, { domain: 'storage' });
         }
         for (const v of peerVerdicts(hosts, readings, peerWindow))
-          round.report(v.host, 'peers', v.up, v.detail, { path: 'network', ageMs: v.ageMs });
+          // A peer dates the heartbeat it heard last; the host may have sent more until the peer's next chance to hear one.
+          round.report(v.host, 'peers', v.up, v.detail, { path: 'network', ageMs: v.ageMs, lifeWindowMs: peerLifeWindow });
       },
     };
   },

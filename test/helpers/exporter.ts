@@ -16,6 +16,8 @@ import type { SimulatorOptions } from '../../simulator/simulator.ts';
 import type { PoolSpec } from '../../simulator/pool-spec.ts';
 
 export const EXPORTER_PASSWORD_ENV = 'XENHA_TEST_POOL_PASSWORD';
+/** The fast test simulator writes slots every 80 ms and sends heartbeats every 40 ms (test/helpers/sim.ts). */
+export const FAST_LIFE_WINDOW_MS = 80;
 
 export interface Loop {
   sim: Simulator;
@@ -66,6 +68,8 @@ export function fastPoolInput(sim: Simulator, overrides: Record<string, unknown>
             // word on a silent host runs out, so a crash never reads network_isolated on the way.
             stallAfterMs: 600,
             peerHeartbeatTimeoutMs: 800,
+            // The fast simulator's slots and heartbeats come far more often than xhad's (2–3 s at T = 30 s).
+            lifeWindowMs: FAST_LIFE_WINDOW_MS,
           },
     },
     timing: {

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyFault } from '../../simulator/faults.ts';
 import { generatePoolSpec } from '../../simulator/pool-spec.ts';
-import { metricValue, roundsUntil, startSteppedLoop, type SteppedLoop } from '../helpers/exporter.ts';
+import { FAST_LIFE_WINDOW_MS, metricValue, roundsUntil, startSteppedLoop, type SteppedLoop } from '../helpers/exporter.ts';
 
 const HOSTS = ['host-01', 'host-02', 'host-03'];
 /** The fast test timing without deadAfter: the pool's own HA timeout is in force. */
@@ -57,17 +57,20 @@ describe('dead is counted from the last evidence of life', () => {
         deadAt = l.now();
         const mem = l.sampler.state.memory!.hosts[uuidOf(l, 'host-03')]!;
         const lastLife = Math.max(mem.lastLife.network ?? -Infinity, mem.lastLife.storage ?? -Infinity);
+        // Dead is counted from the latest the life last seen could have lasted unseen: one round for the
+        // monitor's connects, a slot's write interval or a heartbeat's for the statefile's word.
+        const window = Math.max(interval, FAST_LIFE_WINDOW_MS);
         // The last life the exporter saw came from before the crash (no sample after it shows any).
         // The last life the exporter saw came from before the crash: no sample after it shows any. (A
         // peer's word is dated from when the probe saw its slot change, up to one round after the
         // write: life may read up to one round newer than it was, never older.)
         expect(lastLife).toBeLessThanOrEqual(crashedAt + interval);
         expect(deadAt - lastLife).toBeGreaterThanOrEqual(deadAfter);
-        expect(deadAt - lastLife).toBeLessThanOrEqual(deadAfter + interval * (confirm + 1));
+        expect(deadAt - lastLife).toBeLessThanOrEqual(deadAfter + window + interval * (confirm + 1));
       },
     );
     // From the crash itself: the slot's last write came at most one statefile interval before it.
-    expect(deadAt! - crashedAt).toBeLessThanOrEqual(deadAfter + interval * (confirm + 1));
+    expect(deadAt! - crashedAt).toBeLessThanOrEqual(deadAfter + Math.max(interval, FAST_LIFE_WINDOW_MS) + interval * (confirm + 1));
     const m = await l.metrics();
     // The heartbeat age the metric exports is the age dead was counted from.
     const age = metricValue(m, 'xenha_host_heartbeat_age_seconds', { pool: 'sim', host: 'host-03', path: 'network' })!;

@@ -1,5 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The end-to-end files that spend their time waiting on real processes (Prometheus, Alertmanager, the
+ * heartbeat daemons) and on the loop's real-time dead-after, not on the CPU: they run two at a time,
+ * after everything else (which runs one file at a time: its timing tests share the two cores with nothing).
+ */
+const WAITING_E2E = ['test/integration/loop-e2e.test.ts', 'test/integration/campaign-loop.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 30_000,
@@ -8,8 +15,22 @@ export default defineConfig({
     globalSetup: ['./test/global-setup.ts'],
     reporters: ['default', './test/reporters/summary.ts'],
     projects: [
-      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
-      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 60_000 } },
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], maxWorkers: 1, sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          exclude: WAITING_E2E,
+          testTimeout: 60_000,
+          maxWorkers: 1,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'e2e', include: WAITING_E2E, testTimeout: 60_000, maxWorkers: 2, sequence: { groupOrder: 1 } },
+      },
     ],
   },
 });

@@ -17,6 +17,8 @@ import { STORY_EPOCH as STORY_EPOCH_MS, type DeathEpisode, type Violation, type 
 export const MUST_FENCE_AFTER_DEAD_AFTER_MS = 20_000;
 /** The issue's bound: a dead host's protected VMs run again within dead-after + 5 s of its death. */
 export const RECOVERY_MARGIN_MS = 5_000;
+/** Gates that lift once no fence runs and the quiet period is over (the others may outlast a story: a cooldown, a storm window, no master). */
+const LIFTING_GATES: ReadonlySet<string> = new Set(['in-flight', 'storm-concurrent', 'quiet-period']);
 
 export interface EpisodeVerdict {
   episode: DeathEpisode;
@@ -126,6 +128,13 @@ export function judge(w: WorldRecord): StoryVerdict {
     if (ep.fencedAt === null && due) {
       if (w.story.pool.haEnabled && myPlans.some((p) => p.state === 'dry-run')) heldBy = 'pool-ha-on (dry-run)';
       else if (failedFence) heldBy = 'needs-operator';
+      else if (lastGate !== null && LIFTING_GATES.has(lastGate))
+        // These lift by themselves once no fence runs and the quiet period is over; the story ends only
+        // when nothing runs: a death still held by one was missed.
+        violations.push({
+          check: 'missed-recovery',
+          detail: `${ep.hostName} dead from ${ep.from} ms to ${ep.to ?? 'the end'} and never fenced, held by ${lastGate}, a gate that should have lifted`,
+        });
       else if (lastGate !== null) heldBy = `gate ${lastGate}`;
       else if (isolated) heldBy = 'observer-isolated';
       else

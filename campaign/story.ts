@@ -142,8 +142,8 @@ export function generateStory(seed: number): Story {
       case 'slow-xapi':
         fault(at, { kind: 'slow-xapi', latencyMs: r.pick([500, 2000, 5000, 15000]) });
         if (r.chance(0.6)) fault(at + r.int(0, 4) * 1000, { kind: 'host-crash', host });
-        // XAPI answers at its usual pace again a minute or two later.
-        fault(at + r.int(60, 120) * 1000, { kind: 'slow-xapi', latencyMs: 0 });
+        // XAPI answers at its usual pace again two to four dead-afters later.
+        fault(at + r.int(2, 4) * d, { kind: 'slow-xapi', latencyMs: 0 });
         break;
       case 'observer-isolation':
         fault(at, { kind: 'observer-isolation' });

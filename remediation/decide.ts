@@ -30,6 +30,8 @@ export interface DecisionInput {
   policy: FencePolicy;
   /** The host was confirmed off by an earlier plan of this incident. */
   alreadyFenced: boolean;
+  /** Other hosts of the pool confirmed off by their own incidents' plans (and not booted since). */
+  fencedHosts?: readonly string[];
   now: number;
 }
 
@@ -53,10 +55,15 @@ export function decide(d: DecisionInput): Decision {
     Object.entries(d.view.hosts).map(([uuid, h]) => [uuid, { state: h.state, anyPathUp: alive(h.network) || alive(h.storage) }]),
   );
   const full = fromPoolSnapshot(d.view.snapshot, states);
-  const fullWithFence = { ...full, hosts: full.hosts.map((h) => (h.uuid === d.host ? { ...h, fenced: d.alreadyFenced } : h)) };
+  const fenced = new Set(d.fencedHosts ?? []);
+  const fullWithFence = {
+    ...full,
+    hosts: full.hosts.map((h) => (h.uuid === d.host ? { ...h, fenced: d.alreadyFenced } : fenced.has(h.uuid) ? { ...h, fenced: true } : h)),
+  };
   // The gates see the whole pool as it is: every host that looks dead counts for the quorum, whichever
-  // incident it belongs to.
-  const gates = decideFences(fullWithFence, d.view.observerIsolated, d.history, d.policy, d.now);
+  // incident it belongs to (a host another plan fenced is known down: it does not); the storm limits
+  // count fences in flight or done, never the ones other incidents would make.
+  const gates = decideFences(fullWithFence, d.view.observerIsolated, d.history, d.policy, d.now, d.host);
   const gated = gates.refused.find((r) => r.host === d.host);
   if (gated) return { kind: 'refused', gate: gated.gate, reason: gated.reason, ownState: own.state };
   // Another host's death is its own incident; but without a master nothing can be reset or started:

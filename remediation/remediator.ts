@@ -22,6 +22,7 @@ import type { PoolSampler } from '../exporter/sampler.ts';
 import { createFenceLevels, sleepFor } from '../plugins/fence/index.ts';
 import type { FenceLevel } from '../plugins/fence/fence.ts';
 import type { FencePolicy } from '../core/planner/fence-policy.ts';
+import type { PoolSnapshot } from '../core/model/snapshot.ts';
 import { alertTargets, type AlertTarget } from './alertmanager.ts';
 import type { PoolRemediation, RemediationSection } from './config.ts';
 import { decide } from './decide.ts';
@@ -460,6 +461,7 @@ export class Remediator {
           history: fenceHistory(this.o.state, inc.pool),
           policy: this.policy(),
           alreadyFenced: confirmedFenced(this.o.state, inc.pool, inc.host, inc.boot),
+          fencedHosts: this.fencedHosts(inc.pool, rt.sampler.connection.snapshot() ?? rt.sampler.state.snapshot!),
           now: this.wallClock(),
         });
       };
@@ -529,6 +531,16 @@ export class Remediator {
       this.o.log.info({ plan: planId, pool: inc.pool, host: inc.hostName, state, steps: d.plan.steps.length }, `plan made (${effective})`);
       if (state === 'running') await this.execute(this.o.state.plans.get(planId)!);
     });
+  }
+
+  /** Hosts of the pool a plan confirmed off whose boot is still the one of that incident (not powered on again since). */
+  private fencedHosts(pool: string, snapshot: PoolSnapshot): string[] {
+    const out: string[] = [];
+    for (const inc of this.o.state.incidents.values()) {
+      if (inc.pool !== pool || !confirmedFenced(this.o.state, pool, inc.host, inc.boot)) continue;
+      if (snapshot.hosts.find((h) => h.uuid === inc.host)?.bootTime === inc.boot) out.push(inc.host);
+    }
+    return out;
   }
 
   /** Journals a refusal; `counted: false` keeps it out of xenha_remediation_refusals_total (a verdict still settling is no refusal yet). */

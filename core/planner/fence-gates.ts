@@ -26,6 +26,12 @@ export function decideFences(
   history: FenceHistory,
   policy: FencePolicy,
   now: number,
+  /**
+   * Decide for this host alone (the remediation service: one incident, one host). The others still
+   * count for the quorum, but only fences really in flight or done count against the storm limits —
+   * not the fences this decision would make of other dead hosts, which are their own incidents'.
+   */
+  focus?: string,
 ): FenceDecision {
   const out: FenceDecision = { fence: [], alreadyFenced: [], refused: [] };
   const dead = s.hosts
@@ -50,7 +56,7 @@ export function decideFences(
   }
   let inFlight = history.inFlight.length;
   let inWindow = history.fences.filter((f) => now - f.at < policy.fenceWindowMs).length;
-  for (const h of dead) {
+  for (const h of focus === undefined ? dead : dead.filter((x) => x.uuid === focus)) {
     if (h.anyPathUp === true) {
       refuse(h.uuid, 'path-up', 'classified dead, but a sample of one of its paths says it is alive');
       continue;

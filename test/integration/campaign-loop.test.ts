@@ -370,7 +370,9 @@ async function serviceView(start: number): Promise<string> {
     steps: { step: { kind: string; vm?: string; host?: string }; state: string; outcome: string | null; detail: string }[];
   }
   const plans = (await getJson<{ plans: PlanView[] }>(loop.urls.plans)).plans.filter((p) => Date.parse(p.createdAt) >= start);
-  const incs = (await incidents()).filter((i) => Date.parse(i.openedAt) >= start);
+  const incs = (await incidents()).filter(
+    (i) => Date.parse(i.openedAt) >= start || i.resolvedAt === null || Date.parse(i.resolvedAt) >= start,
+  );
   return JSON.stringify({
     incidents: incs,
     plans: plans.map((p) => ({

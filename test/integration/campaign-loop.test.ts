@@ -353,6 +353,7 @@ interface IncidentView {
   hostName: string;
   openedAt: string;
   refusals: { at: string; gate: string; reason: string }[];
+  resolvedAt: string | null;
 }
 const incidents = async () => (await getJson<{ incidents: IncidentView[] }>(`${loop.urls.remediation}/api/v1/incidents`)).incidents;
 const runningPlans = async () =>

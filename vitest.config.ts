@@ -2,10 +2,18 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The end-to-end files that spend their time waiting on real processes (Prometheus, Alertmanager, the
- * heartbeat daemons) and on the loop's real-time dead-after, not on the CPU: they run two at a time,
- * after everything else (which runs one file at a time: its timing tests share the two cores with nothing).
+ * heartbeat daemons, the service killed and restarted) and on real-time dead-afters, not on the CPU:
+ * they run two at a time, apart from everything else (which runs one file at a time: its timing tests
+ * share the two cores with nothing). The largest file starts first (vitest's order without a cache), so
+ * the campaign's stories on the loop take one worker and the others follow one another on the second.
  */
-const WAITING_E2E = ['test/integration/loop-e2e.test.ts', 'test/integration/campaign-loop.test.ts'];
+const WAITING_E2E = [
+  'test/integration/campaign-loop.test.ts',
+  'test/integration/loop-e2e.test.ts',
+  'test/integration/remediation-crash.test.ts',
+  'test/integration/loop.test.ts',
+  'test/integration/tour.test.ts',
+];
 
 export default defineConfig({
   test: {

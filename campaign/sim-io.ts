@@ -146,6 +146,8 @@ export class SimConnection extends PoolConnection {
   override async refreshVms(): Promise<boolean> {
     if (!monitorReachesMaster(this.pool)) return false;
     this.readVms();
+    this.lastRefreshAt = -Infinity;
+    this.snapshot();
     return true;
   }
 }

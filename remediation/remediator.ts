@@ -644,6 +644,9 @@ export class Remediator {
     const started = this.monotonic();
     const end = await this.executor.run(plan, this.stopping.signal);
     if (end !== 'running') this.o.events?.onPlanFinished?.(end, (this.monotonic() - started) / 1000);
+    // The plan moved VMs: the service's VM records (refreshed every capacityInterval) learn it now, while
+    // a master answers — a plan made for the next death (its master's, say) must know where they run.
+    if (end !== 'running') await rt.sampler.connection.refreshVms().catch(() => false);
     // Cancelled by a re-check (its own verdict not dead right before a fence): the incident, still
     // firing, is evaluated again — a view just formed after a restart may say dead a little later.
     const inc = this.o.state.incidents.get(plan.incident);

@@ -219,7 +219,11 @@ export class PoolConnection extends EventEmitter {
     if (!c || this.status !== 'connected') return false;
     const before = this.vmsFetchedAt;
     await this.fetchVms(c);
-    return this.client === c && this.vmsFetchedAt !== before;
+    const fetched = this.client === c && this.vmsFetchedAt !== before;
+    // Built now, while connected: a snapshot rebuilt lazily would miss them if the master died first
+    // (the service refreshes right after a plan moved VMs, and plans the next death on this view).
+    if (fetched) this.snapshot();
+    return fetched;
   }
 
   /**

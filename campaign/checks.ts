@@ -93,6 +93,13 @@ export function judge(w: WorldRecord): StoryVerdict {
     }
 
   const storyEnd = w.endMs;
+  /** A plan of the pool was running at story time `t` (from its record to its last state). */
+  const planRunningAt = (t: number) =>
+    plans.some((p) => {
+      if (p.state !== 'running' || at(p.at) > t) return false;
+      const ended = planStates.find((s) => s.plan === p.plan && s.state !== 'running' && at(s.at) >= at(p.at));
+      return ended === undefined || at(ended.at) >= t;
+    });
   const restarts = w.story.events.filter((e) => e.kind === 'restart-service').map((e) => e.at);
   const slow = w.story.events.some((e) => e.kind === 'fault' && e.fault.kind === 'slow-xapi');
   const disturbedAlerts = w.story.alerting.lateMs > 0 || w.story.alerting.outOfOrder;
@@ -128,15 +135,19 @@ export function judge(w: WorldRecord): StoryVerdict {
     if (ep.fencedAt === null && due) {
       if (w.story.pool.haEnabled && myPlans.some((p) => p.state === 'dry-run')) heldBy = 'pool-ha-on (dry-run)';
       else if (failedFence) heldBy = 'needs-operator';
-      else if (lastGate !== null && LIFTING_GATES.has(lastGate))
+      else if (isolated) heldBy = 'observer-isolated';
+      else if (planRunningAt(ep.from + d + MUST_FENCE_AFTER_DEAD_AFTER_MS) && ep.to !== null)
+        // One plan at a time per pool (maxConcurrentFences 1): this death waited behind another's plan
+        // (a hung fence level takes minutes) and ended before its turn.
+        heldBy = 'another plan running';
+      else if (lastGate !== null && LIFTING_GATES.has(lastGate) && ep.to === null)
         // These lift by themselves once no fence runs and the quiet period is over; the story ends only
-        // when nothing runs: a death still held by one was missed.
+        // when nothing runs: a death still held by one at the end was missed.
         violations.push({
           check: 'missed-recovery',
-          detail: `${ep.hostName} dead from ${ep.from} ms to ${ep.to ?? 'the end'} and never fenced, held by ${lastGate}, a gate that should have lifted`,
+          detail: `${ep.hostName} dead from ${ep.from} ms to the end and never fenced, held by ${lastGate}, a gate that should have lifted`,
         });
       else if (lastGate !== null) heldBy = `gate ${lastGate}`;
-      else if (isolated) heldBy = 'observer-isolated';
       else
         violations.push({
           check: 'missed-recovery',
@@ -150,7 +161,10 @@ export function judge(w: WorldRecord): StoryVerdict {
     if (ep.fencedAt !== null && plan) {
       const expected = ep.protectedVms.filter((vm) => !unplaced.has(vm));
       // Started again after the fence (its new host may die in turn), or running at the end.
-      const missing = expected.filter((vm) => !w.runningAtEnd.has(vm) && !w.starts.some((st) => st.vm === vm && st.at >= ep.fencedAt!));
+      // A VM no live host has room for at the end could not run again: the capacity did not allow it.
+      const missing = expected.filter(
+        (vm) => !w.runningAtEnd.has(vm) && !w.starts.some((st) => st.vm === vm && st.at >= ep.fencedAt!) && w.roomAtEnd.has(vm),
+      );
       const needsOperator = planStates.some((s) => s.plan === plan.plan && s.state === 'needs-operator');
       if (missing.length > 0 && !needsOperator)
         violations.push({

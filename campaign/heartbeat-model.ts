@@ -43,6 +43,8 @@ export class HeartbeatModel {
     private readonly pool: SimulatedPool,
     readonly file: string,
     private readonly seqSeed: number,
+    /** A host showed life: its heartbeat heard by a peer, or its slot written. */
+    private readonly onShown: (h: HostRuntime, now: number) => void = () => {},
   ) {
     this.fd = openSync(file, 'w+');
     writeSync(this.fd, initialVolume(pool.built.haGenerationUuid, pool.hosts.length, LAYOUT_BYTES, 'xenha'), 0, undefined, 0);
@@ -78,7 +80,10 @@ export class HeartbeatModel {
       for (const [peer, pd] of this.daemons) {
         if (peer === h) continue;
         for (let k = 0; k < NETWORK_HOMES; k++)
-          if (pool.networkUp(h, k, now) && pool.networkUp(peer, k, now)) pd.heard.set(`${h.slot}/${k}`, now);
+          if (pool.networkUp(h, k, now) && pool.networkUp(peer, k, now)) {
+            pd.heard.set(`${h.slot}/${k}`, now);
+            this.onShown(h, now);
+          }
       }
       if (pool.anyStorage(h, now)) this.readAndWrite(h, d, now);
     }
@@ -145,5 +150,6 @@ export class HeartbeatModel {
       'xenha',
     );
     writeSync(this.fd, bytes, 0, bytes.length, hostSlotOffset(h.slot));
+    this.onShown(h, now);
   }
 }

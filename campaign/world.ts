@@ -104,6 +104,8 @@ export interface WorldRecord {
   vmNames: Map<string, string>;
   /** Final state: VM uuid → host uuid where it runs (Running on a live host), else absent. */
   runningAtEnd: Map<string, string>;
+  /** VMs not running at the end that some live, enabled host has the free memory for (xapi's own accounting). */
+  roomAtEnd: Set<string>;
   /** ms of story time. */
   endMs: number;
   wallMs: number;
@@ -165,7 +167,9 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
     now: () => clock.now(),
     pollPowerFiles: false,
   });
-  const heartbeat = spec.haEnabled ? null : new HeartbeatModel(pool, join(dir, 'sim', 'xenha-heartbeat.img'), story.seed);
+  const heartbeat = spec.haEnabled
+    ? null
+    : new HeartbeatModel(pool, join(dir, 'sim', 'xenha-heartbeat.img'), story.seed, (h, now) => shown(h, now));
   const sessions = new SessionTable(() => clock.now());
   const book = addressBook(pool);
   const probeIo = simProbeIo(pool, book);
@@ -205,6 +209,13 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
 
   // ------------------------------------------------------------------ ground truth
   const lastLife = new Map<HostRuntime, number>();
+  /**
+   * When each host last *showed* life: alive at an instant the monitor or the service looked, a slot
+   * written, a heartbeat a peer heard. A host up for a moment between two looks that wrote and sent
+   * nothing showed life to nobody (no monitor can see that; the false-fence check counts from here).
+   */
+  const lastShown = new Map<HostRuntime, number>();
+  const shown = (h: HostRuntime, now: number) => lastShown.set(h, Math.max(lastShown.get(h) ?? -Infinity, now));
   const open = new Map<HostRuntime, DeathEpisode>();
   const episodes: DeathEpisode[] = [];
   const fences: FenceRecord[] = [];
@@ -226,10 +237,19 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
   const offsPerBoot = new Map<string, number>();
   const resets = new Map<string, number>();
   const alive = (h: HostRuntime, now: number) => pool.isUp(h, now) && (pool.anyNetwork(h, now) || pool.anyStorage(h, now));
-  for (const h of pool.hosts) lastLife.set(h, clock.now());
+  for (const h of pool.hosts) {
+    lastLife.set(h, clock.now());
+    lastShown.set(h, clock.now());
+  }
+  const looked = (now: number) => {
+    for (const h of pool.hosts) if (alive(h, now)) shown(h, now);
+  };
 
   const observeTruth = (now: number) => {
     for (const h of pool.hosts) {
+      // xhad (HA on) writes its slot and sends its heartbeat on its own intervals.
+      if (h.lastSlotWrite === now) shown(h, now);
+      if (h.lastHbSent === now && pool.hosts.some((p) => p !== h && pool.hears(p, h, now))) shown(h, now);
       if (!pool.isUp(h, now)) for (const set of domains.values()) set.delete(h);
       if (alive(h, now)) {
         lastLife.set(h, now);
@@ -263,12 +283,12 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
 
   const deviceHooks: DeviceHooks = {
     off: (h) => {
-      const lifeAgoMs = clock.now() - lastLife.get(h)!;
+      const lifeAgoMs = clock.now() - lastShown.get(h)!;
       fences.push({ host: h.built.uuid, hostName: h.built.name, at: t(), lifeAgoMs, boot: h.bootedAt });
       if (alive(h, clock.now()) || lifeAgoMs < deadAfterMs())
         violations.push({
           check: 'false-fence',
-          detail: `${h.built.name} powered off at ${t()} ms, ${lifeAgoMs} ms after it last showed life (dead-after ${deadAfterMs()} ms)`,
+          detail: `${h.built.name} powered off at ${t()} ms, ${lifeAgoMs} ms after it last showed life (dead-after ${deadAfterMs()} ms; alive now: ${alive(h, clock.now())}, last alive ${clock.now() - lastLife.get(h)!} ms ago)`,
         });
       const key = `${h.built.uuid}/${h.bootedAt}`;
       offsPerBoot.set(key, (offsPerBoot.get(key) ?? 0) + 1);
@@ -512,6 +532,7 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
   const events = story.events.map((e) => ({ ...e, atMs: STORY_EPOCH + e.at }));
   let eventIndex = 0;
   let runningAtEnd = new Map<string, string>();
+  const roomAtEnd = new Set<string>();
   let journalRecords: JournalEntry[] = [];
   try {
     current = await startService();
@@ -566,12 +587,14 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
         nextTick += pool.timing.tickMs;
       }
       if (at >= nextExporter) {
+        looked(at);
         await exporter.round();
         evaluateRule();
         watchIsolation();
         nextExporter += sampleMs;
       }
       if (at >= nextService) {
+        looked(at);
         await current.sampler.round();
         if (process.env.XENHA_CAMPAIGN_TRACE) {
           const ex = exporter.state.memory?.hosts;
@@ -603,6 +626,12 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
     clock.kill(inc.owner);
     await inc.journal.close();
     journalRecords = replayJournal(await Journal.open(section.journal));
+    const free = pool.hosts.filter((h) => pool.isUp(h) && db.peek('host', h.built.ref).enabled === true).map((h) => pool.memoryFree(h));
+    for (const [, vm] of db.all('VM')) {
+      if (vm.is_control_domain || vm.power_state === 'Running') continue;
+      const need = (vm.memory_static_max as number) + (vm.memory_overhead as number);
+      if (free.some((f) => f >= need)) roomAtEnd.add(vm.uuid as string);
+    }
     runningAtEnd = new Map(
       db.all('VM').flatMap(([, vm]) => {
         const h = pool.hostByRef(vm.resident_on as string);
@@ -632,6 +661,7 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
     protectedVms,
     vmNames,
     runningAtEnd,
+    roomAtEnd,
     endMs: t(),
     wallMs: performance.now() - wallStart,
   };

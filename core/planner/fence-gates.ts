@@ -43,8 +43,10 @@ export function decideFences(
       refuse(h.uuid, 'observer-isolated', "the monitor is cut off from the pool: what looks dead may be the monitor's own isolation");
     return out;
   }
-  // Hosts already fenced are known to be down, not "looking dead": they do not count for quorum.
-  const looking = dead.filter((h) => !h.fenced).length;
+  // Hosts already fenced are known to be down, not "looking dead": they do not count for quorum. Hosts
+  // silent on both paths but not dead yet (suspect, no path up) do: deaths close together are seen a
+  // round apart, and the first of a mass death must not pass the quorum alone (found by the campaign).
+  const looking = s.hosts.filter((h) => !h.fenced && (stateOf(h) === 'dead' || (stateOf(h) === 'suspect' && h.anyPathUp === false))).length;
   if (looking > 0 && looking / s.hosts.length > policy.quorumFraction && !policy.overrideQuorum) {
     for (const h of dead)
       refuse(

@@ -102,6 +102,7 @@ describe('the safety campaign', () => {
       protectedVms: new Set(['vm-a']),
       vmNames: new Map([['vm-a', 'vm-a']]),
       runningAtEnd: new Map(),
+      roomAtEnd: new Set(['vm-a']),
       endMs: 10 * d,
       wallMs: 0,
     };

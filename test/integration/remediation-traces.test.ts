@@ -104,6 +104,10 @@ it('one trace per notification: the re-check, the plan and every step inside it,
   const planSpan = await waitFor('the plan span ended', () => spans.getFinishedSpans().find((s) => s.name === 'remediation.plan'), {
     timeoutMs: 30_000,
   });
+  // The re-check holds the plan, then the refresh of the VM records the plan changed: it ends a little later.
+  await waitFor('the re-check span ended', () => spans.getFinishedSpans().some((s) => s.name === 'remediation.recheck'), {
+    timeoutMs: 10_000,
+  });
   const all = spans.getFinishedSpans();
   const one = (name: string): ReadableSpan => {
     const found = all.filter((s) => s.name === name);

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { buildSnapshot, type PoolSnapshot } from '../core/model/snapshot.ts';
 import { decodeStatefile, detectFlavour, LAYOUT_BYTES, LENGTH_GLOBAL, LENGTH_HOST_SPECIFIC } from '../core/statefile/layout.ts';
 import type { PoolConfig } from '../exporter/config.ts';
+import { connectionOptions } from '../exporter/sampler.ts';
 import { PoolConnection, WATCHED_CLASSES } from '../io/xapi/connection.ts';
 import { XapiCallError } from '../io/xapi/actions.ts';
 import type { StatefileRead } from '../io/statefile-reader.ts';
@@ -87,19 +88,7 @@ export class SimConnection extends PoolConnection {
     config: PoolConfig,
     log: Logger,
   ) {
-    super({
-      name: config.name,
-      urls: config.urls,
-      user: config.user,
-      password: '',
-      allowUnauthorized: true,
-      callTimeoutMs: config.timing.xapiTimeout,
-      vmRefreshMs: config.timing.capacityInterval,
-      retryMinMs: 500,
-      retryMaxMs: 10_000,
-      limits: config.limits,
-      log,
-    });
+    super(connectionOptions(config, '', log));
     this.vmRefreshMs = config.timing.capacityInterval;
   }
 

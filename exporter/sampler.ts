@@ -12,7 +12,7 @@ import { deadAfterInForce, type DeadAfterInForce } from '../core/classify/dead-a
 import { preflight, type MonitorSetup, type PreflightResult, type StorageHeartbeatRead } from '../core/preflight.ts';
 import { failuresToTolerate, type Capacity } from '../core/planner/capacity.ts';
 import { fromPoolSnapshot } from '../core/planner/model.ts';
-import { PoolConnection } from '../io/xapi/connection.ts';
+import { PoolConnection, type ConnectionOptions } from '../io/xapi/connection.ts';
 import { createProbes, type ConfiguredProbe, type ProbeRound } from '../plugins/probes/index.ts';
 import { resolvePassword, type PoolConfig } from './config.ts';
 
@@ -48,6 +48,23 @@ export interface SeriesValue {
   host: string;
   labels: Readonly<Record<string, string>>;
   value: number;
+}
+
+/** The XAPI connection a pool's config asks for. */
+export function connectionOptions(config: PoolConfig, password: string, log: Logger): ConnectionOptions {
+  return {
+    name: config.name,
+    urls: config.urls,
+    user: config.user,
+    password,
+    allowUnauthorized: config.allowUnauthorized,
+    callTimeoutMs: config.timing.xapiTimeout,
+    vmRefreshMs: config.timing.capacityInterval,
+    retryMinMs: 500,
+    retryMaxMs: 10_000,
+    limits: config.limits,
+    log,
+  };
 }
 
 export class PoolSampler {
@@ -98,21 +115,7 @@ export class PoolSampler {
     /** What the pool is read through: by default an XAPI connection to the config's URLs (the safety campaign passes its in-process pool). */
     connection?: PoolConnection,
   ) {
-    this.connection =
-      connection ??
-      new PoolConnection({
-        name: config.name,
-        urls: config.urls,
-        user: config.user,
-        password: resolvePassword(config),
-        allowUnauthorized: config.allowUnauthorized,
-        callTimeoutMs: config.timing.xapiTimeout,
-        vmRefreshMs: config.timing.capacityInterval,
-        retryMinMs: 500,
-        retryMaxMs: 10_000,
-        limits: config.limits,
-        log,
-      });
+    this.connection = connection ?? new PoolConnection(connectionOptions(config, resolvePassword(config), log));
     this.probes = probes ?? createProbes(config.probes, { log });
     this.monitor = { storageHeartbeatProbes: this.probes.filter((p) => p.storageHeartbeat).map((p) => p.name) };
     this.state.deadAfter = this.deadAfterFor(null);

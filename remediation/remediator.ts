@@ -120,8 +120,10 @@ export const RECHECK_TRANSIENT_MS = 5000;
  * the alert again.
  */
 export const RECHECK_SETTLING_MS = 250;
-const ALIVE: ReadonlySet<string> = new Set(['up', 'degraded']);
 export const SETTLE_DEAD_AFTERS = 2;
+
+/** A path status that shows life. */
+const alive = (p: string) => p === 'up' || p === 'degraded';
 
 export function planIdOf(incident: string): string {
   return `p-${createHash('sha256').update(incident).digest('hex').slice(0, 12)}`;
@@ -481,7 +483,7 @@ export class Remediator {
         // Its window starts with the later of the notification and the service's own view of the pool.
         const firedAt = Math.max(this.firedAt.get(inc.id) ?? Date.parse(inc.openedAt), this.viewSince.get(inc.pool) ?? 0);
         const own = rt.sampler.state.memory?.hosts[inc.host];
-        const noLifeNow = own !== undefined && !ALIVE.has(own.network) && !ALIVE.has(own.storage);
+        const noLifeNow = own !== undefined && !alive(own.network) && !alive(own.storage);
         const settling =
           d.gate === 'not-dead' &&
           (d.ownState === 'suspect' || noLifeNow) &&
@@ -600,7 +602,6 @@ export class Remediator {
     if (this.stopping.signal.aborted) return null;
     // Its own verdict must be dead. A view just formed (a restart) may not have reached it yet: wait for
     // dead or a sign of life, at most twice dead-after; whatever else, no fence.
-    const alive = (p: string) => p === 'up' || p === 'degraded';
     const deadline = this.monotonic() + 2 * rt.sampler.state.deadAfter.ms;
     let own = rt.sampler.state.memory?.hosts[plan.host];
     while (own?.state !== 'dead' && !(own && (alive(own.network) || alive(own.storage))) && this.monotonic() < deadline) {

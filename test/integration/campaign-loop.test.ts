@@ -58,13 +58,13 @@ import { writeFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { generateStory, STORY_KINDS, storyDeadAfterMs, type Story, type StoryKind } from '../../campaign/story.ts';
 import { routeLibraryLogs } from '../../io/library-logs.ts';
-import { FREE_LOOP_PORTS, startLoop, type RunningLoop } from '../../loop/loop.ts';
+import type { RunningLoop } from '../../loop/loop.ts';
 import { applyFault, type FaultRequest } from '../../simulator/faults.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import type { HostRuntime, SimEvent } from '../../simulator/pool.ts';
 import { healthyOnEvidence } from '../helpers/exporter.ts';
-import { FENCE_DUMMY, slotWritten } from '../helpers/remediation.ts';
-import { requireFile } from '../helpers/sim.ts';
+import { slotWritten } from '../helpers/remediation.ts';
+import { requireLoopBinaries, startFastLoop } from '../helpers/loop.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const DEAD_AFTER_MS = 3_000;
@@ -278,36 +278,19 @@ function runningOnLiveHost(vm: string): string | undefined {
 // ------------------------------------------------------------------ the loop
 
 beforeAll(async () => {
-  requireFile('/usr/bin/prometheus', 'apt-get install prometheus');
-  requireFile('/usr/bin/prometheus-alertmanager', 'apt-get install prometheus-alertmanager');
-  requireFile(FENCE_DUMMY, 'apt-get install fence-agents');
+  requireLoopBinaries();
   restoreLogs = routeLibraryLogs(pino({ level: 'silent' }));
-  loop = await startLoop({
-    ports: FREE_LOOP_PORTS,
+  loop = await startFastLoop(DEAD_AFTER_MS, {
     addressBase: '127.0.124.1',
     spec: spec(),
     simTiming: { bootMs: 1_000 },
-    heartbeat: { intervalMs: 250, peerWindowMs: 1000 },
-    exporterTiming: {
-      sampleInterval: '250ms',
-      probeTimeout: '200ms',
-      xapiTimeout: '2s',
-      deadAfter: `${DEAD_AFTER_MS}ms`,
-      confirmSamples: 2,
-      capacityInterval: '1s',
-      flapWindow: '5s',
-    },
-    quietPeriod: '1s',
     remediation: { fencePolicy: { cooldown: '1s', maxFencesInWindow: 1000 } },
     // deploy/alertmanager.yml's xenha route timing scaled as the stories' time is (its dead-after 30 s →
     // the loop's 3 s): group_interval 1m → 6s, repeat_interval 5m → 30s. With the unscaled minute, a host
     // dying again within a minute of its last death's notification joins that group and is sent only at
     // its next flush — after this file's dead-after + 10 s (see the header).
     alertmanagerRoute: { groupInterval: '6s', repeatInterval: '30s' },
-    prometheusArgs: ['--rules.alert.resend-delay=1s'],
   });
-  if (!loop.prometheus || !loop.alertmanager)
-    throw new Error(`the loop runs without Prometheus or Alertmanager: ${loop.missing.join('; ')}`);
   await allHealthy();
   truth = new Truth();
   pool().on('event', (e: SimEvent) => truth.onEvent(e));

@@ -31,13 +31,13 @@ import { pino } from 'pino';
 import { parse, stringify } from 'yaml';
 import { dashboardQueries, instantiate } from '../../dashboards/index.ts';
 import { routeLibraryLogs } from '../../io/library-logs.ts';
-import { FREE_LOOP_PORTS, startLoop, type RunningLoop } from '../../loop/loop.ts';
+import type { RunningLoop } from '../../loop/loop.ts';
 import { alertRuleFiles } from '../../loop/repo.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
 import { healthyOnEvidence } from '../helpers/exporter.ts';
-import { FENCE_DUMMY, slotWritten } from '../helpers/remediation.ts';
-import { requireFile } from '../helpers/sim.ts';
+import { slotWritten } from '../helpers/remediation.ts';
+import { requireLoopBinaries, startFastLoop } from '../helpers/loop.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const DEAD_AFTER_MS = 3_000;
@@ -74,34 +74,15 @@ function spec(): PoolSpec {
 }
 
 beforeAll(async () => {
-  requireFile('/usr/bin/prometheus', 'apt-get install prometheus');
-  requireFile('/usr/bin/prometheus-alertmanager', 'apt-get install prometheus-alertmanager');
-  requireFile(FENCE_DUMMY, 'apt-get install fence-agents');
+  requireLoopBinaries();
   // xen-api's own warnings (its event watch cut by a crashed master) go to a silent logger, as the CLI routes them.
   restoreLogs = routeLibraryLogs(pino({ level: 'silent' }));
   rulesDir = mkdtempSync(join(tmpdir(), 'xenha-e2e-rules-'));
-  loop = await startLoop({
-    ports: FREE_LOOP_PORTS,
+  loop = await startFastLoop(DEAD_AFTER_MS, {
     addressBase: '127.0.108.1',
     ruleFiles: ruleFilesWithShortOnePathFor(rulesDir),
     spec: spec(),
-    heartbeat: { intervalMs: 250, peerWindowMs: 1000 },
-    exporterTiming: {
-      sampleInterval: '250ms',
-      probeTimeout: '200ms',
-      xapiTimeout: '2s',
-      deadAfter: `${DEAD_AFTER_MS}ms`,
-      confirmSamples: 2,
-      capacityInterval: '1s',
-      // A crash and its reboot change each path's verdict several times within seconds at this pace: a
-      // short window lets the rebooted host read healthy again soon rather than flapping for a minute.
-      flapWindow: '5s',
-    },
-    quietPeriod: '1s',
-    prometheusArgs: ['--rules.alert.resend-delay=1s'],
   });
-  if (!loop.prometheus || !loop.alertmanager)
-    throw new Error(`the loop runs without Prometheus or Alertmanager: ${loop.missing.join('; ')}`);
   await allHealthy();
 }, 180_000);
 

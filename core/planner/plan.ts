@@ -66,11 +66,16 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   const plan: RecoveryPlan = { steps, fences, unplaced: [], notRestarted: [] };
   if (recovered.size === 0) return plan;
 
-  // A host whose own classification shows no life on any path (suspect: silent, not dead yet) takes
-  // neither VMs nor the master role: it may be dying too.
+  // A host silent on both paths whose own verdict has confirmed it (suspect: not dead yet) may be dying
+  // too: it takes neither VMs nor the master role (the quorum gate counts it as looking dead). One silent
+  // this round whose verdict still holds it up (unconfirmed: a host dying a round after, or the monitor's
+  // own stall, which silences every host at once) is a last resort, used for what fits nowhere else: the
+  // executor starts a VM elsewhere if that host turns out gone.
   const survivors = s.hosts
-    .filter((h) => canHost(h) && !recovered.has(h.uuid) && h.anyPathUp !== false)
-    .sort((a, b) => rank(a.state) - rank(b.state) || a.uuid.localeCompare(b.uuid));
+    .filter((h) => canHost(h) && !recovered.has(h.uuid) && !(h.anyPathUp === false && stateOf(h) === 'suspect'))
+    .sort((a, b) => silentNow(a) - silentNow(b) || rank(a.state) - rank(b.state) || a.uuid.localeCompare(b.uuid));
+  const showingLife = survivors.filter((h) => !silentNow(h)).map((h) => h.uuid);
+  const silentThisRound = survivors.filter((h) => silentNow(h)).map((h) => h.uuid);
   const vmsOf = s.vms.filter((v) => isResident(v) && recovered.has(v.residentOn!) && !v.isControlDomain);
   const masterHost = s.hosts.find((h) => h.uuid === s.pool.master);
   const masterDead = masterHost !== undefined && stateOf(masterHost) === 'dead';
@@ -128,13 +133,16 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
   // Where the protected VMs go: of the candidate placements, the one that keeps the most host
   // failures tolerable afterwards (the pool should still hold k − 1 after losing one of k).
   const protectedVms = vmsOf.filter((v) => v.haRestartPriority === 'restart');
-  const chosen = choosePlacement(
-    s,
-    recovered,
-    survivors.map((h) => h.uuid),
-    protectedVms,
-  );
+  const chosen = choosePlacement(s, recovered, showingLife, protectedVms);
   const placed = new Map(chosen.placement);
+  const lastResort = new Set<string>();
+  const left = protectedVms.filter((v) => !placed.has(v.uuid));
+  if (left.length > 0 && silentThisRound.length > 0) {
+    for (const [vm, host] of choosePlacement(withPlacement(s, recovered, placed), recovered, silentThisRound, left).placement) {
+      placed.set(vm, host);
+      lastResort.add(vm);
+    }
+  }
   const groups = [...new Set(protectedVms.map((v) => v.order))].sort((a, b) => orderKey(a) - orderKey(b));
   let started = 0;
   const start = (v: PlannerVm, host: string, what: string, how: string) => {
@@ -148,7 +156,15 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
       .filter((x) => x.order === order)
       .sort((a, b) => b.memoryNeed - a.memoryNeed || a.uuid.localeCompare(b.uuid))) {
       const host = placed.get(v.uuid);
-      if (host) start(v, host, `restart (order ${order})`, chosen.how);
+      if (host)
+        start(
+          v,
+          host,
+          `restart (order ${order})`,
+          lastResort.has(v.uuid)
+            ? 'no survivor showing life has room; this one is silent this round, its verdict not confirmed'
+            : chosen.how,
+        );
       else plan.unplaced.push({ vm: v.uuid, name: v.name, reason: why(v) });
     }
   });
@@ -168,7 +184,10 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
     const options = survivors
       .map((h) => h.uuid)
       .filter((h) => (v.pinnedTo === null || v.pinnedTo === h) && free.get(h)! >= v.memoryNeed)
-      .sort((a, b) => free.get(b)! - free.get(a)! || a.localeCompare(b));
+      .sort(
+        (a, b) =>
+          Number(silentThisRound.includes(a)) - Number(silentThisRound.includes(b)) || free.get(b)! - free.get(a)! || a.localeCompare(b),
+      );
     let host: string | null = null;
     for (const h of options) {
       const trial = withPlacement(current, recovered, new Map([[v.uuid, h]]));
@@ -181,7 +200,14 @@ export function planRecovery(s: PlannerSnapshot, ctx: PlanContext): RecoveryPlan
     }
     if (host) {
       placed.set(v.uuid, host);
-      start(v, host, 'best-effort', 'the survivor with the most free memory that keeps the failures tolerable');
+      start(
+        v,
+        host,
+        'best-effort',
+        silentThisRound.includes(host)
+          ? 'no survivor showing life has room that keeps the failures tolerable; this one is silent this round, its verdict not confirmed'
+          : 'the survivor with the most free memory that keeps the failures tolerable',
+      );
     } else {
       plan.unplaced.push({
         vm: v.uuid,
@@ -283,6 +309,11 @@ function choosePlacement(
     }
   }
   return best;
+}
+
+/** 1 for a host that shows no life on any path this round (its verdict not confirmed: see survivors), else 0. */
+function silentNow(h: { anyPathUp?: boolean }): number {
+  return h.anyPathUp === false ? 1 : 0;
 }
 
 function rank(state: string | undefined): number {

@@ -225,7 +225,7 @@ async function finishedPlanFor(host: string, after: string, timeoutMs: number) {
 async function allStarted(
   all: { name: string; local: boolean }[],
   since: number,
-  plan: { unplaced: { name: string }[]; steps: { step: unknown; state: string; outcome: string | null }[] },
+  plan: { unplaced: { name: string; reason: string }[]; steps: { step: unknown; state: string; outcome: string | null }[] },
 ) {
   const vms = all.filter((v) => !v.local);
   expect(
@@ -233,7 +233,7 @@ async function allStarted(
       .map((u) => u.name)
       .filter((n) => all.some((v) => v.name === n))
       .sort(),
-    'unplaced: the protected VMs with a local disk',
+    `unplaced: the protected VMs with a local disk (the plan's unplaced: ${JSON.stringify(plan.unplaced).slice(0, 2000)})`,
   ).toEqual(
     all
       .filter((v) => v.local)

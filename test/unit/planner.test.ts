@@ -261,6 +261,93 @@ describe('recovery plan', () => {
   );
 });
 
+describe('survivors silent this round', () => {
+  /**
+   * Host b is dead with three 4 GiB protected VMs; c and d survive with 12 GiB free each (a, the master,
+   * is full). `c` and `d` are the survivors' verdicts: the state and whether a path shows life now.
+   */
+  const pool = (c: { state: 'healthy' | 'suspect'; up: boolean }, d: { state: 'healthy' | 'suspect'; up: boolean }, cFree = 12) =>
+    plannerSnapshot.parse({
+      pool: { name: 'p', master: 'a', haEnabled: false, hostFailuresToTolerate: 1 },
+      hosts: [
+        { uuid: 'a', name: 'a', live: true, enabled: true, memoryTotal: 4 * G, memoryOverhead: 0, state: 'healthy', anyPathUp: true },
+        { uuid: 'b', name: 'b', live: true, enabled: true, memoryTotal: 12 * G, memoryOverhead: 0, state: 'dead', anyPathUp: false },
+        { uuid: 'c', name: 'c', live: true, enabled: true, memoryTotal: cFree * G, memoryOverhead: 0, state: c.state, anyPathUp: c.up },
+        { uuid: 'd', name: 'd', live: true, enabled: true, memoryTotal: 12 * G, memoryOverhead: 0, state: d.state, anyPathUp: d.up },
+      ],
+      vms: [
+        { uuid: 'full', name: 'full', powerState: 'Running', residentOn: 'a', haRestartPriority: '', memoryNeed: 4 * G },
+        ...[1, 2, 3].map((i) => ({
+          uuid: `v${i}`,
+          name: `v${i}`,
+          powerState: 'Running' as const,
+          residentOn: 'b',
+          haRestartPriority: 'restart' as const,
+          memoryNeed: 4 * G,
+        })),
+      ],
+    });
+  const startsOn = (s: PlannerSnapshot) =>
+    planRecovery(s, ctx())
+      .steps.filter((st) => st.kind === 'start-vm')
+      .map((st) => (st.kind === 'start-vm' ? st.host : ''));
+
+  it('every survivor silent this round, none confirmed (the monitor stalled): every VM still gets a host', () => {
+    const s = pool({ state: 'healthy', up: false }, { state: 'healthy', up: false });
+    const plan = planRecovery(s, ctx());
+    expect(plan.unplaced).toEqual([]);
+    expect(startsOn(s)).toHaveLength(3);
+    expect(plan.steps.find((st) => st.kind === 'start-vm')?.reason).toContain('silent this round');
+  });
+
+  it('a survivor confirmed silent (suspect) takes nothing: what fits only there is unplaced', () => {
+    const s = pool({ state: 'suspect', up: false }, { state: 'healthy', up: true });
+    expect(startsOn(s)).toEqual(['d', 'd', 'd']);
+    expect(planRecovery(pool({ state: 'suspect', up: false }, { state: 'suspect', up: false }), ctx()).unplaced.map((u) => u.name)).toEqual(
+      ['v1', 'v2', 'v3'],
+    );
+  });
+
+  it('a survivor silent this round is a last resort: used only for what fits on no host showing life', () => {
+    expect(startsOn(pool({ state: 'healthy', up: false }, { state: 'healthy', up: true }))).toEqual(['d', 'd', 'd']);
+    // c shows life but has room for one VM only: the two others go to d, silent this round.
+    expect(startsOn(pool({ state: 'healthy', up: true }, { state: 'healthy', up: false }, 4)).sort()).toEqual(['c', 'd', 'd']);
+  });
+
+  it('the master role goes to a survivor showing life before one silent this round', () => {
+    const s = pool({ state: 'healthy', up: false }, { state: 'healthy', up: true });
+    const dead = { ...s, hosts: s.hosts.map((h) => (h.uuid === 'a' ? { ...h, state: 'dead' as const, anyPathUp: false } : h)) };
+    const plan = planRecovery(dead, ctx());
+    expect(plan.steps.find((st) => st.kind === 'transition-master')).toMatchObject({ host: 'd' });
+  });
+
+  fcTest.prop([poolArb, fc.array(fc.constantFrom('life', 'silent', 'suspect-silent'), { minLength: 8, maxLength: 8 })])(
+    'never gives a VM to a host confirmed silent, and never leaves a VM unplaced that fits on a host silent this round alone',
+    (s, marks) => {
+      const t = {
+        ...s,
+        hosts: s.hosts.map((h, i) =>
+          h.state === 'dead' || marks[i] === 'life'
+            ? h
+            : { ...h, anyPathUp: false, state: marks[i] === 'suspect-silent' ? ('suspect' as const) : h.state },
+        ),
+      };
+      const plan = planRecovery(t, ctx());
+      const suspect = new Set(t.hosts.filter((h) => h.state === 'suspect').map((h) => h.uuid));
+      for (const st of plan.steps) if (st.kind === 'start-vm' || st.kind === 'transition-master') expect(suspect.has(st.host)).toBe(false);
+      // A protected VM left unplaced does not fit on any survivor (showing life or not) once the plan's starts are counted.
+      const free = hostFree(applyPlan(t, plan));
+      const takes = t.hosts.filter((h) => canHost(h) && !suspect.has(h.uuid) && !plan.fences.fence.includes(h.uuid));
+      for (const u of plan.unplaced) {
+        const v = t.vms.find((x) => x.uuid === u.vm)!;
+        if (v.haRestartPriority !== 'restart') continue;
+        const fitsSomewhere = takes.some((h) => (v.pinnedTo === null || v.pinnedTo === h.uuid) && free.get(h.uuid)! >= v.memoryNeed);
+        expect(fitsSomewhere, `${v.name} unplaced (${u.reason}) though a survivor has room`).toBe(false);
+      }
+    },
+  );
+});
+
 describe('exact placement search', () => {
   it('does not treat two bins with equal free memory as the same when an item is pinned to one', async () => {
     const { exactFeasible } = await import('../../core/planner/packing.ts');

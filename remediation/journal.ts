@@ -3,9 +3,10 @@
  * `{ seq, at, type, ...data }`. Crash-safe and fast:
  *
  * - `append` resolves only once its record is on disk: written (one `write` per batch, O_APPEND) and
- *   `fdatasync`ed (the size is part of what fdatasync flushes, so a grown file needs no full fsync).
+ *   synced as by `fdatasync` (the size is part of what it flushes, so a grown file needs no full
+ *   fsync): the file is open O_DSYNC, so the write itself returns once durable (see SYNC_WRITES).
  * - Group commit: the appends that arrive while a batch is being written and synced wait in a queue
- *   and go to disk together in the next batch, one write and one fdatasync for all of them; the order
+ *   and go to disk together in the next batch, one synced write for all of them; the order
  *   on disk is the order of the `append` calls (seq order). `maxBatchDelayMs` > 0 lets a batch that
  *   starts from idle wait up to that long (since its oldest record arrived) for company.
  * - A failed write or fdatasync rejects every append of its batch and of the queue behind it, and the
@@ -106,6 +107,14 @@ function notARecord(v: unknown, prev: number | undefined): string | undefined {
   return undefined;
 }
 
+/**
+ * O_DSYNC where the platform has it: each write returns once its data, and the size that makes it
+ * readable, are on disk, as write + fdatasync would, in one trip to libuv's thread pool instead of two.
+ * Under load that trip is the batch's cost (each completion waits for a turn of a busy event loop), so
+ * it shortens every request's wait for its batch. Without it, fdatasync after the batch's write.
+ */
+const SYNC_WRITES: number = constants.O_DSYNC ?? 0;
+
 export class Journal {
   private nextSeq: number;
   private readonly queue: Pending[] = [];
@@ -156,7 +165,7 @@ export class Journal {
         }
         await syncDir(dirname(firstMade));
       }
-      fh = await open(file, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o600);
+      fh = await open(file, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | SYNC_WRITES, 0o600);
       // The file's entry in its directory, made durable: now if it was just created, and on every open
       // in case a crash came between an earlier creation and its sync.
       await syncDir(dir);
@@ -302,7 +311,8 @@ export class Journal {
         if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} with ${buf.length - off} bytes left`);
         off += bytesWritten;
       }
-      await this.fh.datasync();
+      // With O_DSYNC each write returned once durable; elsewhere, one fdatasync for the batch.
+      if (SYNC_WRITES === 0) await this.fh.datasync();
     } catch (e) {
       this.fail(e, batch);
       return;

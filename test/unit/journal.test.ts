@@ -177,6 +177,26 @@ describe('group commit', () => {
     expect(journal.stats()).toMatchObject({ records: 2, batches: 1 });
   });
 
+  it('the file is open O_APPEND | O_DSYNC: each batch write returns once durable (read from /proc/self/fdinfo)', async () => {
+    const path = join(dir, 'j.jsonl');
+    const { journal } = await openJournal(path);
+    await journal.append({ type: 'a' });
+    const fds = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === path;
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+    expect(fds, 'one descriptor open on the journal').toHaveLength(1);
+    const flags = Number.parseInt(/^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fds[0]}`, 'utf8'))![1]!, 8);
+    // Linux's values (include/uapi/asm-generic/fcntl.h), not Node's constants: an independent reading.
+    const O_APPEND = 0o2000;
+    const O_DSYNC = 0o10000;
+    expect(flags & O_APPEND, 'O_APPEND').toBe(O_APPEND);
+    expect(flags & O_DSYNC, 'O_DSYNC').toBe(O_DSYNC);
+  });
+
   it('close() waits for the queued appends, then refuses new ones', async () => {
     const path = join(dir, 'j.jsonl');
     const { journal } = await openJournal(path);

@@ -55,19 +55,25 @@ export function alertTimeMs(s: string): number | undefined {
     if (oh > 23 || om > 59) return undefined;
     offsetMin = (m[8] === '-' ? -1 : 1) * (oh * 60 + om);
   }
-  // Date.UTC maps years 0–99 to 1900–1999: set the full year explicitly (Go's zero time is year 1).
-  const d = new Date(0);
-  d.setUTCFullYear(year, month - 1, day);
-  d.setUTCHours(hour, minute, second, 0);
+  // Date.UTC maps years 0–99 to 1900–1999: for those, set the full year explicitly (Go's zero time is year 1).
+  let ms: number;
+  if (year >= 100) ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  else {
+    const d = new Date(0);
+    d.setUTCFullYear(year, month - 1, day);
+    d.setUTCHours(hour, minute, second, 0);
+    ms = d.getTime();
+  }
   const frac = m[7] === undefined ? 0 : Number(m[7].padEnd(3, '0').slice(0, 3));
-  return d.getTime() + frac - offsetMin * 60_000;
+  return ms + frac - offsetMin * 60_000;
 }
 
 const GO_ZERO_MS = alertTimeMs(GO_ZERO_TIME)!;
 
 /** True when the timestamp is Go's zero time (in any zone notation): "unset". */
 export function isUnsetTime(s: string): boolean {
-  return alertTimeMs(s) === GO_ZERO_MS;
+  // Go's zero time is in year 1 in every zone (offsets are under a day): a string of another year is not it.
+  return (s.startsWith('0001-') || s.startsWith('0000-')) && alertTimeMs(s) === GO_ZERO_MS;
 }
 
 /** Whether a string's UTF-8 form is at most `max` bytes (a UTF-16 unit is at most 3 bytes: short strings are not measured). */

@@ -75,8 +75,8 @@ export interface ErrorBody {
 
 /** Per-request facts the log line and onRequest report. */
 interface Observed {
-  /** The client's address (req.ip, computed once: it walks X-Forwarded-For under `trust proxy`). */
-  remote?: string;
+  /** The socket's peer address, read when the request arrived (req.ip is derived from it when logged). */
+  socketAddress?: string;
   bytes?: number;
   groupKey?: string;
   alerts?: number;
@@ -120,11 +120,22 @@ function drainRest(req: Request): void {
   req.resume();
 }
 
+/**
+ * Answers JSON with the status and the headers set so far, straight through Node's `writeHead` and `end`
+ * rather than Express's `res.json` (content-type parsing, settings lookups, ETag and freshness checks:
+ * a share of the webhook's hot path, and of no use to Alertmanager).
+ */
+function sendJson(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 function sendError(req: Request, res: Response, status: number, error: string, message: string, details?: unknown[]): void {
   drainRest(req);
   const body: ErrorBody = { error, message };
   if (details !== undefined) body.details = details;
-  res.status(status).json(body);
+  sendJson(res, status, body);
 }
 
 /** The media type is application/json, with no charset or UTF-8; undefined when so, else why not. */
@@ -227,6 +238,11 @@ function httpStatusOf(err: unknown): number {
   return s !== undefined && Number.isInteger(s) && s >= 500 && s <= 599 ? s : 500;
 }
 
+/** The client's address as the app sees it (req.ip honours `trust proxy`), else the socket's. */
+function remoteOf(req: Request, facts: Observed): string | undefined {
+  return req.ip ?? facts.socketAddress;
+}
+
 export function webhookRouter(opts: WebhookOptions): Router {
   const { token, intake, log, onRequest } = opts;
   const limit = opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
@@ -241,7 +257,9 @@ export function webhookRouter(opts: WebhookOptions): Router {
     const seen = observed.get(req);
     if (seen) return seen;
     const start = performance.now();
-    const facts: Observed = { remote: req.ip ?? req.socket.remoteAddress };
+    // The socket's address is read now (Node keeps it once read: a closed socket no longer tells it);
+    // req.ip, which walks X-Forwarded-For under `trust proxy`, only when a line is logged.
+    const facts: Observed = { socketAddress: req.socket.remoteAddress };
     observed.set(req, facts);
     res.once('close', () => {
       const status = res.writableFinished ? res.statusCode : 499;
@@ -249,7 +267,18 @@ export function webhookRouter(opts: WebhookOptions): Router {
       // and every request is counted (xenha_remediation_webhook_requests_total).
       const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'debug';
       if (log.isLevelEnabled(level))
-        log[level]({ status, method: req.method, ...facts, ms: Math.round((performance.now() - start) * 10) / 10 }, 'alertmanager webhook');
+        log[level](
+          {
+            status,
+            method: req.method,
+            remote: remoteOf(req, facts),
+            bytes: facts.bytes,
+            groupKey: facts.groupKey,
+            alerts: facts.alerts,
+            ms: Math.round((performance.now() - start) * 10) / 10,
+          },
+          'alertmanager webhook',
+        );
       try {
         onRequest?.(status);
       } catch (e) {
@@ -304,7 +333,12 @@ export function webhookRouter(opts: WebhookOptions): Router {
     try {
       // The intake is the service's own typed code, not input: its answer is not validated again by
       // schema, but a bug that breaks its shape is a 5xx (Alertmanager retries), never a 2xx or a 4xx.
-      result = await intake(payload, { receivedAt, remote: facts.remote ?? 'unknown' });
+      result = await intake(payload, {
+        receivedAt,
+        get remote() {
+          return remoteOf(req, facts) ?? 'unknown';
+        },
+      });
       if (
         !Array.isArray(result?.incidents) ||
         result.incidents.some((i) => typeof i?.fingerprint !== 'string' || typeof i.outcome !== 'string')
@@ -337,7 +371,7 @@ export function webhookRouter(opts: WebhookOptions): Router {
       return;
     }
     // Only the known fields go back to Alertmanager.
-    res.status(200).json({
+    sendJson(res, 200, {
       incidents: result.incidents.map((i) => ({
         fingerprint: i.fingerprint,
         outcome: i.outcome,

@@ -247,6 +247,10 @@ describe('alertTimeMs', () => {
     expect(alertTimeMs(GO_ZERO_TIME)).toBe(-62135596800000);
     expect(isUnsetTime(GO_ZERO_TIME)).toBe(true);
     expect(isUnsetTime('2024-05-14T09:12:41Z')).toBe(false);
+    // The zero time in other zones is the same instant, written in year 1 or year 0.
+    expect(isUnsetTime('0001-01-01T01:00:00+01:00')).toBe(true);
+    expect(isUnsetTime('0000-12-31T23:00:00-01:00')).toBe(true);
+    expect(isUnsetTime('0001-01-01T00:00:01Z')).toBe(false);
     for (const s of [
       '2023-02-29T00:00:00Z',
       '2024-05-14T09:60:00Z',

@@ -186,7 +186,7 @@ function build() {
     .withPanel(
       quantiles(
         'Journal fsync latency',
-        "One journal batch's write and fdatasync (xenha_remediation_journal_fsync_seconds).",
+        "One journal batch's synced write (xenha_remediation_journal_fsync_seconds).",
         'xenha_remediation_journal_fsync_seconds',
         null,
       ),

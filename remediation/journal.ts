@@ -9,7 +9,7 @@
  *   and go to disk together in the next batch, one synced write for all of them; the order
  *   on disk is the order of the `append` calls (seq order). `maxBatchDelayMs` > 0 lets a batch that
  *   starts from idle wait up to that long (since its oldest record arrived) for company.
- * - A failed write or fdatasync rejects every append of its batch and of the queue behind it, and the
+ * - A failed write (or fdatasync) rejects every append of its batch and of the queue behind it, and the
  *   journal refuses every later append until it is reopened: after a failed fsync the kernel may have
  *   dropped the dirty pages and cleared the error, so a journal that goes on would pretend. A rejected
  *   append's record may or may not be on disk (as for a crash): its outcome is unknown, not "not written".
@@ -39,7 +39,7 @@ export interface JournalOptions {
    * to join it. Default 0: a batch is whatever queued while the previous batch was written and synced.
    */
   maxBatchDelayMs?: number;
-  /** Called after each batch's fdatasync returns: the seconds its write + fdatasync took, its records. */
+  /** Called after each batch is durable: the seconds its synced write took, its records. */
   onFsync?: (seconds: number, records: number) => void;
   /** The time stamped on each record (`at`, ISO 8601). Default: the system clock. */
   clock?: () => Date;
@@ -48,7 +48,7 @@ export interface JournalOptions {
 export interface JournalStats {
   /** Records appended and acknowledged (on disk) since open; replayed records are not counted. */
   records: number;
-  /** Batches written and synced since open (one write + one fdatasync each). */
+  /** Batches written and synced since open (one synced write each). */
   batches: number;
   /** Bytes appended to the file since open. */
   bytes: number;
@@ -239,7 +239,7 @@ export class Journal {
 
   /**
    * Appends `{ seq, at, type, ...data }` (in that key order) and resolves once it is on disk (its batch
-   * written and fdatasynced). The seq is taken now, so the order of the calls is the order on disk.
+   * written and synced). The seq is taken now, so the order of the calls is the order on disk.
    * Resolves with that record (the object written; a replay returns its JSON). Rejects (JournalError) if
    * the record is over MAX_RECORD_BYTES serialised (TOO_LARGE), is not serialisable, lacks a `type`,
    * or carries its own `seq` or `at` (INVALID: no seq is used), if the journal is closing (CLOSED), or

@@ -105,7 +105,7 @@ export function createRemediationMetrics(
     }),
     fsyncSeconds: new Histogram({
       name: 'xenha_remediation_journal_fsync_seconds',
-      help: "Time one journal batch's write and fdatasync took.",
+      help: "Time one journal batch's synced write took (O_DSYNC; a write and an fdatasync where the platform lacks it).",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),

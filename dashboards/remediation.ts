@@ -89,7 +89,7 @@ function build() {
           "The mode configured per pool (xenha_remediation_mode); dry_run_forced 1: the pool's own HA is on, so the service only shows plans.",
         )
         .datasource(DATASOURCE)
-        .span(8)
+        .span(6)
         .height(6)
         .withTarget(prom(`xenha_remediation_mode{${POOL}} == 1`, '', 'A', { instant: true, table: true }))
         .withTransformation({ id: 'organize', options: { excludeByName: { ...HIDDEN_COLUMNS, Value: true } } })
@@ -100,7 +100,7 @@ function build() {
         .title('Plans by state')
         .description('Plans in the journal, by state (xenha_remediation_plans).')
         .datasource(DATASOURCE)
-        .span(8)
+        .span(6)
         .height(6)
         .withTarget(prom('xenha_remediation_plans', '{{state}}', 'A', { instant: true }))
         .unit('none')
@@ -120,6 +120,28 @@ function build() {
         .span(4)
         .height(6)
         .withTarget(prom('xenha_remediation_plans_waiting_for_operator', 'waiting', 'A', { instant: true }))
+        .unit('none')
+        .decimals(0)
+        .reduceOptions(lastValue())
+        .graphMode(BigValueGraphMode.None)
+        .textMode(BigValueTextMode.Value)
+        .thresholds(
+          new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
+            { value: null, color: 'green' },
+            { value: 1, color: 'red' },
+          ]),
+        ),
+    )
+    .withPanel(
+      new StatPanel()
+        .title('Protected VMs left unplaced')
+        .description(
+          'Protected VMs a finished plan could not place (no room, a disk on the fenced host) that are still not running: a person must start them (xenha_remediation_protected_vms_unplaced).',
+        )
+        .datasource(DATASOURCE)
+        .span(4)
+        .height(6)
+        .withTarget(prom(`sum(xenha_remediation_protected_vms_unplaced{${POOL}})`, 'unplaced', 'A', { instant: true }))
         .unit('none')
         .decimals(0)
         .reduceOptions(lastValue())

@@ -6,7 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { errorCodeLabel } from '../io/xapi/error-codes.ts';
 import { PLAN_STATES, type Mode, type PlanState } from './records.ts';
-import type { RemediationState } from './state.ts';
+import { protectedVmsStillUnplaced, type RemediationState } from './state.ts';
 
 /** Outcomes a step or fence reports, kept as they are; anything else (an XAPI code) through errorCodeLabel. */
 const KNOWN_RESULTS = new Set([
@@ -55,7 +55,13 @@ export interface RemediationMetrics {
 
 export function createRemediationMetrics(
   state: RemediationState,
-  modes: { pool: string; mode: Mode; haOn: () => boolean | null }[],
+  modes: {
+    pool: string;
+    mode: Mode;
+    haOn: () => boolean | null;
+    /** The pool's VM records as the service's sampler holds them; null before its first view. */
+    vms?: () => readonly { uuid: string; powerState: string; haRestartPriority: string }[] | null;
+  }[],
 ): RemediationMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -131,6 +137,20 @@ export function createRemediationMetrics(
       this.reset();
       for (const p of modes)
         this.set({ pool: p.pool, mode: p.mode, dry_run_forced: p.mode !== 'dry-run' && p.haOn() === true ? '1' : '0' }, 1);
+    },
+  });
+  new Gauge({
+    name: 'xenha_remediation_protected_vms_unplaced',
+    help: 'Protected VMs a finished plan left unplaced (no room, or a disk on the fenced host) that are still not running, per pool.',
+    labelNames: ['pool'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of modes) {
+        const vms = p.vms?.();
+        // No view of the pool yet: no value rather than a 0 that would claim the VMs run.
+        if (vms) this.set({ pool: p.pool }, protectedVmsStillUnplaced(state, p.pool, vms).length);
+      }
     },
   });
   new Gauge({

@@ -105,7 +105,13 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
   });
   const metrics = createRemediationMetrics(
     state,
-    runtimes.map((r) => ({ pool: r.config.name, mode: section.mode, haOn: () => r.sampler.state.snapshot?.haEnabled ?? null })),
+    runtimes.map((r) => ({
+      pool: r.config.name,
+      mode: section.mode,
+      haOn: () => r.sampler.state.snapshot?.haEnabled ?? null,
+      // The freshest VM records, as the remediator plans on them (refreshed after every plan).
+      vms: () => (r.sampler.connection.snapshot() ?? r.sampler.state.snapshot)?.vms ?? null,
+    })),
   );
   fsyncHook = (s) => metrics.fsyncSeconds.observe(s);
   const remediator = new Remediator({

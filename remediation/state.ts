@@ -87,6 +87,22 @@ export function confirmedFenced(s: RemediationState, pool: string, host: string,
   return plan?.steps.some((st) => st.step.kind === 'confirm-fenced' && st.step.host === host && st.state === 'done') ?? false;
 }
 
+/**
+ * The protected VMs of a pool that a finished plan (`done`) listed unplaced and that are still down
+ * now, by the VM records given (the service's own view): `restart` priority and not Running. A VM a
+ * person (or a later plan) started, unprotected since, or gone from the pool no longer counts.
+ */
+export function protectedVmsStillUnplaced(
+  s: RemediationState,
+  pool: string,
+  vms: readonly { uuid: string; powerState: string; haRestartPriority: string }[],
+): string[] {
+  const listed = new Set<string>();
+  for (const p of s.plans.values()) if (p.pool === pool && p.state === 'done') for (const u of p.unplaced) listed.add(u.vm);
+  if (listed.size === 0) return [];
+  return vms.filter((v) => listed.has(v.uuid) && v.haRestartPriority === 'restart' && v.powerState !== 'Running').map((v) => v.uuid);
+}
+
 /** Folds one journal record into the state (mutates it: the service keeps one state). */
 export function apply(s: RemediationState, r: JournalEntry): RemediationState {
   s.lastSeq = Math.max(s.lastSeq, r.seq);

@@ -242,6 +242,8 @@ describe('remediation against an HA-off pool with xenha-heartbeat, fence_dummy a
     expect(powerEvents(victim)).toHaveLength(1);
     const m = await (await fetch(`${s.url}/metrics`)).text();
     expect(m).toMatch(/xenha_remediation_duplicate_alerts_total\{pool="sim"\} 2/);
+    // Every protected VM of the dead host runs (read above from the simulator): none left unplaced.
+    expect(m).toMatch(/^xenha_remediation_protected_vms_unplaced\{pool="sim"\} 0$/m);
   });
 
   it('a fence agent that fails stops the plan with nothing restarted; ack once the host is off by hand restarts its VMs', async () => {

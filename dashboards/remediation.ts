@@ -69,6 +69,27 @@ const quantiles = (title: string, description: string, metric: string, by: strin
     .min(0);
 };
 
+/** A count that needs a person when above 0: a big number, green at 0, red from 1. */
+const redAboveZero = (title: string, description: string, target: ReturnType<typeof prom>) =>
+  new StatPanel()
+    .title(title)
+    .description(description)
+    .datasource(DATASOURCE)
+    .span(4)
+    .height(6)
+    .withTarget(target)
+    .unit('none')
+    .decimals(0)
+    .reduceOptions(lastValue())
+    .graphMode(BigValueGraphMode.None)
+    .textMode(BigValueTextMode.Value)
+    .thresholds(
+      new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
+        { value: null, color: 'green' },
+        { value: 1, color: 'red' },
+      ]),
+    );
+
 function build() {
   const d = new DashboardBuilder('xenha / Remediation')
     .uid('xenha-remediation')
@@ -111,48 +132,18 @@ function build() {
         .orientation(VizOrientation.Horizontal),
     )
     .withPanel(
-      new StatPanel()
-        .title('Waiting for operator')
-        .description(
-          'Plans awaiting-ack (manual mode) or needs-operator (a fence failed on every level): someone must run `xenha ack` (xenha_remediation_plans_waiting_for_operator).',
-        )
-        .datasource(DATASOURCE)
-        .span(4)
-        .height(6)
-        .withTarget(prom('xenha_remediation_plans_waiting_for_operator', 'waiting', 'A', { instant: true }))
-        .unit('none')
-        .decimals(0)
-        .reduceOptions(lastValue())
-        .graphMode(BigValueGraphMode.None)
-        .textMode(BigValueTextMode.Value)
-        .thresholds(
-          new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
-            { value: null, color: 'green' },
-            { value: 1, color: 'red' },
-          ]),
-        ),
+      redAboveZero(
+        'Waiting for operator',
+        'Plans awaiting-ack (manual mode) or needs-operator (a fence failed on every level): someone must run `xenha ack` (xenha_remediation_plans_waiting_for_operator).',
+        prom('xenha_remediation_plans_waiting_for_operator', 'waiting', 'A', { instant: true }),
+      ),
     )
     .withPanel(
-      new StatPanel()
-        .title('Protected VMs left unplaced')
-        .description(
-          'Protected VMs a finished plan could not place (no room, a disk on the fenced host) that are still not running: a person must start them (xenha_remediation_protected_vms_unplaced).',
-        )
-        .datasource(DATASOURCE)
-        .span(4)
-        .height(6)
-        .withTarget(prom(`sum(xenha_remediation_protected_vms_unplaced{${POOL}})`, 'unplaced', 'A', { instant: true }))
-        .unit('none')
-        .decimals(0)
-        .reduceOptions(lastValue())
-        .graphMode(BigValueGraphMode.None)
-        .textMode(BigValueTextMode.Value)
-        .thresholds(
-          new ThresholdsConfigBuilder().mode(ThresholdsMode.Absolute).steps([
-            { value: null, color: 'green' },
-            { value: 1, color: 'red' },
-          ]),
-        ),
+      redAboveZero(
+        'Protected VMs left unplaced',
+        'Protected VMs a finished plan could not place (no room, a disk on the fenced host) that are still not running: a person must start them (xenha_remediation_protected_vms_unplaced).',
+        prom(`sum(xenha_remediation_protected_vms_unplaced{${POOL}})`, 'unplaced', 'A', { instant: true }),
+      ),
     )
     .withPanel(
       new StatPanel()

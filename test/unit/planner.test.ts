@@ -322,7 +322,7 @@ describe('survivors silent this round', () => {
   });
 
   fcTest.prop([poolArb, fc.array(fc.constantFrom('life', 'silent', 'suspect-silent'), { minLength: 8, maxLength: 8 })])(
-    'never gives a VM to a host confirmed silent, and never leaves a VM unplaced that fits on a host silent this round alone',
+    'never gives a VM nor the master role to a host confirmed silent, nor leaves a protected VM unplaced while a survivor has room for it',
     (s, marks) => {
       const t = {
         ...s,

@@ -5,8 +5,10 @@
  * within seconds at this pace), a 1 s quiet period, Prometheus resending alerts every second.
  */
 import { FREE_LOOP_PORTS, startLoop, type LoopOptions, type RunningLoop } from '../../loop/loop.ts';
-import { FENCE_DUMMY } from './remediation.ts';
+import { healthyOnEvidence } from './exporter.ts';
+import { FENCE_DUMMY, slotWritten } from './remediation.ts';
 import { requireFile } from './sim.ts';
+import { waitFor } from './wait.ts';
 
 /** Fails, saying what to install, when a binary the whole loop needs is missing. */
 export function requireLoopBinaries(): void {
@@ -38,4 +40,39 @@ export async function startFastLoop(deadAfterMs: number, opts: LoopOptions): Pro
     throw new Error(`the loop runs without Prometheus or Alertmanager: ${loop.missing.join('; ')}`);
   }
   return loop;
+}
+
+/** GETs `url` (5 s at most) and parses its JSON; throws on a non-2xx answer. */
+export async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/**
+ * Waits until every host of the loop's pool is healthy on both paths' evidence in the exporter's and
+ * the service's view with its heartbeat slot written (within `evidenceMs`), then until Prometheus
+ * counts them all healthy in xenha_host_state (within `prometheusMs`, polled every `prometheusPollMs`).
+ */
+export async function loopAllHealthy(
+  loop: RunningLoop,
+  timeouts: { evidenceMs: number; prometheusMs: number; prometheusPollMs: number },
+): Promise<void> {
+  const pool = loop.sim.pool;
+  const samplers = [loop.exporter.samplers[0]!, loop.remediation.samplers[0]!];
+  await waitFor(
+    'every host healthy in the exporter and the service',
+    () => pool.hosts.every((h) => samplers.every((s) => healthyOnEvidence(s, h.built.uuid)) && slotWritten(loop.sim, h.built.uuid)),
+    { timeoutMs: timeouts.evidenceMs, intervalMs: 100 },
+  );
+  await waitFor(
+    'Prometheus: xenha_host_state healthy for every host',
+    async () => {
+      const r = await getJson<{ data: { result: { value: [number, string] }[] } }>(
+        `${loop.urls.prometheus}/api/v1/query?query=${encodeURIComponent('sum(xenha_host_state{state="healthy"})')}`,
+      );
+      return Number(r.data.result[0]?.value[1]) === pool.hosts.length;
+    },
+    { timeoutMs: timeouts.prometheusMs, intervalMs: timeouts.prometheusPollMs },
+  );
 }

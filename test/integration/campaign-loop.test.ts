@@ -62,9 +62,7 @@ import type { RunningLoop } from '../../loop/loop.ts';
 import { applyFault, type FaultRequest } from '../../simulator/faults.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import type { HostRuntime, SimEvent } from '../../simulator/pool.ts';
-import { healthyOnEvidence } from '../helpers/exporter.ts';
-import { slotWritten } from '../helpers/remediation.ts';
-import { requireLoopBinaries, startFastLoop } from '../helpers/loop.ts';
+import { getJson, loopAllHealthy, requireLoopBinaries, startFastLoop } from '../helpers/loop.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const DEAD_AFTER_MS = 3_000;
@@ -305,31 +303,8 @@ afterAll(async () => {
   }
 });
 
-async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
-  return (await res.json()) as T;
-}
-
 /** Every host healthy on both paths' evidence in the exporter's and the service's view, its heartbeat slot written, Prometheus agreeing. */
-async function allHealthy(): Promise<void> {
-  const samplers = [loop.exporter.samplers[0]!, loop.remediation.samplers[0]!];
-  await waitFor(
-    'every host healthy in the exporter and the service',
-    () => pool().hosts.every((h) => samplers.every((s) => healthyOnEvidence(s, h.built.uuid)) && slotWritten(loop.sim, h.built.uuid)),
-    { timeoutMs: 40_000, intervalMs: 100 },
-  );
-  await waitFor(
-    'Prometheus: xenha_host_state healthy for every host',
-    async () => {
-      const r = await getJson<{ data: { result: { value: [number, string] }[] } }>(
-        `${loop.urls.prometheus}/api/v1/query?query=${encodeURIComponent('sum(xenha_host_state{state="healthy"})')}`,
-      );
-      return Number(r.data.result[0]?.value[1]) === HOSTS;
-    },
-    { timeoutMs: 20_000, intervalMs: 200 },
-  );
-}
+const allHealthy = () => loopAllHealthy(loop, { evidenceMs: 40_000, prometheusMs: 20_000, prometheusPollMs: 200 });
 
 interface IncidentView {
   host: string;

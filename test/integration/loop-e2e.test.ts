@@ -35,9 +35,7 @@ import type { RunningLoop } from '../../loop/loop.ts';
 import { alertRuleFiles } from '../../loop/repo.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import { applyFault } from '../../simulator/faults.ts';
-import { healthyOnEvidence } from '../helpers/exporter.ts';
-import { slotWritten } from '../helpers/remediation.ts';
-import { requireLoopBinaries, startFastLoop } from '../helpers/loop.ts';
+import { getJson, loopAllHealthy, requireLoopBinaries, startFastLoop } from '../helpers/loop.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const DEAD_AFTER_MS = 3_000;
@@ -103,28 +101,7 @@ const uuidOf = (name: string) => pool().host(name).built.uuid;
 const hostNameOfRef = (ref: string) => pool().hosts.find((h) => h.built.ref === ref)?.built.name;
 
 /** Every host healthy on both paths' evidence in the exporter's and the service's view, its heartbeat slot written, Prometheus scraping. */
-async function allHealthy(): Promise<void> {
-  const samplers = [loop.exporter.samplers[0]!, loop.remediation.samplers[0]!];
-  await waitFor(
-    'every host healthy in the exporter and the service',
-    () => pool().hosts.every((h) => samplers.every((s) => healthyOnEvidence(s, h.built.uuid)) && slotWritten(loop.sim, h.built.uuid)),
-    { timeoutMs: 60_000, intervalMs: 100 },
-  );
-  await waitFor(
-    'Prometheus: xenha_host_state healthy for every host',
-    async () => {
-      const r = await promQuery('sum(xenha_host_state{state="healthy"})');
-      return Number(r[0]?.value[1]) === pool().hosts.length;
-    },
-    { timeoutMs: 30_000, intervalMs: 250 },
-  );
-}
-
-async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
-  return (await res.json()) as T;
-}
+const allHealthy = () => loopAllHealthy(loop, { evidenceMs: 60_000, prometheusMs: 30_000, prometheusPollMs: 250 });
 
 async function promQuery(q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
   const r = await getJson<{ data: { result: { metric: Record<string, string>; value: [number, string] }[] } }>(

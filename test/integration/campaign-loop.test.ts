@@ -283,11 +283,13 @@ beforeAll(async () => {
     spec: spec(),
     simTiming: { bootMs: 1_000 },
     remediation: { fencePolicy: { cooldown: '1s', maxFencesInWindow: 1000 } },
-    // deploy/alertmanager.yml's xenha route timing scaled as the stories' time is (its dead-after 30 s →
-    // the loop's 3 s): group_interval 1m → 6s, repeat_interval 5m → 30s. With the unscaled minute, a host
-    // dying again within a minute of its last death's notification joins that group and is sent only at
-    // its next flush — after this file's dead-after + 10 s (see the header).
-    alertmanagerRoute: { groupInterval: '6s', repeatInterval: '30s' },
+    // deploy/alertmanager.yml's xenha route timing scaled down: repeat_interval 5m → 30s as the stories'
+    // time is (their dead-after 30 s → the loop's 3 s); group_interval 1m → 2s, shorter than that scale
+    // (6s), because healAll waits for Alertmanager's resolved notifications after every story, up to
+    // one group_interval. With the unscaled minute, a host dying again within a minute of its last
+    // death's notification joins that group and is sent only at its next flush — after this file's
+    // dead-after + 10 s (see the header).
+    alertmanagerRoute: { groupInterval: '2s', repeatInterval: '30s' },
   });
   await allHealthy();
   truth = new Truth();
@@ -347,13 +349,26 @@ async function serviceView(start: number): Promise<string> {
   }).slice(0, 6000);
 }
 
-/** Heals every fault, powers every powered-off host on through its power file as a BMC would, waits until all are healthy. */
+/**
+ * Heals every fault, powers every powered-off host on through its power file as a BMC would, waits
+ * until all are healthy and until the service has heard Alertmanager resolve every incident. The last
+ * wait is for the next story: Alertmanager sends a group only when its alerts changed since the last
+ * notification, so a host-dead alert that resolves and fires again within one group_interval (a host
+ * healed here and killed again at the start of the next story) looks unchanged to it and goes out
+ * only at repeat_interval, after the story.
+ */
 async function healAll(): Promise<void> {
   applyFault(pool(), { kind: 'heal' });
   for (const h of loop.sim.info().hosts) if (hostNamed(h.name).power === 'off') writeFileSync(h.powerFile, 'on');
   pool().pollPowerFiles();
   await waitFor('every host up', () => pool().hosts.every((h) => pool().isUp(h)), { timeoutMs: 20_000 });
   await allHealthy();
+  await waitFor(
+    "every incident resolved by Alertmanager's notification",
+    async () => (await incidents()).every((i) => i.resolvedAt !== null),
+    // group_interval (2 s) after Prometheus resolves the alert (its evaluation and resend, 1 s each), with room.
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
 }
 
 // ------------------------------------------------------------------ a story on the loop

@@ -26,8 +26,16 @@
  * definition) is sampled by the test itself — at every simulator tick (the instants its path events are
  * logged), at every simulator event, just before and after each fault the test applies, and every 20 ms
  * by a poll of its own — and death episodes (no life on any path) are derived from those samples.
+ * A host's life counts once it could be seen: a host that boots (healed from a crash, powered on) is
+ * up for the simulator from its boot's end, but nothing of it can be seen before the simulator's next
+ * tick opens its listeners and starts its heartbeat daemon, so its life counts from the first tick it
+ * is up at (flaps and faults are seen at once: the heartbeat relay and the listeners follow them).
+ * The instant a fence was sent is logged by a wrapper around fence_dummy (its first line, before the
+ * real agent runs), outside the service.
  * Checks per story:
- *  1. no power-off of a host that showed life within dead-after (3 s) before it;
+ *  1. no power-off of a host that showed life within dead-after (3 s) before the off was sent; life
+ *     that began within the service's last look before the send (LOOK_MS) or while fence_dummy ran is
+ *     printed, not counted: no fencer can see it (a crashed host booting just as its fence goes out);
  *  2. every host dead on both paths for longer than dead-after + 10 s whose death no gate holds back is
  *     powered off, and its protected VMs (ha_restart_priority restart, running on it at the death, not
  *     on local storage) run again on a live host by the story's end — and so do those of every host
@@ -54,11 +62,14 @@
  * even when a test fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { generateStory, STORY_KINDS, storyDeadAfterMs, type Story, type StoryKind } from '../../campaign/story.ts';
 import { routeLibraryLogs } from '../../io/library-logs.ts';
-import type { RunningLoop } from '../../loop/loop.ts';
+import { FENCE_DUMMY, type RunningLoop } from '../../loop/loop.ts';
 import { applyFault, type FaultRequest } from '../../simulator/faults.ts';
 import { generatePoolSpec, type PoolSpec } from '../../simulator/pool-spec.ts';
 import type { HostRuntime, SimEvent } from '../../simulator/pool.ts';
@@ -74,6 +85,14 @@ const WATCH_AFTER_LAST_MS = 1_500;
 /** After its first fault, at least this long: dead-after, a scrape, an evaluation, the webhook, the re-check. */
 const WATCH_AFTER_FIRST_MS = DEAD_AFTER_MS + 3_000;
 const LIFE_POLL_MS = 20;
+/**
+ * The service's last look at a host before it sends an off (a round of its sampler right before, then
+ * the agent's start) takes at most this long: life that began within it before the off was sent, after
+ * a death, could be seen by no fencer (twice the sample interval, for a loaded machine).
+ */
+const LOOK_MS = 500;
+/** fence_dummy writes its power file at once: an off logged longer before the power-off is a broken log (the check would lose its point). */
+const SEND_TO_OFF_MAX_MS = 10_000;
 const QUORUM_FRACTION = 0.5;
 
 /**
@@ -87,6 +106,50 @@ const SEEDS = [17, 16, 62, 14, 37, 10, 13, 22, 31, 1, 15, 82, 47, 72, 7, 20, 5, 
 
 let loop: RunningLoop;
 let restoreLogs: (() => void) | undefined;
+/** The wrapper's directory: the script and its log of the actions asked. */
+let agentDir: string | undefined;
+
+/**
+ * fence_dummy behind a shell wrapper whose first line logs the instant an action was asked (ms since
+ * the epoch, GNU date), the action and the power file, before the real agent runs with the same input
+ * and answers for the wrapper: the instant a fence was sent, seen from outside the service.
+ */
+function loggedFenceDummy(dir: string): string {
+  const script = join(dir, 'fence_dummy_logged');
+  writeFileSync(
+    script,
+    [
+      '#!/bin/sh',
+      't=$(date +%s%3N)',
+      'input=$(cat)',
+      "action=$(printf '%s\\n' \"$input\" | sed -n 's/^action=//p')",
+      "file=$(printf '%s\\n' \"$input\" | sed -n 's/^status_file=//p')",
+      `printf '%s %s %s\\n' "$t" "$action" "$file" >> '${join(dir, 'actions.log')}'`,
+      `printf '%s\\n' "$input" | ${FENCE_DUMMY}`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(script, 0o755);
+  return script;
+}
+
+/** When the latest `off` for `host` was sent at or before `at` (from the wrapper's log), if any was. */
+function offSentAt(host: string, at: number): number | undefined {
+  const file = loop.sim.info().hosts.find((h) => h.name === host)?.powerFile;
+  let log: string;
+  try {
+    log = readFileSync(join(agentDir!, 'actions.log'), 'utf8');
+  } catch {
+    return undefined; // no action asked yet
+  }
+  let latest: number | undefined;
+  for (const line of log.split('\n')) {
+    const [t, action, f] = line.split(' ');
+    const ms = Number(t);
+    if (action === 'off' && f === file && ms <= at && (latest === undefined || ms > latest)) latest = ms;
+  }
+  return latest;
+}
 
 function spec(): PoolSpec {
   const s = generatePoolSpec({ hosts: HOSTS, vms: 32, seed: 21 });
@@ -123,7 +186,12 @@ interface Violation {
 
 /** What the test records from the simulator for the whole file. */
 class Truth {
-  readonly lastLife = new Map<string, number>();
+  /** Per host, the spans [from, to] of consecutive samples with life. */
+  readonly lifeSpans = new Map<string, { from: number; to: number }[]>();
+  /** Per host, the boot (bootedAt) seen up at a simulator tick: only then can its life be seen. */
+  readonly seenBoot = new Map<string, number>();
+  /** Worth printing, not violations (a host that came back while its fence ran). */
+  readonly notes: { at: number; text: string }[] = [];
   readonly episodes: Episode[] = [];
   readonly open = new Map<string, Episode>();
   readonly violations: Violation[] = [];
@@ -139,7 +207,10 @@ class Truth {
 
   constructor() {
     const now = Date.now();
-    for (const h of pool().hosts) this.lastLife.set(h.built.name, now);
+    for (const h of pool().hosts) {
+      this.lifeSpans.set(h.built.name, [{ from: now, to: now }]);
+      this.seenBoot.set(h.built.name, h.bootedAt);
+    }
     for (const [, vm] of db().all('VM')) {
       if (vm.is_control_domain) continue;
       const h = pool().hostByRef(vm.resident_on as string);
@@ -149,16 +220,23 @@ class Truth {
     }
   }
 
+  /** A simulator tick: the listeners and heartbeat daemons of a host up now follow it (a boot is seen). */
+  tick(now: number): void {
+    for (const h of pool().hosts) if (pool().isUp(h, now)) this.seenBoot.set(h.built.name, h.bootedAt);
+    this.sample(now);
+  }
+
   sample(now = Date.now()): void {
     for (const h of pool().hosts) {
       const name = h.built.name;
-      if (alive(h, now)) {
-        this.lastLife.set(name, now);
+      if (alive(h, now) && this.seenBoot.get(name) === h.bootedAt) {
+        const spans = this.lifeSpans.get(name)!;
         const ep = this.open.get(name);
         if (ep) {
           ep.to = now;
           this.open.delete(name);
-        }
+          spans.push({ from: now, to: now });
+        } else spans.at(-1)!.to = now;
       } else if (!this.open.has(name)) {
         const ep: Episode = {
           id: this.nextId++,
@@ -175,6 +253,11 @@ class Truth {
     }
   }
 
+  /** The spans of `host`'s life that overlap [from, to]. */
+  lifeWithin(host: string, from: number, to: number): { from: number; to: number }[] {
+    return this.lifeSpans.get(host)!.filter((x) => x.to >= from && x.from <= to);
+  }
+
   /** The death episode of `host` covering `at` (or the latest one before it). */
   episodeAt(host: string, at: number): Episode | undefined {
     return this.episodes.filter((e) => e.host === host && e.from <= at).at(-1);
@@ -182,13 +265,30 @@ class Truth {
 
   onEvent(e: SimEvent): void {
     if (e.kind === 'power' && e.detail.state === 'off' && e.host) {
-      // Check 1, at the instant of the power-off: the last life sampled before it.
-      const lifeAgo = e.atMs - (this.lastLife.get(e.host) ?? -Infinity);
-      if (lifeAgo < DEAD_AFTER_MS)
+      // Check 1, against the instant the off was sent (fence_dummy takes its time): no life within
+      // dead-after before it, except life that began within the service's last look (LOOK_MS).
+      const logged = offSentAt(e.host, e.atMs);
+      if (logged !== undefined && e.atMs - logged > SEND_TO_OFF_MAX_MS)
+        this.violations.push({
+          at: e.atMs,
+          check: '1 wrapper log',
+          detail: `the off logged ${e.atMs - logged} ms before ${e.host}'s power-off`,
+        });
+      const sent = logged ?? e.atMs;
+      const spans = this.lifeWithin(e.host, sent - DEAD_AFTER_MS, sent);
+      const seeable = spans.filter((x) => x.from <= sent - LOOK_MS).at(-1);
+      if (seeable)
         this.violations.push({
           at: e.atMs,
           check: '1 false fence',
-          detail: `${e.host} powered off ${lifeAgo} ms after it last showed life on a path (dead-after ${DEAD_AFTER_MS} ms)`,
+          detail:
+            `${e.host} powered off, the off sent ${e.atMs - sent} ms before (${logged === undefined ? 'no send logged: at the power-off' : 'logged by the wrapper'}), ` +
+            `${sent - Math.min(seeable.to, sent)} ms after it last showed life on a path (dead-after ${DEAD_AFTER_MS} ms)`,
+        });
+      else if (this.lifeWithin(e.host, sent - LOOK_MS, e.atMs).length > 0)
+        this.notes.push({
+          at: e.atMs,
+          text: `${e.host} came back within the last look before its off was sent or while fence_dummy ran (${e.atMs - sent} ms): powered off once back`,
         });
       const h = hostNamed(e.host);
       const key = `${e.host}/${h.bootedAt}`;
@@ -278,7 +378,9 @@ function runningOnLiveHost(vm: string): string | undefined {
 beforeAll(async () => {
   requireLoopBinaries();
   restoreLogs = routeLibraryLogs(pino({ level: 'silent' }));
+  agentDir = mkdtempSync(join(tmpdir(), 'xenha-campaign-loop-'));
   loop = await startFastLoop(DEAD_AFTER_MS, {
+    fenceAgent: loggedFenceDummy(agentDir),
     addressBase: '127.0.124.1',
     spec: spec(),
     simTiming: { bootMs: 1_000 },
@@ -294,7 +396,7 @@ beforeAll(async () => {
   await allHealthy();
   truth = new Truth();
   pool().on('event', (e: SimEvent) => truth.onEvent(e));
-  pool().on('tick', (now: number) => truth.sample(now));
+  pool().on('tick', (now: number) => truth.tick(now));
 }, 120_000);
 
 afterAll(async () => {
@@ -302,6 +404,7 @@ afterAll(async () => {
     await loop?.stop();
   } finally {
     restoreLogs?.();
+    if (agentDir) rmSync(agentDir, { recursive: true, force: true });
   }
 });
 
@@ -462,6 +565,7 @@ async function playOnLoop(seed: number): Promise<StoryOutcome> {
   const start = Date.now();
   const episodes0 = truth.episodes.length;
   const violations0 = truth.violations.length;
+  const notes0 = truth.notes.length;
   const poll = setInterval(() => truth.sample(), LIFE_POLL_MS);
   const lines: string[] = [];
   const violations: string[] = [];
@@ -552,6 +656,7 @@ async function playOnLoop(seed: number): Promise<StoryOutcome> {
     clearInterval(poll);
   }
   violations.push(...truth.violations.slice(violations0).map((v) => `${v.check}: ${v.detail} (at ${v.at - start} ms)`));
+  lines.push(...truth.notes.slice(notes0).map((n) => `  ${n.text} (at ${n.at - start} ms)`));
   if (violations.length > 0) violations.push(`what the service did: ${await serviceView(start)}`);
   await healAll();
   return { violations, lines };
@@ -582,4 +687,20 @@ describe('campaign stories through the whole loop: simulator, exporter, Promethe
       expect(violations, `seed ${seed}: ${JSON.stringify(story.events)}`).toEqual([]);
     }, 90_000);
   }
+
+  it('check 1 fails on a power-off of a live host (the wrapper run by hand on one)', async () => {
+    const victim = pool().hosts.find((h) => h !== pool().master && pool().isUp(h))!.built.name;
+    const powerFile = loop.sim.info().hosts.find((h) => h.name === victim)!.powerFile;
+    const before = truth.violations.length;
+    const run = spawnSync(join(agentDir!, 'fence_dummy_logged'), {
+      input: `action=off\ntype=file\nstatus_file=${powerFile}\n`,
+      timeout: 10_000,
+    });
+    expect(run.status, String(run.stderr)).toBe(0);
+    await waitFor(`${victim} powered off`, () => hostNamed(victim).power === 'off', { timeoutMs: 5_000 });
+    const found = truth.violations.splice(before).map((v) => `${v.check}: ${v.detail}`);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(new RegExp(`^1 false fence: ${victim} powered off, the off sent \\d+ ms before \\(logged by the wrapper\\)`));
+    await healAll();
+  }, 60_000);
 });

@@ -48,7 +48,8 @@ re-check, gates, planner, executor and fence levels on the simulator's injected 
 against the ground truth (docs/campaign.md). Times are *beyond dead-after*: what xenha adds to the wait
 the pool's timeout imposes. "Held to the 5 s bound": the recoveries no story condition excuses (a
 failing fence device, slow XAPI, late or out-of-order notifications, a gate that held it, a service
-restart, a dead master, observer isolation).
+restart, a dead master, observer isolation); their figure leaves out the fence device's own time from
+its off to the power cut (0 to 1 s per story), which the device spends, not xenha.
 
 ${table}
 

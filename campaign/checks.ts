@@ -15,7 +15,11 @@ import { STORY_EPOCH as STORY_EPOCH_MS, type DeathEpisode, type Violation, type 
  * exporter confirms over rounds and Alertmanager notifies.
  */
 export const MUST_FENCE_AFTER_DEAD_AFTER_MS = 20_000;
-/** The issue's bound: a dead host's protected VMs run again within dead-after + 5 s of its death. */
+/**
+ * The issue's bound: a dead host's protected VMs run again within dead-after + 5 s of its death, plus
+ * the fence device's own time to cut the power after each off the recovery waited for (the story's
+ * `fence.offMs`: the BMC's, not xenha's), its own and those of deaths queued before it.
+ */
 export const RECOVERY_MARGIN_MS = 5_000;
 /** Gates that lift once no fence runs and the quiet period is over (the others may outlast a story: a cooldown, a storm window, no master). */
 const LIFTING_GATES: ReadonlySet<string> = new Set(['in-flight', 'storm-concurrent', 'quiet-period']);
@@ -32,8 +36,10 @@ export interface EpisodeVerdict {
   recoveryMs: number | null;
   /** The dead-after the times are measured against. */
   deadAfterMs: number;
-  /** The recovery time is held to dead-after + 5 s (nothing in the story excuses a slower one). */
+  /** The recovery time is held to dead-after + 5 s + the device's off time (nothing in the story excuses a slower one). */
   bounded: boolean;
+  /** The fence devices' own time from off to power cut that the recovery waited for (in the recovery time, not xenha's). */
+  deviceMs: number;
   /** Protected VMs the plan could not place (no capacity, a local disk). */
   unplaced: number;
 }
@@ -43,6 +49,8 @@ export interface StoryVerdict {
   violations: Violation[];
   episodes: EpisodeVerdict[];
   fences: number;
+  /** Fences whose host showed life again between the off sent and the power cut (not a violation: see world.ts). */
+  backBeforeCut: number;
   falseFences: number;
   missedRecoveries: number;
   refusals: Record<string, number>;
@@ -185,10 +193,14 @@ export function judge(w: WorldRecord): StoryVerdict {
       !restartedDuring &&
       !ep.wasMaster &&
       !isolated;
-    if (bounded && recoveryMs! > d + RECOVERY_MARGIN_MS)
+    // The device's time for every power cut the recovery waited for: its own, and those of the deaths
+    // before it in the pool's queue of plans (one plan at a time).
+    const cutsWaited = recoveryMs === null ? 1 : w.fences.filter((f) => f.sentAt >= ep.from && f.at <= ep.from + recoveryMs).length;
+    const deviceMs = w.story.fence.offMs * Math.max(1, cutsWaited);
+    if (bounded && recoveryMs! > d + RECOVERY_MARGIN_MS + deviceMs)
       violations.push({
         check: 'late-recovery',
-        detail: `${ep.hostName}: its protected VMs ran again ${recoveryMs} ms after its death (bound: dead-after ${d} ms + ${RECOVERY_MARGIN_MS} ms)`,
+        detail: `${ep.hostName}: its protected VMs ran again ${recoveryMs} ms after its death (bound: dead-after ${d} ms + ${RECOVERY_MARGIN_MS} ms + the device's ${deviceMs} ms)`,
       });
     verdicts.push({
       episode: ep,
@@ -197,6 +209,7 @@ export function judge(w: WorldRecord): StoryVerdict {
       detectionMs: ep.detectedAt === null ? null : ep.detectedAt - ep.from,
       recoveryMs,
       bounded,
+      deviceMs,
       deadAfterMs: d,
       unplaced: ep.protectedVms.filter((vm) => unplaced.has(vm)).length,
     });
@@ -206,6 +219,7 @@ export function judge(w: WorldRecord): StoryVerdict {
     violations,
     episodes: verdicts,
     fences: w.fences.length,
+    backBeforeCut: w.fences.filter((f) => f.backBeforeCut).length,
     falseFences: violations.filter((v) => v.check === 'false-fence').length,
     missedRecoveries: violations.filter((v) => v.check === 'missed-recovery').length,
     refusals: refusalCounts,

@@ -12,7 +12,7 @@ export function formatReplay(w: WorldRecord, v: StoryVerdict): string {
     `pool: ${s.pool.hosts} hosts, ${s.pool.vms} VMs, HA ${s.pool.haEnabled ? `on (T = ${s.pool.haTimeout} s)` : 'off (xenha-heartbeat)'}; dead-after ${sec(w.deadAfterMs)}; quiet period ${sec(s.timing.quietPeriodMs)}`,
   );
   out.push(
-    `fence: BMC ${s.fence.bmc}${s.fence.pdu ? ', then a PDU that works' : ''}; alerts: ${sec(s.alerting.delayMs)} to the webhook${s.alerting.duplicate ? ', each twice' : ''}${s.alerting.lateMs > 0 ? `, ${sec(s.alerting.lateMs)} late` : ''}${s.alerting.outOfOrder ? ', out of order' : ''}`,
+    `fence: BMC ${s.fence.bmc}${s.fence.pdu ? ', then a PDU that works' : ''}; a working device cuts the power ${sec(s.fence.offMs)} after its off; alerts: ${sec(s.alerting.delayMs)} to the webhook${s.alerting.duplicate ? ', each twice' : ''}${s.alerting.lateMs > 0 ? `, ${sec(s.alerting.lateMs)} late` : ''}${s.alerting.outOfOrder ? ', out of order' : ''}`,
   );
   out.push('', 'events:');
   for (const e of s.events)

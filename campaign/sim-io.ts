@@ -185,6 +185,8 @@ export function simTransport(
 export type DeviceBehaviour = 'ok' | 'fail' | 'hang';
 
 export interface DeviceHooks {
+  /** A working device was sent `off` (the instant the fencer decided, after its last look). */
+  offSent(host: HostRuntime): void;
   /** The device powered the host off (its `off` was carried out). */
   off(host: HostRuntime): void;
   /** The device answered `status` off. */
@@ -193,8 +195,10 @@ export interface DeviceHooks {
 
 /**
  * A host's BMC (or PDU) as fence_dummy drives the simulator's power: `status` says the host's power,
- * `off` powers it off. A failing device answers unreachable; a hung one answers nothing until its own
- * bound (`hangMs`) and then says it timed out, as a fence agent killed by its timeout does.
+ * `off` powers it off `offMs` after it is sent (the cut happens then on the world's clock, whatever
+ * becomes of the caller: a BMC that got the command carries it out) and answers then. A failing device
+ * answers unreachable; a hung one answers nothing until its own bound (`hangMs`) and then says it timed
+ * out, as a fence agent killed by its timeout does.
  */
 export class SimFenceDevice implements FenceDevice {
   constructor(
@@ -206,6 +210,7 @@ export class SimFenceDevice implements FenceDevice {
     private readonly clock: VirtualClock,
     private readonly owner: string,
     private readonly hooks: DeviceHooks,
+    private readonly offMs = 0,
   ) {}
 
   private async broken(signal: AbortSignal): Promise<{ detail: string; unreachable?: true; timedOut?: true } | null> {
@@ -228,10 +233,18 @@ export class SimFenceDevice implements FenceDevice {
   async off(signal: AbortSignal): Promise<ActionAnswer> {
     const b = await this.broken(signal);
     if (b) return { ok: false, ...b };
-    if (this.host.power !== 'off') {
+    if (this.host.power === 'off') return { ok: true, detail: `${this.label}: off` };
+    this.hooks.offSent(this.host);
+    const cut = () => {
+      if (this.host.power === 'off') return;
       this.hooks.off(this.host);
       // As fence_dummy: the power file the simulator reads (a direct power-off would be undone by it).
       this.pool.writePowerFile(this.host, 'off');
+    };
+    if (this.offMs === 0) cut();
+    else {
+      this.clock.setTimeout(cut, this.offMs, 'world');
+      await this.clock.sleep(this.offMs, signal, this.owner);
     }
     return { ok: true, detail: `${this.label}: off` };
   }

@@ -57,6 +57,11 @@ export const story = z.strictObject({
     pdu: z.boolean(),
     /** A hung device call gives up after this long (its agent's own bound). */
     hangMs: ms,
+    /**
+     * A working device cuts the power this long after its `off` is sent (a BMC's command and the
+     * agent's round trip), whatever becomes of the caller meanwhile. 0 in stories written before.
+     */
+    offMs: ms.default(0),
   }),
   alerting: z.strictObject({
     /** Scrape, rule evaluation and Alertmanager's dispatch: from the exporter's verdict to the webhook. */
@@ -173,18 +178,22 @@ export function generateStory(seed: number): Story {
   if (r.chance(0.15)) events.push({ kind: 'restart-service', at: t0 + d + r.int(0, 16) * 500 });
   events.sort((a, b) => a.at - b.at);
   const last = Math.max(...events.map((e) => e.at));
+  const fence = { bmc: r.pick(['ok', 'ok', 'ok', 'ok', 'fail', 'hang'] as const), pdu: r.chance(0.5), hangMs: 20_000 };
+  const alerting = {
+    delayMs: r.int(2, 8) * 250,
+    duplicate: r.chance(0.2),
+    lateMs: r.chance(0.15) ? r.int(1, 10) * 1000 : 0,
+    outOfOrder: r.chance(0.15),
+  };
+  // Drawn last, so that every story drawn before this field existed is drawn the same.
+  const offMs = r.int(0, 8) * 125;
   return story.parse({
     seed,
     kinds,
     pool,
     timing,
-    fence: { bmc: r.pick(['ok', 'ok', 'ok', 'ok', 'fail', 'hang'] as const), pdu: r.chance(0.5), hangMs: 20_000 },
-    alerting: {
-      delayMs: r.int(2, 8) * 250,
-      duplicate: r.chance(0.2),
-      lateMs: r.chance(0.15) ? r.int(1, 10) * 1000 : 0,
-      outOfOrder: r.chance(0.15),
-    },
+    fence: { ...fence, offMs },
+    alerting,
     events,
     // A bound only: the story ends earlier once everything has settled (world.ts).
     endMs: Math.max(end, last + 2 * d + timing.quietPeriodMs + 600_000),

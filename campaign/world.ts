@@ -67,9 +67,14 @@ export interface DeathEpisode {
 export interface FenceRecord {
   host: string;
   hostName: string;
+  /** The power cut. */
   at: number;
-  /** ms since the host last showed life on any path. */
+  /** When the off was sent (the fencer's decision). */
+  sentAt: number;
+  /** ms since the host last showed life on any path, when the off was sent. */
   lifeAgoMs: number;
+  /** The host showed life again between the send and the cut (a boot finishing): no fencer can see that. */
+  backBeforeCut: boolean;
   boot: number;
 }
 
@@ -266,13 +271,14 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
           to: null,
           wasMaster: pool.masterRef === h.built.ref,
           detectedAt: null,
-          fencedAt: null,
+          fencedAt: cutWhileAlive.get(h) ?? null,
           protectedVms: [...domains]
             .filter(([vm]) => protectedVms.has(vm))
             .flatMap(([vm, set]) => (set.has(h) || runningOnInDb(vm, h) ? [vm] : [])),
         };
         open.set(h, ep);
         episodes.push(ep);
+        cutWhileAlive.delete(h);
       }
     }
   };
@@ -281,20 +287,40 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
     return vm.power_state === 'Running' && vm.resident_on === h.built.ref;
   }
 
+  /** Per host, the last off sent to a device and not carried out yet: when, and how long since life was shown then. */
+  const offSent = new Map<HostRuntime, { at: number; lifeAgoMs: number }>();
+  /** A cut that landed on a host back to life: the death it starts counts as fenced at the cut. */
+  const cutWhileAlive = new Map<HostRuntime, number>();
   const deviceHooks: DeviceHooks = {
-    off: (h) => {
+    // The false-fence check is judged when the off is sent, right after the service's last look.
+    offSent: (h) => {
       const lifeAgoMs = clock.now() - lastShown.get(h)!;
-      fences.push({ host: h.built.uuid, hostName: h.built.name, at: t(), lifeAgoMs, boot: h.bootedAt });
+      offSent.set(h, { at: clock.now(), lifeAgoMs });
       if (alive(h, clock.now()) || lifeAgoMs < deadAfterMs())
         violations.push({
           check: 'false-fence',
-          detail: `${h.built.name} powered off at ${t()} ms, ${lifeAgoMs} ms after it last showed life (dead-after ${deadAfterMs()} ms; alive now: ${alive(h, clock.now())}, last alive ${clock.now() - lastLife.get(h)!} ms ago)`,
+          detail: `${h.built.name} sent off at ${t()} ms, ${lifeAgoMs} ms after it last showed life (dead-after ${deadAfterMs()} ms; alive now: ${alive(h, clock.now())}, last alive ${clock.now() - lastLife.get(h)!} ms ago)`,
         });
+    },
+    off: (h) => {
+      const sent = offSent.get(h) ?? { at: clock.now(), lifeAgoMs: clock.now() - lastShown.get(h)! };
+      offSent.delete(h);
+      const backBeforeCut = alive(h, clock.now()) || lastShown.get(h)! > sent.at;
+      fences.push({
+        host: h.built.uuid,
+        hostName: h.built.name,
+        at: t(),
+        sentAt: sent.at - STORY_EPOCH,
+        lifeAgoMs: sent.lifeAgoMs,
+        backBeforeCut,
+        boot: h.bootedAt,
+      });
       const key = `${h.built.uuid}/${h.bootedAt}`;
       offsPerBoot.set(key, (offsPerBoot.get(key) ?? 0) + 1);
       if (offsPerBoot.get(key)! > 1) violations.push({ check: 'action-twice', detail: `${h.built.name} powered off twice in one boot` });
       const ep = open.get(h);
       if (ep && ep.fencedAt === null) ep.fencedAt = t();
+      else if (!ep) cutWhileAlive.set(h, t());
     },
     statusOff: (h) => statusOffAt.set(h, clock.now()),
   };
@@ -387,10 +413,16 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
         };
         mark();
         const levels = [
-          { plugin: 'campaign-bmc', device: new SimFenceDevice('bmc', pool, h, story.fence.bmc, story.fence.hangMs, clock, owner, note) },
+          {
+            plugin: 'campaign-bmc',
+            device: new SimFenceDevice('bmc', pool, h, story.fence.bmc, story.fence.hangMs, clock, owner, note, story.fence.offMs),
+          },
         ];
         if (story.fence.pdu)
-          levels.push({ plugin: 'campaign-pdu', device: new SimFenceDevice('pdu', pool, h, 'ok', story.fence.hangMs, clock, owner, note) });
+          levels.push({
+            plugin: 'campaign-pdu',
+            device: new SimFenceDevice('pdu', pool, h, 'ok', story.fence.hangMs, clock, owner, note, story.fence.offMs),
+          });
         return levels;
       },
     });

@@ -17,6 +17,7 @@ import type { CampaignReport } from '../../campaign/campaign.ts';
 import { judge, RECOVERY_MARGIN_MS } from '../../campaign/checks.ts';
 import { generateStory, STORY_KINDS, storyDeadAfterMs, type Story } from '../../campaign/story.ts';
 import { playStory, type WorldRecord } from '../../campaign/world.ts';
+import { defaultTiming } from '../../simulator/pool.ts';
 import { run } from '../helpers/run.ts';
 
 const XENHA = join(import.meta.dirname, '../../bin/xenha.js');
@@ -85,11 +86,56 @@ describe('the safety campaign', () => {
     expect(judge(await playStory(story)).violations).toEqual([]);
   }, 120_000);
 
+  it('a crashed host whose boot ends between its off and the power cut is cut and counted, not a false fence', async () => {
+    // One slave crash on a pool without HA, fenced by a BMC that cuts the power 1 s after its off.
+    const found = findStory(
+      (s) =>
+        !s.pool.haEnabled &&
+        s.fence.bmc === 'ok' &&
+        s.kinds.length === 1 &&
+        s.kinds[0] === 'host-crash' &&
+        s.events.every((e) => e.kind === 'fault') &&
+        s.alerting.lateMs === 0 &&
+        !s.alerting.outOfOrder,
+    );
+    const story: Story = { ...found, fence: { ...found.fence, offMs: 1_000 } };
+    const first = await playStory(story);
+    expect(first.fences).toHaveLength(1);
+    const fence = first.fences[0]!;
+    expect(fence.backBeforeCut).toBe(false);
+    expect(fence.at - fence.sentAt).toBe(1_000);
+    // The same story, the host healed so that its boot ends halfway between the off and the cut: nothing
+    // of it can be seen before its boot ends, so the service decides as before, and the cut finds it back.
+    const crash = story.events.find((e) => e.kind === 'fault' && e.fault.kind === 'host-crash')!;
+    const host = crash.kind === 'fault' && crash.fault.kind === 'host-crash' ? crash.fault.host : '';
+    const healAt = fence.sentAt + 500 - defaultTiming(story.pool.haTimeout, story.pool.haEnabled).bootMs;
+    expect(healAt).toBeGreaterThan(crash.at);
+    const healed: Story = {
+      ...story,
+      events: [...story.events, { kind: 'fault' as const, at: healAt, fault: { kind: 'heal' as const, host } }].sort((a, b) => a.at - b.at),
+    };
+    const w = await playStory(healed);
+    expect(w.fences.map((f) => [f.hostName, f.sentAt, f.at, f.backBeforeCut])).toEqual([[fence.hostName, fence.sentAt, fence.at, true]]);
+    const v = judge(w);
+    expect(v.violations).toEqual([]);
+    expect(v.backBeforeCut).toBe(1);
+    // The death the cut started counts as fenced; the protected VMs of the crash run again elsewhere.
+    const deaths = w.episodes.filter((e) => e.hostName === fence.hostName);
+    expect(deaths.map((e) => e.fencedAt)).toEqual([null, fence.at]);
+    expect(deaths[0]!.protectedVms.length).toBeGreaterThan(0);
+    for (const vm of deaths[0]!.protectedVms) expect([undefined, deaths[0]!.host]).not.toContain(w.runningAtEnd.get(vm));
+  }, 120_000);
+
   it('the checks catch a dead host never fenced, a slow recovery, a refusal without a gate and a second plan', () => {
     const story = generateStory(1);
     const d = storyDeadAfterMs(story);
     const base: WorldRecord = {
-      story: { ...story, fence: { ...story.fence, bmc: 'ok' }, alerting: { ...story.alerting, lateMs: 0, outOfOrder: false }, events: [] },
+      story: {
+        ...story,
+        fence: { ...story.fence, bmc: 'ok', offMs: 0 },
+        alerting: { ...story.alerting, lateMs: 0, outOfOrder: false },
+        events: [],
+      },
       deadAfterMs: d,
       episodes: [],
       fences: [],
@@ -171,6 +217,16 @@ describe('the safety campaign', () => {
       runningAtEnd: new Map([['vm-a', 'h2']]),
     });
     expect(late.violations.map((v) => v.check)).toEqual(['late-recovery']);
+    // The same with a device that takes 2 s from its off to the power cut: within the bound, which adds the device's time.
+    const slowDevice = judge({
+      ...base,
+      story: { ...base.story, fence: { ...base.story.fence, offMs: 2_000 } },
+      episodes: [{ ...episode, fencedAt: 1500 + d }],
+      journal: [incident, plan],
+      starts: [{ vm: 'vm-a', host: 'h2', at: 1000 + d + RECOVERY_MARGIN_MS + 1000 }],
+      runningAtEnd: new Map([['vm-a', 'h2']]),
+    });
+    expect(slowDevice.violations).toEqual([]);
     // Fenced, its protected VM never started again.
     const never = judge({ ...base, episodes: [{ ...episode, fencedAt: 1500 + d }], journal: [incident, plan] });
     expect(never.violations.map((v) => v.check)).toEqual(['missed-recovery']);

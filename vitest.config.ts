@@ -38,6 +38,12 @@ const QUICK_INTEGRATION = [
   'test/integration/xapi-actions.test.ts',
   'test/integration/simulator-ha.test.ts',
   'test/integration/python-xenapi.test.ts',
+  'test/integration/exporter-shutdown.test.ts',
+  'test/integration/remediation-traces.test.ts',
+  'test/integration/probes.test.ts',
+  'test/integration/sampler.test.ts',
+  'test/integration/pool-limits.test.ts',
+  'test/integration/process-guard.test.ts',
 ];
 
 export default defineConfig({

@@ -3,14 +3,14 @@ import { defineConfig } from 'vitest/config';
 /**
  * The end-to-end files that spend their time waiting on real processes (Prometheus, Alertmanager, the
  * heartbeat daemons, the service killed and restarted) and on real-time dead-afters, not on the CPU:
- * they run two at a time, after everything else. The largest file starts first (vitest's order without
- * a cache), so the campaign's stories on the loop take one worker and the others follow one another on
- * the second.
+ * they run two at a time, apart from everything else (their group runs first, as the CI logs show).
+ * The largest file starts first (vitest's order without a cache), so the campaign's stories on the
+ * loop take one worker and the others follow one another on the second.
  *
- * Before them, two lanes of one file at a time each: `integration` (the long files, with the timing and
- * CPU-heavy ones: a hostile XAPI, the campaign, the service) and `quick` (the unit tests and the short
- * integration files below, CLI runs and small suites with no timing bound of their own), so that the
- * second core does not idle once the unit tests are done.
+ * The other group runs two lanes of one file at a time each: `integration` (the long files, with the
+ * timing and CPU-heavy ones: a hostile XAPI, the campaign, the service) and `quick` (the unit tests and
+ * the short integration files below, CLI runs and small suites with no timing bound of their own), so
+ * that the second core does not idle once the unit tests are done.
  */
 const WAITING_E2E = [
   'test/integration/campaign-loop.test.ts',

@@ -62,11 +62,11 @@ import { machine, tree, writeSection } from './report.ts';
 import { median, positiveInt, until } from './util.ts';
 import { benchPoolInput } from './pool-config.ts';
 import { protectedRunning, watchRestarts } from './restarts.ts';
+import { FENCE_DUMMY } from '../loop/binaries.ts';
 
 const PASSWORD_ENV = 'XENHA_BENCH_PASSWORD';
 const PASSWORD = 'bench';
 const TOKEN = 'bench-webhook-token';
-const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 const POOL = 'bench';
 const HOSTS = 8;
 const VMS = 100;

@@ -7,6 +7,9 @@ import { delimiter, isAbsolute, join } from 'node:path';
 
 export const INSTALL_HINT = 'apt-get install prometheus prometheus-alertmanager';
 
+/** Debian's fence_dummy (fence-agents): powers a simulated host through its power file. */
+export const FENCE_DUMMY = '/usr/sbin/fence_dummy';
+
 /** What `missing` says of each. */
 export const MISSING = {
   prometheus: `prometheus: not found in PATH (Debian: ${INSTALL_HINT})`,

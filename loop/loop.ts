@@ -28,7 +28,7 @@ import type { SimTiming } from '../simulator/pool.ts';
 import { generatePoolSpec, type PoolSpec } from '../simulator/pool-spec.ts';
 import { startSimulator, type Simulator } from '../simulator/simulator.ts';
 import { startAlertmanager, type RunningAlertmanager } from './alertmanager.ts';
-import { findLoopBinaries, MISSING } from './binaries.ts';
+import { FENCE_DUMMY, findLoopBinaries, MISSING } from './binaries.ts';
 import { startPrometheus, type RunningPrometheus } from './prometheus.ts';
 import { alertRuleFiles, dashboardsDir } from './repo.ts';
 
@@ -59,8 +59,7 @@ export const FREE_LOOP_PORTS: Readonly<LoopPorts> = { xapi: 0, control: 0, expor
 /** The pool's name in every config, label and alert. */
 export const LOOP_POOL = 'sim';
 
-/** Debian's fence_dummy (fence-agents): powers a simulated host through its power file. */
-export const FENCE_DUMMY = '/usr/sbin/fence_dummy';
+export { FENCE_DUMMY } from './binaries.ts';
 
 export interface LoopOptions {
   /** Default DEFAULT_LOOP_PORTS; 0 = any free port. */

@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { decodeStatefile } from '../../core/statefile/layout.ts';
 import { remediationConfig, type RemediationConfig } from '../../remediation/config.ts';
 import type { SimulatorInfo, Simulator } from '../../simulator/simulator.ts';
+import { FENCE_DUMMY } from '../../loop/binaries.ts';
 import { fastPoolInput } from './exporter.ts';
 
-export const FENCE_DUMMY = '/usr/sbin/fence_dummy';
+export { FENCE_DUMMY };
 
 /**
  * One fence-agent level per host: `agent` (fence_dummy by default) with, by default, fence_dummy's

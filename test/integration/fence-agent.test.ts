@@ -12,8 +12,8 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { createFenceLevels, fenceConfig, fenceHost, type FenceResult } from '../../plugins/fence/index.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { FENCE_DUMMY } from '../../loop/binaries.ts';
 
-const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 const FENCE_REDFISH = '/usr/sbin/fence_redfish';
 const target = { pool: 'pool-a', hostUuid: 'uuid-2', hostName: 'host-02' };
 

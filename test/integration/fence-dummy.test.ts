@@ -17,8 +17,7 @@ import {
   type SteppedSim,
 } from '../helpers/sim.ts';
 import { jsonRpc } from '../helpers/rpc.ts';
-
-const FENCE_DUMMY = '/usr/sbin/fence_dummy';
+import { FENCE_DUMMY } from '../../loop/binaries.ts';
 
 /** Runs fence_dummy with CLI arguments; resolves with its exit code and output. */
 function fenceCli(args: string[]): Promise<{ code: number; stdout: string }> {

@@ -21,8 +21,8 @@ import { EXPORTER_PASSWORD_ENV, fastPoolInput } from '../helpers/exporter.ts';
 import { PASSWORD, requireFile, startTestSim } from '../helpers/sim.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { slotWritten } from '../helpers/remediation.ts';
+import { FENCE_DUMMY } from '../../loop/binaries.ts';
 
-const FENCE_DUMMY = '/usr/sbin/fence_dummy';
 const spans = new InMemorySpanExporter();
 const sdk = new NodeSDK({ spanProcessors: [new SimpleSpanProcessor(spans)] });
 let dir: string;

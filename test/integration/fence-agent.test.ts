@@ -181,6 +181,9 @@ describe('fence-agent: an agent that hangs', () => {
     expect(result.attempts[0]).toMatchObject({ statusCalls: 2, offSent: true });
     expect(performance.now() - started).toBeLessThan(6_000);
     expect(pids()).toHaveLength(6);
+    // The group's pipes close as its processes exit, a moment before the kernel shows them dead (zombie
+    // or gone): a loaded machine needs that moment.
+    await waitFor('the timed-out agent groups gone', () => pids().every(gone), { timeoutMs: 5_000 }).catch(() => undefined);
     for (const pid of pids()) expect(gone(pid), `pid ${pid}`).toBe(true);
   });
 

@@ -27,7 +27,7 @@ import { journalRecord } from './records.ts';
 import { AckError, Remediator, type PoolRuntime } from './remediator.ts';
 import { apply, emptyState, type Plan, type RemediationState } from './state.ts';
 import { loadToken, tokenMatches } from './token.ts';
-import { jsonErrorHandler, jsonNotFound, webhookRouter } from './webhook.ts';
+import { jsonErrorHandler, jsonNotFound, mountWebhook } from './webhook.ts';
 
 export interface RunningRemediation {
   url: string;
@@ -137,19 +137,17 @@ export async function startRemediation(config: RemediationConfig, log: Logger, o
   app.disable('x-powered-by');
   // No ETag: nothing here is cached or fetched conditionally, and hashing every answer costs the webhook's hot path.
   app.set('etag', false);
-  app.use(
-    webhookRouter({
-      token,
-      bodyLimitBytes: section.bodyLimit,
-      intake: async (payload, meta) => {
-        const r = await remediator.intake(payload, meta);
-        metrics.notifications.inc();
-        return r;
-      },
-      log,
-      onRequest: (status) => metrics.requests.inc({ code: String(status) }),
-    }),
-  );
+  mountWebhook(app, {
+    token,
+    bodyLimitBytes: section.bodyLimit,
+    intake: async (payload, meta) => {
+      const r = await remediator.intake(payload, meta);
+      metrics.notifications.inc();
+      return r;
+    },
+    log,
+    onRequest: (status) => metrics.requests.inc({ code: String(status) }),
+  });
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });

@@ -3,6 +3,7 @@
  * `credentials_file`). It is read from a file or from an environment variable named by the config,
  * never written in the config itself, and compared in constant time.
  */
+import * as crypto from 'node:crypto';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { z } from 'zod';
@@ -99,7 +100,9 @@ export async function loadToken(source: TokenSource, env: NodeJS.ProcessEnv = pr
   return checked(value, `environment variable ${name} (tokenEnv)`);
 }
 
-const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+/** crypto.hash (Node 20.12 and later: one call, no Hash object, on every webhook request), else createHash. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
+const sha256 = (b: Buffer): Buffer => (oneShot ? oneShot('sha256', b, 'buffer') : createHash('sha256').update(b).digest());
 
 /**
  * Whether an Authorization header is exactly `Bearer <token>` (the scheme in any case, one space).

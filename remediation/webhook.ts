@@ -23,7 +23,15 @@
  * status, the remote address, the duration, the body's size and, once parsed, the group key and the
  * number of alerts.
  */
-import { Router, type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import {
+  Router,
+  type ErrorRequestHandler,
+  type IRouter,
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { alertmanagerPayload, type AlertmanagerPayload } from './alertmanager.ts';
@@ -161,12 +169,12 @@ function contentTypeProblem(header: string | undefined): string | undefined {
 function readBody(req: Request, limit: number): Promise<Buffer> {
   if (req.readableEnded)
     return Promise.reject(new Error('the request body was already read: mount the webhook router before body parsers'));
-  const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'identity')
     return Promise.reject(
       new HttpError(415, 'unsupported_media_type', `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported`),
     );
-  const declared = req.get('content-length');
+  const declared = req.headers['content-length'];
   if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > limit)
     return Promise.reject(new HttpError(413, 'payload_too_large', `the body is ${declared} bytes, more than the limit of ${limit}`));
   return new Promise((resolve, reject) => {
@@ -243,13 +251,23 @@ function remoteOf(req: Request, facts: Observed): string | undefined {
   return req.ip ?? facts.socketAddress;
 }
 
+/** The webhook as a router of its own, to mount with `app.use` before any body parser. */
 export function webhookRouter(opts: WebhookOptions): Router {
+  const router = Router();
+  mountWebhook(router, opts);
+  return router;
+}
+
+/**
+ * Adds the webhook's routes to `app` (an Express app or router) itself, before whatever `app` adds
+ * next: what the service does (one router layer less than `app.use(webhookRouter(…))` on every request).
+ */
+export function mountWebhook(router: IRouter, opts: WebhookOptions): void {
   const { token, intake, log, onRequest } = opts;
   const limit = opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const now = opts.now ?? Date.now;
   if (!Number.isInteger(limit) || limit <= 0) throw new RangeError(`bodyLimitBytes must be a positive integer, not ${limit}`);
   if (token.length === 0) throw new RangeError('the webhook token is empty');
-  const router = Router();
 
   // Under /webhook: one log line and one onRequest per request, once it is answered or abandoned. Each
   // handler below starts with it (rather than a router.use middleware: one layer less on the hot path).
@@ -291,12 +309,12 @@ export function webhookRouter(opts: WebhookOptions): Router {
   const handle: RequestHandler = async (req, res) => {
     const receivedAt = now();
     const facts = observe(req, res);
-    if (!tokenMatches(req.get('authorization'), token)) {
+    if (!tokenMatches(req.headers.authorization, token)) {
       res.set('WWW-Authenticate', 'Bearer');
       sendError(req, res, 401, 'unauthorized', 'a valid "Authorization: Bearer <token>" header is required');
       return;
     }
-    const ctProblem = contentTypeProblem(req.get('content-type'));
+    const ctProblem = contentTypeProblem(req.headers['content-type']);
     if (ctProblem !== undefined) {
       sendError(req, res, 415, 'unsupported_media_type', ctProblem);
       return;
@@ -401,7 +419,6 @@ export function webhookRouter(opts: WebhookOptions): Router {
     if (res.headersSent) return next(err);
     sendError(req, res, 500, 'internal', 'internal error');
   }) as ErrorRequestHandler);
-  return router;
 }
 
 /** A JSON 404 for the end of an app's stack. */

@@ -795,7 +795,7 @@ export async function benchRemediation(): Promise<void> {
     `On loopback, ${CONNECTIONS} connections (undici Pool in a worker thread, ${CONNECTIONS} requests in flight), ${ROUNDS} rounds taking turns, each side ${REQUESTS} requests a round after ${WARMUP} of warm-up.`,
     "Baseline: Express 5, `express.json()`, `{ ok: true }`. Webhook: `xenha remediate`'s service (startRemediation, compiled in dist/ as the CLI runs it) with a user's defaults — dry-run,",
     `bearer token from a file, the v4 schema, de-duplication, the journal in ${tmpdir()} (group commit: each request's records are acknowledged once their batch's synced write, O_DSYNC, returns),`,
-    'pino at info (one line a request, here to /dev/null), its own sampler watching the pool — except a quiet period of 1 h, so that only the webhook path runs.',
+    'pino at info, here to /dev/null (an accepted notification is a debug line: the webhook path logs nothing at info), its own sampler watching the pool — except a quiet period of 1 h, so that only the webhook path runs.',
     `The pool is simulated (HA off, ${HOSTS} hosts × ${VMS} VMs, xenha-heartbeat on every host) so that the alerts' pool and host labels resolve.`,
     `Both get the same bodies: Alertmanager v4 notifications like test/fixtures/alertmanager (one XenhaHostDead alert, ${tp.bodyBytes.toFixed(0)} bytes on average),`,
     `${(100 - tp.resendShare * 100).toFixed(0)} % new (a host of the pool, a startsAt not sent before) and ${(tp.resendShare * 100).toFixed(0)} % re-sends of one sent ${RESEND_LAG} requests earlier, as Alertmanager's HA peer sends its copy.`,

@@ -1,5 +1,6 @@
 /**
- * The Alertmanager webhook receiver: `POST /webhook/alertmanager`, an Express 5 router.
+ * The Alertmanager webhook receiver: `POST /webhook/alertmanager`, Express 5 routes (`mountWebhook` adds
+ * them to an app, `webhookRouter` makes a router of them).
  *
  * Alertmanager retries a notification on a 5xx or a connection error and gives up on anything else
  * (docs/research: "If you want the Alertmanager to retry, a 5xx will do it"). So:
@@ -14,9 +15,9 @@
  * the rest is read off and dropped up to DRAIN_LIMIT_BYTES, then the connection is cut.
  *
  * Every error body is JSON `{ error, message, details? }`. Paths under /webhook that are not the
- * webhook answer a JSON 404; the app that mounts this router answers for every other path, and
+ * webhook answer a JSON 404; the app they are mounted on answers for every other path, and
  * should end with `jsonNotFound` and `jsonErrorHandler` (below) to keep its own answers JSON. The
- * router reads the body itself: mount it before any body parser (express.json()) of the app, or
+ * webhook reads the body itself: mount it before any body parser (express.json()) of the app, or
  * scope those to their own paths.
  *
  * Logs never carry the Authorization header or the token: the only request fields logged are the

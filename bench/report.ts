@@ -24,13 +24,22 @@ export function writeSection(name: string, body: string): void {
 }
 
 /** The tree measured: HEAD's short hash, and whether files other than BENCHMARKS.md differ from it. */
-export function tree(): string {
+function currentTree(): string {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: join(import.meta.dirname, '..'), encoding: 'utf8' }).trim();
   try {
     const head = git('rev-parse', '--short', 'HEAD');
     const dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!BENCHMARKS.md') !== '';
-    return `tree ${head}${dirty ? ' with uncommitted changes' : ''}`;
+    return `${head}${dirty ? ' with uncommitted changes' : ''}`;
   } catch {
-    return 'tree unknown (no git)';
+    return 'unknown (no git)';
   }
+}
+
+/** The tree when the bench started (this module loads with it): the code a run measures is the code it began with. */
+const treeAtStart = currentTree();
+
+/** The tree that ran, and a warning when the checkout changed during the run (a commit made meanwhile is not what ran). */
+export function tree(): string {
+  const now = currentTree();
+  return now === treeAtStart ? `tree ${treeAtStart}` : `tree ${treeAtStart} (the checkout changed to ${now} during the run)`;
 }

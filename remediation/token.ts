@@ -4,7 +4,6 @@
  * never written in the config itself, and compared in constant time.
  */
 import * as crypto from 'node:crypto';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { z } from 'zod';
 
@@ -100,9 +99,21 @@ export async function loadToken(source: TokenSource, env: NodeJS.ProcessEnv = pr
   return checked(value, `environment variable ${name} (tokenEnv)`);
 }
 
-/** crypto.hash (Node 20.12 and later: one call, no Hash object, on every webhook request), else createHash. */
-const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
-const sha256 = (b: Buffer): Buffer => (oneShot ? oneShot('sha256', b, 'buffer') : createHash('sha256').update(b).digest());
+type OneShot = (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer;
+
+/**
+ * crypto.hash where Node has it (20.12 and later: one call, no Hash object, on every webhook request)
+ * and it answers a Buffer, else createHash.
+ */
+const oneShot = ((): OneShot | undefined => {
+  const hash = (crypto as { hash?: OneShot }).hash;
+  try {
+    return hash && Buffer.isBuffer(hash('sha256', Buffer.alloc(0), 'buffer')) ? hash : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+const sha256 = (b: Buffer): Buffer => (oneShot ? oneShot('sha256', b, 'buffer') : crypto.createHash('sha256').update(b).digest());
 
 /**
  * Whether an Authorization header is exactly `Bearer <token>` (the scheme in any case, one space).
@@ -114,7 +125,7 @@ export function tokenMatches(header: string | undefined, token: Buffer): boolean
   const m = /^bearer (.+)$/is.exec(header);
   if (!m) return false;
   // Node gives header values as latin1: this is the header's bytes as they came.
-  return timingSafeEqual(sha256(Buffer.from(m[1]!, 'latin1')), tokenDigest(token));
+  return crypto.timingSafeEqual(sha256(Buffer.from(m[1]!, 'latin1')), tokenDigest(token));
 }
 
 /** The token's digest, computed once per token (it does not change while the service runs). */

@@ -754,6 +754,7 @@ export async function benchRemediation(): Promise<void> {
   const p99Ratio = p('webhook', 0.99) / p('baseline', 0.99);
   const throughputOk = ratio >= 0.8;
   const p99Ok = p99Ratio <= 1.5;
+  const roundRatios = tp.sides.webhook.perRound.map((x, i) => x / tp.sides.baseline.perRound[i]!);
   const w = tp.sides.webhook;
   const problems: string[] = [];
   for (const side of SIDES) {
@@ -812,6 +813,9 @@ export async function benchRemediation(): Promise<void> {
     row('webhook', 'webhook: token, schema, de-duplication, journal'),
     '',
     `Throughput **${(ratio * 100).toFixed(0)} %** of the baseline (goal ≥ 80 %: ${throughputOk ? 'met' : '**not met**'}); p99 **${p99Ratio.toFixed(2)}×** the baseline's (goal ≤ 1.5×: ${p99Ok ? 'met' : '**not met**'}).`,
+    `Round by round (each webhook round against the baseline round beside it): ${roundRatios.map((r) => `${(r * 100).toFixed(0)} %`).join(', ')}; ` +
+      `median ${(median(roundRatios) * 100).toFixed(0)} %, from ${(Math.min(...roundRatios) * 100).toFixed(0)} % to ${(Math.max(...roundRatios) * 100).toFixed(0)} %: ` +
+      'the spread is how far the machine drifting between rounds can move the figure.',
     `Webhook answers: ${JSON.stringify(w.statuses)}; outcomes measured ${JSON.stringify(w.outcomes)}, in the warm-ups ${JSON.stringify(tp.warmupOutcomes)}; incident records in the journal: ${tp.incidentRecords}.`,
     `Journal over the webhook's loads (warm-ups included): ${tp.journalRecords} records in ${tp.journalBatches} batches (${(tp.journalRecords / Math.max(1, tp.journalBatches)).toFixed(1)} records per batch), synced write ${((tp.fsyncSeconds * 1000) / Math.max(1, tp.journalBatches)).toFixed(2)} ms a batch on average.`,
     '',

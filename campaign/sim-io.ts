@@ -184,11 +184,19 @@ export function simTransport(
 
 export type DeviceBehaviour = 'ok' | 'fail' | 'hang';
 
+/** What the world noted when an off was sent, handed back to it with that off's power cut. */
+export interface OffSent {
+  /** The clock's time of the send. */
+  at: number;
+  /** ms since the host last showed life on any path, at the send. */
+  lifeAgoMs: number;
+}
+
 export interface DeviceHooks {
   /** A working device was sent `off` (the instant the fencer decided, after its last look). */
-  offSent(host: HostRuntime): void;
-  /** The device powered the host off (its `off` was carried out). */
-  off(host: HostRuntime): void;
+  offSent(host: HostRuntime): OffSent;
+  /** The device powered the host off (the `off` sent as `sent` was carried out). */
+  off(host: HostRuntime, sent: OffSent): void;
   /** The device answered `status` off. */
   statusOff(host: HostRuntime): void;
 }
@@ -234,10 +242,10 @@ export class SimFenceDevice implements FenceDevice {
     const b = await this.broken(signal);
     if (b) return { ok: false, ...b };
     if (this.host.power === 'off') return { ok: true, detail: `${this.label}: off` };
-    this.hooks.offSent(this.host);
+    const sent = this.hooks.offSent(this.host);
     const cut = () => {
       if (this.host.power === 'off') return;
-      this.hooks.off(this.host);
+      this.hooks.off(this.host, sent);
       // As fence_dummy: the power file the simulator reads (a direct power-off would be undone by it).
       this.pool.writePowerFile(this.host, 'off');
     };

@@ -287,24 +287,20 @@ export async function playStory(story: Story, sabotage?: Sabotage): Promise<Worl
     return vm.power_state === 'Running' && vm.resident_on === h.built.ref;
   }
 
-  /** Per host, the last off sent to a device and not carried out yet: when, and how long since life was shown then. */
-  const offSent = new Map<HostRuntime, { at: number; lifeAgoMs: number }>();
   /** A cut that landed on a host back to life: the death it starts counts as fenced at the cut. */
   const cutWhileAlive = new Map<HostRuntime, number>();
   const deviceHooks: DeviceHooks = {
     // The false-fence check is judged when the off is sent, right after the service's last look.
     offSent: (h) => {
       const lifeAgoMs = clock.now() - lastShown.get(h)!;
-      offSent.set(h, { at: clock.now(), lifeAgoMs });
       if (alive(h, clock.now()) || lifeAgoMs < deadAfterMs())
         violations.push({
           check: 'false-fence',
           detail: `${h.built.name} sent off at ${t()} ms, ${lifeAgoMs} ms after it last showed life (dead-after ${deadAfterMs()} ms; alive now: ${alive(h, clock.now())}, last alive ${clock.now() - lastLife.get(h)!} ms ago)`,
         });
+      return { at: clock.now(), lifeAgoMs };
     },
-    off: (h) => {
-      const sent = offSent.get(h) ?? { at: clock.now(), lifeAgoMs: clock.now() - lastShown.get(h)! };
-      offSent.delete(h);
+    off: (h, sent) => {
       const backBeforeCut = alive(h, clock.now()) || lastShown.get(h)! > sent.at;
       fences.push({
         host: h.built.uuid,
